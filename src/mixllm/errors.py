@@ -1,0 +1,40 @@
+"""One error tree for mixllm: every error a user can see derives from :class:`MixLLMError`.
+
+Messages name the bad value and what was expected, e.g.
+``unknown router 'knnn'; known: ['cheapest', 'knn', ...]``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "MixLLMError",
+    "NotFittedError",
+    "PersistError",
+    "UnknownLLMError",
+]
+
+
+class MixLLMError(Exception):
+    """Base class of every error raised by mixllm on purpose."""
+
+
+class DataError(MixLLMError):
+    """A data file or table is missing, malformed or inconsistent."""
+
+
+class ConfigError(MixLLMError):
+    """A setting, name or argument has a value that is not allowed."""
+
+
+class UnknownLLMError(ConfigError):
+    """An LLM name that the router does not know."""
+
+
+class NotFittedError(MixLLMError):
+    """A model or router was used before ``fit``."""
+
+
+class PersistError(MixLLMError):
+    """A saved router directory cannot be read: unknown format version, tampered or missing."""

@@ -1,0 +1,91 @@
+"""The predictor protocol every router model follows, and the one shared choice policy.
+
+A *predictor* maps queries to predicted quality and cost per LLM (:class:`~mixllm.types.Prediction`);
+:func:`choose` turns a prediction into one LLM per query for a willingness to pay ``lam``
+(score = quality − lam × cost_usd). Every router, baseline or MixLLM, decides through it, so a
+comparison between routers compares their predictions and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mixllm.data.dataset import Dataset
+from mixllm.types import Prediction, QueryBatch
+
+__all__ = ["Predictor", "choose", "lambda_grid", "scores"]
+
+
+class Predictor(Protocol):
+    """A model that predicts, for each query and LLM, the answer's quality and cost.
+
+    ``fit(train, queries)`` receives the training dataset and its queries row-aligned with it
+    (``queries.embeddings[i]`` embeds ``train.prompts[i]``); it returns ``self``. ``llms_`` is set
+    by ``fit``. ``predict`` before ``fit`` raises :class:`~mixllm.errors.NotFittedError`.
+    """
+
+    name: str
+
+    @property
+    def llms_(self) -> tuple[str, ...]: ...
+
+    def fit(self, train: Dataset, queries: QueryBatch) -> Predictor: ...
+
+    def predict(self, queries: QueryBatch) -> Prediction: ...
+
+
+def scores(pred: Prediction, lam: float) -> NDArray[np.float64]:
+    """Trade-off score s = quality − lam × cost_usd (MixLLM §3.3 without the bonus and penalty)."""
+    return pred.quality - float(lam) * pred.cost_usd
+
+
+def choose(pred: Prediction, lam: float) -> NDArray[np.int64]:
+    """Column index of the chosen LLM per query: highest score, ties to the cheaper, then the name.
+
+    >>> import numpy as np
+    >>> p = Prediction(("a", "b"), np.array([[0.5, 0.9]]), np.array([[0.0, 1.0]]))
+    >>> choose(p, 0.0).tolist(), choose(p, 1.0).tolist()
+    ([1], [0])
+    """
+    s = scores(pred, lam)
+    n, k = s.shape
+    if k == 0:
+        raise ValueError("no LLMs to choose from")
+    # Deterministic tie-break: equal scores (to 1e-12) go to the lower cost, then the lower name.
+    name_rank = np.argsort(np.argsort(np.array(pred.llms, dtype=object)))
+    best = s.max(axis=1, keepdims=True)
+    tied = s >= best - 1e-12
+    key = np.where(tied, pred.cost_usd * 1e6 + name_rank[None, :] * 1e-9, np.inf)
+    out: NDArray[np.int64] = np.argmin(key, axis=1).astype(np.int64)
+    return out
+
+
+def lambda_grid(pred: Prediction, n: int) -> NDArray[np.float64]:
+    """``n`` values of lam from 0 (best predicted quality) up to one that routes every query to
+    its cheapest predicted LLM, spaced geometrically between the observed switch points.
+
+    >>> p = Prediction(("a", "b"), np.array([[0.5, 0.9]]), np.array([[0.0, 1.0]]))
+    >>> g = lambda_grid(p, 3)
+    >>> float(g[0]), bool((choose(p, float(g[-1])) == 0).all())
+    (0.0, True)
+    """
+    if n < 1:
+        raise ValueError(f"n={n!r}; expected at least 1 value of lam")
+    if n == 1:
+        return np.zeros(1)
+    q, c = pred.quality, pred.cost_usd
+    dq = q[:, :, None] - q[:, None, :]  # gain of j over i
+    dc = c[:, :, None] - c[:, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((dq > 0) & (dc > 0), dq / dc, np.nan)
+    points = ratio[np.isfinite(ratio)]
+    if points.size == 0:
+        lo, hi = 1e-3, 1e3
+    else:
+        lo, hi = float(points.min()), float(points.max())
+        lo = max(lo, hi * 1e-6)
+    grid = np.concatenate([[0.0], np.geomspace(lo, hi * 1.01 + 1e-12, n - 1)])
+    return grid

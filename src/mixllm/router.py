@@ -1,0 +1,199 @@
+"""The :class:`Router`: embed the query, predict quality and cost per LLM, choose for a given λ.
+
+The evaluation harness, the CLI and (later) the gateway all route through these methods; there is
+no second code path for offline use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mixllm.data.dataset import Dataset
+from mixllm.data.tokens import count_tokens
+from mixllm.embed import Embedder, make_embedder
+from mixllm.errors import ConfigError, NotFittedError, UnknownLLMError
+from mixllm.policy import Predictor, choose, lambda_grid, make_predictor
+from mixllm.types import LLM, Decision, Prediction, QueryBatch
+
+__all__ = ["Router"]
+
+
+class Router:
+    """Routes each query to the LLM with the best predicted quality − λ × cost.
+
+    Parameters
+    ----------
+    predictor:
+        A predictor object or a registered name (see :func:`mixllm.policy.make_predictor`).
+    embedder:
+        An :class:`~mixllm.embed.Embedder` or a registered name (``static``, ``minilm``,
+        ``hashing``...); see :func:`mixllm.embed.make_embedder`.
+    lam:
+        Default willingness to pay (quality points per USD); a call may override it.
+
+    >>> from mixllm.data.dataset import Dataset, Outcome
+    >>> rows = [Outcome(f"q{i}", f"task {i % 2}", m, float((i % 2) == (m == "big")), c)
+    ...         for i in range(20) for m, c in (("small", 0.001), ("big", 0.01))]
+    >>> router = Router("knn", embedder="hashing").fit(Dataset.from_outcomes(rows))
+    >>> router.route("task 1", lam=0.0).llm
+    'big'
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor | str = "knn",
+        *,
+        embedder: Embedder | str = "static",
+        lam: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        self.predictor = predictor
+        self.embedder = embedder
+        self.lam = lam
+        self.seed = seed
+
+    # -- training -----------------------------------------------------------------------------
+    def fit(self, dataset: Dataset) -> Router:
+        """Train the predictor on ``dataset``; returns ``self``."""
+        _check_lam(self.lam)
+        self.embedder_ = (
+            make_embedder(self.embedder) if isinstance(self.embedder, str) else self.embedder
+        )
+        predictor = (
+            make_predictor(self.predictor, seed=self.seed)
+            if isinstance(self.predictor, str)
+            else self.predictor
+        )
+        queries = self._queries(
+            [str(p) for p in dataset.prompts],
+            [str(q) for q in dataset.query_ids],
+            prompt_tokens=dataset.prompt_tokens,
+        )
+        self.predictor_ = predictor.fit(dataset, queries)
+        self.prices_ = {m: dataset.llm(m) for m in dataset.llms}
+        return self
+
+    @property
+    def llms(self) -> tuple[str, ...]:
+        """Names of the LLMs this router chooses from."""
+        return self._fitted().llms_
+
+    def _fitted(self) -> Predictor:
+        if not hasattr(self, "predictor_"):
+            raise NotFittedError("this Router is not fitted yet; call fit(dataset) or Router.load(path)")
+        return self.predictor_
+
+    # -- routing ------------------------------------------------------------------------------
+    def _queries(
+        self,
+        prompts: Sequence[str],
+        query_ids: Sequence[str] | None,
+        *,
+        prompt_tokens: np.ndarray | None = None,
+    ) -> QueryBatch:
+        ids = tuple(query_ids) if query_ids is not None else tuple(f"q{i}" for i in range(len(prompts)))
+        if len(ids) != len(prompts):
+            raise ConfigError(f"{len(ids)} query ids for {len(prompts)} prompts; expected one each")
+        tokens = np.asarray(prompt_tokens, dtype=np.float64) if prompt_tokens is not None else None
+        if tokens is None or np.isnan(tokens).any():
+            counted = count_tokens(prompts)
+            tokens = counted if tokens is None else np.where(np.isnan(tokens), counted, tokens)
+        return QueryBatch(
+            ids=ids,
+            prompts=tuple(prompts),
+            embeddings=self.embedder_.embed(list(prompts)),
+            prompt_tokens=tokens,
+        )
+
+    def predict(
+        self, prompts: Sequence[str], *, query_ids: Sequence[str] | None = None
+    ) -> Prediction:
+        """Predicted quality and cost of every LLM for each prompt."""
+        predictor = self._fitted()
+        return predictor.predict(self._queries(prompts, query_ids))
+
+    def route(
+        self,
+        prompt: str,
+        *,
+        lam: float | None = None,
+        query_id: str | None = None,
+        candidates: Sequence[str] | None = None,
+    ) -> Decision:
+        """Choose an LLM for one prompt."""
+        ids = None if query_id is None else [query_id]
+        return self.route_many([prompt], lam=lam, query_ids=ids, candidates=candidates)[0]
+
+    def route_many(
+        self,
+        prompts: Sequence[str],
+        *,
+        lam: float | None = None,
+        query_ids: Sequence[str] | None = None,
+        candidates: Sequence[str] | None = None,
+    ) -> list[Decision]:
+        """Choose an LLM for each prompt (batched; the same answers as :meth:`route` one by one)."""
+        lam = self.lam if lam is None else lam
+        _check_lam(lam)
+        queries = self._queries(prompts, query_ids)
+        pred = self._restrict(self._fitted().predict(queries), candidates)
+        chosen = choose(pred, lam)
+        out = []
+        for i, qid in enumerate(queries.ids):
+            out.append(
+                Decision(
+                    query_id=qid,
+                    llm=pred.llms[chosen[i]],
+                    lam=float(lam),
+                    scores=dict(zip(pred.llms, (pred.quality[i] - lam * pred.cost_usd[i]).tolist())),
+                    predicted_quality=dict(zip(pred.llms, pred.quality[i].tolist())),
+                    predicted_cost_usd=dict(zip(pred.llms, pred.cost_usd[i].tolist())),
+                    embedding=queries.embeddings[i],
+                )
+            )
+        return out
+
+    def lambda_sweep(self, prompts: Sequence[str], n: int) -> list[float]:
+        """``n`` values of λ spanning cheapest to highest-quality routing of ``prompts``."""
+        return [float(x) for x in lambda_grid(self.predict(prompts), n)]
+
+    def _restrict(self, pred: Prediction, candidates: Sequence[str] | None) -> Prediction:
+        if candidates is None:
+            return pred
+        unknown = [c for c in candidates if c not in pred.llms]
+        if unknown or not candidates:
+            raise UnknownLLMError(f"unknown candidate LLMs {unknown!r}; known: {sorted(pred.llms)}")
+        cols = [pred.llms.index(c) for c in candidates]
+        return Prediction(
+            llms=tuple(candidates),
+            quality=pred.quality[:, cols],
+            cost_usd=pred.cost_usd[:, cols],
+            uncertainty=None if pred.uncertainty is None else pred.uncertainty[:, cols],
+        )
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write this router to directory ``path`` (manifest.json + arrays; no pickle)."""
+        from mixllm.persist import save_router
+
+        return save_router(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Router:
+        """Read a router written by :meth:`save` (or ``mixllm fit``)."""
+        from mixllm.persist import load_router
+
+        return load_router(Path(path))
+
+    def _set_fitted(self, embedder: Embedder, predictor: Predictor, prices: dict[str, LLM]) -> None:
+        self.embedder_ = embedder
+        self.predictor_ = predictor
+        self.prices_ = prices
+
+
+def _check_lam(lam: float) -> None:
+    if not np.isfinite(lam) or lam < 0:
+        raise ConfigError(f"lam={lam!r}; expected a finite number >= 0 (quality points per USD)")
