@@ -83,7 +83,9 @@ class Router:
 
     def _fitted(self) -> Predictor:
         if not hasattr(self, "predictor_"):
-            raise NotFittedError("this Router is not fitted yet; call fit(dataset) or Router.load(path)")
+            raise NotFittedError(
+                "this Router is not fitted yet; call fit(dataset) or Router.load(path)"
+            )
         return self.predictor_
 
     # -- routing ------------------------------------------------------------------------------
@@ -94,7 +96,11 @@ class Router:
         *,
         prompt_tokens: np.ndarray | None = None,
     ) -> QueryBatch:
-        ids = tuple(query_ids) if query_ids is not None else tuple(f"q{i}" for i in range(len(prompts)))
+        ids = (
+            tuple(query_ids)
+            if query_ids is not None
+            else tuple(f"q{i}" for i in range(len(prompts)))
+        )
         if len(ids) != len(prompts):
             raise ConfigError(f"{len(ids)} query ids for {len(prompts)} prompts; expected one each")
         tokens = np.asarray(prompt_tokens, dtype=np.float64) if prompt_tokens is not None else None
@@ -148,7 +154,9 @@ class Router:
                     query_id=qid,
                     llm=pred.llms[chosen[i]],
                     lam=float(lam),
-                    scores=dict(zip(pred.llms, (pred.quality[i] - lam * pred.cost_usd[i]).tolist())),
+                    scores=dict(
+                        zip(pred.llms, (pred.quality[i] - lam * pred.cost_usd[i]).tolist())
+                    ),
                     predicted_quality=dict(zip(pred.llms, pred.quality[i].tolist())),
                     predicted_cost_usd=dict(zip(pred.llms, pred.cost_usd[i].tolist())),
                     embedding=queries.embeddings[i],

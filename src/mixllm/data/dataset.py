@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from mixllm.errors import DataError, UnknownLLMError
 from mixllm.types import LLM
 
-__all__ = ["Dataset", "Outcome"]
+__all__ = ["Dataset", "Outcome", "concat"]
 
 FloatArray = NDArray[np.float64]
 ObjArray = NDArray[np.object_]
@@ -93,7 +93,9 @@ class Dataset:
         n, k = len(self.query_ids), len(self.llms)
         for attr in ("query_ids", "prompts", "tasks", "prompt_tokens"):
             if len(getattr(self, attr)) != n:
-                raise DataError(f"{self.name}: {attr} has length {len(getattr(self, attr))}, expected {n}")
+                raise DataError(
+                    f"{self.name}: {attr} has length {len(getattr(self, attr))}, expected {n}"
+                )
         grids = ["quality", "cost_usd", "output_tokens", "latency_s"]
         if self.responses is not None:
             grids.append("responses")
@@ -114,7 +116,7 @@ class Dataset:
         if len(bad):
             i, j = bad[0]
             raise DataError(
-                f"{self.name}: quality {q[i, j]!r} for query {ids[i]!r}, LLM {self.llms[j]!r} "
+                f"{self.name}: quality {float(q[i, j])!r} for query {ids[i]!r}, LLM {self.llms[j]!r} "
                 "is outside [0, 1]"
             )
         for attr in ("cost_usd", "output_tokens", "latency_s", "prompt_tokens"):
@@ -123,7 +125,7 @@ class Dataset:
             if len(neg):
                 where = tuple(neg[0])
                 raise DataError(
-                    f"{self.name}: {attr} {v[where]!r} for query {ids[where[0]]!r} is negative; "
+                    f"{self.name}: {attr} {float(v[where])!r} for query {ids[where[0]]!r} is negative; "
                     "expected a number >= 0"
                 )
             object.__setattr__(self, attr, _frozen(v))
@@ -139,7 +141,11 @@ class Dataset:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_outcomes(
-        cls, rows: Iterable[Outcome], *, name: str = "dataset", prices: Mapping[str, LLM] | None = None
+        cls,
+        rows: Iterable[Outcome],
+        *,
+        name: str = "dataset",
+        prices: Mapping[str, LLM] | None = None,
     ) -> Dataset:
         """Build a dataset from long rows; queries and LLMs keep their first-seen order."""
         rows = list(rows)
@@ -160,7 +166,9 @@ class Dataset:
         for r in rows:
             i, j = qindex[r.query_id], lindex[r.llm]
             if (i, j) in seen:
-                raise DataError(f"{name}: duplicate outcome for query {r.query_id!r} and LLM {r.llm!r}")
+                raise DataError(
+                    f"{name}: duplicate outcome for query {r.query_id!r} and LLM {r.llm!r}"
+                )
             seen.add((i, j))
             if prompts[i] is None:
                 prompts[i] = r.prompt
@@ -237,7 +245,9 @@ class Dataset:
                 )
 
     # -- new datasets -------------------------------------------------------------------------
-    def subset(self, index: Sequence[int] | NDArray[np.integer], *, name: str | None = None) -> Dataset:
+    def subset(
+        self, index: Sequence[int] | NDArray[np.integer], *, name: str | None = None
+    ) -> Dataset:
         """A new dataset with the queries at ``index`` (in that order)."""
         idx = np.asarray(index, dtype=np.int64)
         return Dataset(
@@ -286,3 +296,65 @@ class Dataset:
 
     def _fields(self) -> dict[str, object]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def concat(datasets: Sequence[Dataset], *, name: str | None = None) -> Dataset:
+    """One dataset holding the queries of all ``datasets``; LLMs are the union (missing → NaN)."""
+    if not datasets:
+        raise DataError("no datasets to concatenate")
+    if len(datasets) == 1:
+        return datasets[0]
+    llms = tuple(dict.fromkeys(m for d in datasets for m in d.llms))
+    parts = [_widen(d, llms) for d in datasets]
+    has_resp = any(d.responses is not None for d in datasets)
+
+    def cat(attr: str) -> NDArray[np.generic]:
+        return np.concatenate([getattr(p, attr) for p in parts])
+
+    prices: dict[str, LLM] = {}
+    for d in datasets:
+        prices.update(d.prices)
+    return Dataset(
+        query_ids=cat("query_ids"),
+        prompts=cat("prompts"),
+        llms=llms,
+        quality=cat("quality"),
+        cost_usd=cat("cost_usd"),
+        prompt_tokens=cat("prompt_tokens"),
+        output_tokens=cat("output_tokens"),
+        latency_s=cat("latency_s"),
+        tasks=cat("tasks"),
+        name=name or "+".join(d.name for d in datasets),
+        prices=prices,
+        responses=cat("responses") if has_resp else None,
+    )
+
+
+def _widen(ds: Dataset, llms: tuple[str, ...]) -> Dataset:
+    """``ds`` with columns for ``llms`` (a superset of its own), unknown cells NaN/None."""
+    n = len(ds)
+    cols = {m: j for j, m in enumerate(ds.llms)}
+
+    def grid(a: FloatArray) -> FloatArray:
+        out = _full(n, len(llms))
+        for j, m in enumerate(llms):
+            if m in cols:
+                out[:, j] = a[:, cols[m]]
+        return out
+
+    responses = np.full((n, len(llms)), None, dtype=object)
+    if ds.responses is not None:
+        for j, m in enumerate(llms):
+            if m in cols:
+                responses[:, j] = ds.responses[:, cols[m]]
+    return Dataset(
+        **{
+            **ds._fields(),
+            "llms": llms,
+            "quality": grid(ds.quality),
+            "cost_usd": grid(ds.cost_usd),
+            "output_tokens": grid(ds.output_tokens),
+            "latency_s": grid(ds.latency_s),
+            "responses": responses,
+        }
+    )

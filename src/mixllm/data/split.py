@@ -24,7 +24,7 @@ def split_random(ds: Dataset, *, test_size: float = 0.2, seed: int = 0) -> tuple
     if not 0.0 < test_size < 1.0:
         raise ConfigError(f"test_size={test_size!r}; expected a fraction strictly between 0 and 1")
     n = len(ds)
-    n_test = int(round(n * test_size))
+    n_test = round(n * test_size)
     if n_test == 0 or n_test == n:
         raise DataError(f"{ds.name}: {n} queries cannot be split with test_size={test_size}")
     order = np.random.default_rng(seed).permutation(n)

@@ -1,6 +1,7 @@
 """The predictor protocol every router model follows, and the one shared choice policy.
 
-A *predictor* maps queries to predicted quality and cost per LLM (:class:`~mixllm.types.Prediction`);
+A *predictor* maps queries to predicted quality and cost per LLM
+(:class:`~mixllm.types.Prediction`);
 :func:`choose` turns a prediction into one LLM per query for a willingness to pay ``lam``
 (score = quality − lam × cost_usd). Every router, baseline or MixLLM, decides through it, so a
 comparison between routers compares their predictions and nothing else.
@@ -51,15 +52,14 @@ def choose(pred: Prediction, lam: float) -> NDArray[np.int64]:
     ([1], [0])
     """
     s = scores(pred, lam)
-    n, k = s.shape
-    if k == 0:
+    if s.shape[1] == 0:
         raise ValueError("no LLMs to choose from")
-    # Deterministic tie-break: equal scores (to 1e-12) go to the lower cost, then the lower name.
-    name_rank = np.argsort(np.argsort(np.array(pred.llms, dtype=object)))
-    best = s.max(axis=1, keepdims=True)
-    tied = s >= best - 1e-12
-    key = np.where(tied, pred.cost_usd * 1e6 + name_rank[None, :] * 1e-9, np.inf)
-    out: NDArray[np.int64] = np.argmin(key, axis=1).astype(np.int64)
+    # Deterministic tie-break: among scores within 1e-12 of the best, the lowest predicted cost
+    # wins, then the first name in sorted order (argmin keeps the first of equal values).
+    tied = s >= s.max(axis=1, keepdims=True) - 1e-12
+    by_name = np.argsort(np.array(pred.llms, dtype=str), kind="stable")
+    cost = np.where(tied, pred.cost_usd, np.inf)[:, by_name]
+    out: NDArray[np.int64] = by_name[np.argmin(cost, axis=1)].astype(np.int64)
     return out
 
 

@@ -1,0 +1,234 @@
+"""The ``mixllm`` command: parse arguments, build library objects, call one function, print.
+
+Commands: ``fit``, ``route``, ``evaluate``, ``demo`` and ``data fetch``. Every error a user can
+cause ends with a one-line message naming the bad value and a non-zero exit (status 2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mixllm.errors import ConfigError, MixLLMError
+
+__all__ = ["main"]
+
+DEFAULT_ROUTER = "knn"
+
+
+class _Group(click.Group):
+    """Turns mixllm errors into a clear message and exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MixLLMError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+click.ClickException.exit_code = 2
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="mixllm")
+def cli() -> None:
+    """mixllm: route each query to the LLM with the best quality for the money."""
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _load(data: Sequence[str]) -> Any:
+    from mixllm.data import concat, load_dataset
+
+    with _console().status(f"loading {', '.join(data)}"):
+        return concat([load_dataset(d) for d in data])
+
+
+@cli.command()
+@click.argument("data", nargs=-1, required=True)
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory.")
+@click.option("--router", "router_name", default=DEFAULT_ROUTER, show_default=True)
+@click.option("--embedder", default="static", show_default=True)
+@click.option("--lam", default=1.0, show_default=True, type=float, help="Default λ.")
+@click.option("--seed", default=0, show_default=True, type=int)
+def fit(
+    data: tuple[str, ...], out: Path, router_name: str, embedder: str, lam: float, seed: int
+) -> None:
+    """Train a router on DATA (files or directories in any supported format) and save it."""
+    from mixllm.router import Router
+
+    _check_names(router_name, embedder)
+    ds = _load(data)
+    with _console().status(f"fitting {router_name} on {len(ds)} queries x {ds.n_llms} LLMs"):
+        router = Router(router_name, embedder=embedder, lam=lam, seed=seed).fit(ds)
+        router.save(out)
+    click.echo(f"saved {router_name} router ({ds.n_llms} LLMs, {len(ds)} queries) to {out}")
+
+
+def _check_names(router_name: str, embedder: str) -> None:
+    """Reject an unknown router or embedder before any slow work."""
+    from mixllm.embed import check_embedder_spec
+    from mixllm.policy import check_predictor_name
+
+    check_predictor_name(router_name)
+    check_embedder_spec(embedder)
+
+
+@cli.command(context_settings={"allow_extra_args": True})
+@click.argument("router_dir", type=click.Path(path_type=Path))
+@click.argument("queries", type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path))
+@click.option("--lam", "lams", type=float, multiple=True, help="λ values: --lam 0 10 100")
+@click.option("--sweep", type=int, default=None, help="N values of λ, cheapest to best quality.")
+@click.pass_context
+def route(
+    ctx: click.Context,
+    router_dir: Path,
+    queries: Path,
+    out: Path,
+    lams: tuple[float, ...],
+    sweep: int | None,
+) -> None:
+    """Route every query in QUERIES (CSV/JSONL with prompt and sample_id/id) with a saved router."""
+    from mixllm.data.queries import read_queries
+    from mixllm.router import Router
+
+    lam_values = list(lams) + [_float_arg(a) for a in ctx.args] if lams else []
+    if ctx.args and not lams:
+        raise ConfigError(f"unexpected arguments {ctx.args!r}")
+    if bool(lam_values) == (sweep is not None):
+        raise ConfigError("give exactly one of --lam X [X ...] or --sweep N")
+    if sweep is not None and sweep < 1:
+        raise ConfigError(f"--sweep {sweep}; expected a positive number of λ values")
+    router = Router.load(router_dir)
+    ids, prompts = read_queries(queries)
+    if sweep is not None:
+        lam_values = router.lambda_sweep(prompts, sweep)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f, _progress() as progress:
+        task = progress.add_task("routing", total=len(lam_values))
+        for lam in lam_values:
+            for d in router.route_many(prompts, lam=lam, query_ids=ids):
+                f.write(json.dumps({"id": d.query_id, "lam": lam, "llm": d.llm}) + "\n")
+            progress.advance(task)
+    click.echo(f"wrote {len(ids) * len(lam_values)} decisions ({len(lam_values)} λ) to {out}")
+
+
+def _float_arg(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--lam value {text!r} is not a number") from None
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=_console(),
+        transient=False,
+    )
+
+
+@cli.command()
+@click.argument("data", nargs=-1, required=True)
+@click.option("--routers", default=None, help="Comma-separated router names (default: all).")
+@click.option("--split", type=click.Choice(["random", "task"]), default="random", show_default=True)
+@click.option("--test-tasks", default=None, help="Comma-separated tasks held out by --split task.")
+@click.option("--report", "report_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--embedder", default="static", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--n-boot", default=1000, show_default=True, type=int)
+def evaluate(
+    data: tuple[str, ...],
+    routers: str | None,
+    split: str,
+    test_tasks: str | None,
+    report_dir: Path,
+    embedder: str,
+    seed: int,
+    n_boot: int,
+) -> None:
+    """Evaluate routers on DATA and write a report (report.md, report.json, frontier.png)."""
+    from mixllm.evaluate.run import EvalSpec, run_evaluation
+
+    spec = EvalSpec(
+        routers=None if routers is None else tuple(r.strip() for r in routers.split(",")),
+        split=split,
+        test_tasks=None if test_tasks is None else tuple(test_tasks.split(",")),
+        embedder=embedder,
+        seed=seed,
+        n_boot=n_boot,
+    )
+    for r in spec.routers or ():
+        _check_names(r, embedder)
+    ds = _load(data)
+    _run_and_print(lambda progress: run_evaluation(ds, spec, report_dir, progress=progress))
+
+
+def _run_and_print(job: Any) -> None:
+    from mixllm.evaluate import render_table
+
+    console = _console()
+    with _progress() as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=total)
+            progress.update(tasks[step], completed=done, total=total)
+
+        reports = job(on_progress)
+    for report, paths in reports:
+        console.print(render_table(report))
+        click.echo(f"report written to {paths[0].parent}")
+
+
+@cli.command()
+@click.option(
+    "--report", "report_dir", default=Path("reports/demo"), type=click.Path(path_type=Path)
+)
+@click.option("--embedder", default="static", show_default=True)
+@click.option("--n-boot", default=1000, show_default=True, type=int)
+def demo(report_dir: Path, embedder: str, n_boot: int) -> None:
+    """Evaluate every router on the RouterBench data (seeded 80/20 split) and write the report."""
+    from mixllm.evaluate.run import run_demo
+
+    _run_and_print(
+        lambda progress: run_demo(report_dir, embedder=embedder, n_boot=n_boot, progress=progress)
+    )
+
+
+@cli.group()
+def data() -> None:
+    """Download and inspect routing data."""
+
+
+@data.command("fetch")
+@click.argument("name", type=click.Choice(["routerbench"]))
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
+def fetch(name: str, cache_dir: Path | None) -> None:
+    """Download a public routing dataset into the user cache (pinned revision)."""
+    from mixllm.data import fetch_routerbench
+
+    with _console().status(f"downloading {name}"):
+        path = fetch_routerbench(cache_dir=cache_dir)
+    click.echo(str(path))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``mixllm`` console script."""
+    cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="mixllm")

@@ -1,0 +1,98 @@
+"""Read a file of queries to route: CSV or JSONL with a ``prompt`` field and an id field.
+
+The id field is ``sample_id`` or ``id``; other fields are ignored. A prompt may be plain text or a
+RouterBench stringified Python list (``"['part 1', 'part 2']"``), which is parsed safely with
+:func:`ast.literal_eval` and joined.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from mixllm.errors import DataError
+
+__all__ = ["parse_prompt", "read_queries"]
+
+_ID_FIELDS = ("sample_id", "id")
+
+
+def parse_prompt(text: str) -> str:
+    """Plain text as is; a stringified list of strings parsed (never ``eval``) and joined.
+
+    >>> parse_prompt("['Question: 1+1?', 'Answer:']")
+    'Question: 1+1?\\nAnswer:'
+    >>> parse_prompt("What is 2+2?")
+    'What is 2+2?'
+    """
+    stripped = text.strip()
+    if stripped.startswith("[") and stripped.endswith("]"):
+        try:
+            value = ast.literal_eval(stripped)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return text
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return "\n".join(value)
+    return text
+
+
+def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path} line {lineno}: invalid JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path} line {lineno}: expected a JSON object")
+                yield lineno, row
+    elif suffix == ".csv":
+        csv.field_size_limit(2**31 - 1)
+        with path.open(encoding="utf-8", newline="") as f:
+            for lineno, row in enumerate(csv.DictReader(f), start=2):
+                yield lineno, row
+    else:
+        raise DataError(f"{path}: unknown queries format {suffix!r}; expected .csv or .jsonl")
+
+
+def read_queries(path: str | Path) -> tuple[list[str], list[str]]:
+    """Return ``(ids, prompts)`` from a CSV or JSONL queries file.
+
+    Raises :class:`~mixllm.errors.DataError` naming the file, line and field for a missing
+    file, an unknown format, a missing ``prompt`` or id field, a duplicate id or an empty file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such queries file")
+    ids: list[str] = []
+    prompts: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, row in _rows(path):
+        id_field = next((f for f in _ID_FIELDS if row.get(f) not in (None, "")), None)
+        if id_field is None:
+            raise DataError(
+                f"{path} line {lineno}: missing id field (expected 'sample_id' or 'id')"
+            )
+        prompt = row.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise DataError(
+                f"{path} line {lineno}: missing or empty field 'prompt' (expected text)"
+            )
+        qid = str(row[id_field])
+        if qid in seen:
+            raise DataError(
+                f"{path} line {lineno}: duplicate id {qid!r} (first on line {seen[qid]})"
+            )
+        seen[qid] = lineno
+        ids.append(qid)
+        prompts.append(parse_prompt(prompt))
+    if not ids:
+        raise DataError(f"{path}: no queries (the file is empty)")
+    return ids, prompts

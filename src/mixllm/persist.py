@@ -1,0 +1,131 @@
+"""Save and load a fitted :class:`~mixllm.router.Router` as a versioned directory, never pickle.
+
+Layout of a router directory::
+
+    manifest.json   format name and version, predictor kind + parameters, embedder spec,
+                    default λ, LLMs with prices, and the SHA-256 of arrays.npz
+    arrays.npz      the predictor's learned arrays (loaded with allow_pickle=False)
+
+A router file may come from someone else, so loading checks the format version and the checksum
+before anything is built from it, and reads arrays only (no code runs on load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mixllm.embed import make_embedder
+from mixllm.errors import PersistError
+from mixllm.policy import predictor_from_state
+from mixllm.types import LLM
+
+if TYPE_CHECKING:
+    from mixllm.router import Router
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_router", "save_router"]
+
+FORMAT_NAME = "mixllm-router"
+FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+_ARRAYS = "arrays.npz"
+
+
+def _package_version() -> str:
+    try:
+        return version("mixllm")
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "unknown"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_router(router: Router, path: Path) -> Path:
+    """Write ``router`` (fitted) to the directory ``path``; returns ``path``."""
+    predictor = router._fitted()
+    params, arrays = predictor.get_state()  # type: ignore[attr-defined]
+    path.mkdir(parents=True, exist_ok=True)
+    # Write arrays to a temporary file first so a crash never leaves a half-written router.
+    with tempfile.NamedTemporaryFile(dir=path, suffix=".npz", delete=False) as tmp:
+        np.savez(tmp, **arrays)
+    tmp_path = Path(tmp.name)
+    manifest: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "mixllm_version": _package_version(),
+        "predictor": {"kind": predictor.name, "params": params},
+        "embedder": getattr(router.embedder_, "spec", router.embedder_.name),
+        "lam": float(router.lam),
+        "seed": int(router.seed),
+        "llms": [
+            {
+                "name": m,
+                "price_in_per_mtok": router.prices_[m].price_in_per_mtok,
+                "price_out_per_mtok": router.prices_[m].price_out_per_mtok,
+            }
+            for m in predictor.llms_
+        ],
+        "arrays_sha256": _sha256(tmp_path),
+    }
+    os.replace(tmp_path, path / _ARRAYS)
+    (path / _MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    file = path / _MANIFEST
+    if not file.is_file():
+        raise PersistError(f"{path}: no {_MANIFEST}; expected a directory written by `mixllm fit`")
+    try:
+        manifest = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PersistError(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise PersistError(f"{file}: not a mixllm router manifest (format != {FORMAT_NAME!r})")
+    found = manifest.get("format_version")
+    if found != FORMAT_VERSION:
+        raise PersistError(
+            f"{file}: format_version {found!r} is not supported; this mixllm reads version "
+            f"{FORMAT_VERSION} (re-run `mixllm fit` or upgrade mixllm)"
+        )
+    return manifest
+
+
+def load_router(path: Path) -> Router:
+    """Read a router directory written by :func:`save_router`, verifying version and checksum."""
+    from mixllm.router import Router
+
+    manifest = _read_manifest(path)
+    arrays_file = path / _ARRAYS
+    if not arrays_file.is_file():
+        raise PersistError(f"{path}: missing {_ARRAYS}")
+    if _sha256(arrays_file) != manifest.get("arrays_sha256"):
+        raise PersistError(
+            f"{arrays_file}: checksum does not match the manifest; the file was changed or damaged"
+        )
+    try:
+        with np.load(arrays_file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        pred = manifest["predictor"]
+        predictor = predictor_from_state(pred["kind"], pred["params"], arrays)
+        prices = {
+            m["name"]: LLM(m["name"], m["price_in_per_mtok"], m["price_out_per_mtok"])
+            for m in manifest["llms"]
+        }
+        router = Router(predictor, embedder=manifest["embedder"], lam=manifest["lam"])
+        router.seed = int(manifest.get("seed", 0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PersistError(
+            f"{path}: malformed router files ({type(exc).__name__}: {exc})"
+        ) from None
+    router._set_fitted(make_embedder(manifest["embedder"]), predictor, prices)
+    return router
