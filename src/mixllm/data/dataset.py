@@ -116,8 +116,8 @@ class Dataset:
         if len(bad):
             i, j = bad[0]
             raise DataError(
-                f"{self.name}: quality {float(q[i, j])!r} for query {ids[i]!r}, LLM {self.llms[j]!r} "
-                "is outside [0, 1]"
+                f"{self.name}: quality {float(q[i, j])!r} for query {ids[i]!r}, "
+                f"LLM {self.llms[j]!r} is outside [0, 1]"
             )
         for attr in ("cost_usd", "output_tokens", "latency_s", "prompt_tokens"):
             v = np.asarray(getattr(self, attr), dtype=np.float64)
@@ -125,8 +125,8 @@ class Dataset:
             if len(neg):
                 where = tuple(neg[0])
                 raise DataError(
-                    f"{self.name}: {attr} {float(v[where])!r} for query {ids[where[0]]!r} is negative; "
-                    "expected a number >= 0"
+                    f"{self.name}: {attr} {float(v[where])!r} for query {ids[where[0]]!r} "
+                    "is negative; expected a number >= 0"
                 )
             object.__setattr__(self, attr, _frozen(v))
         object.__setattr__(self, "quality", _frozen(q))
