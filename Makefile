@@ -12,7 +12,7 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,6 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" && exit 1; exit $$rc; }
 
 test: lint typecheck pytest
-
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) reports .mypy_cache .ruff_cache .pytest_cache

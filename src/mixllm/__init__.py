@@ -1,3 +1,47 @@
-"""mixllm: route each query to the LLM with the best quality for the money and the wait."""
+"""mixllm: route each query to the LLM with the best quality for the money and the wait.
+
+>>> from mixllm import Router
+>>> Router("knn", embedder="hashing").lam
+1.0
+"""
 
 from __future__ import annotations
+
+from mixllm.clock import Clock, ManualClock, SystemClock
+from mixllm.data import Dataset, Outcome, load_dataset, split_by_task, split_random
+from mixllm.embed import Embedder, make_embedder
+from mixllm.errors import (
+    ConfigError,
+    DataError,
+    MixLLMError,
+    NotFittedError,
+    PersistError,
+    UnknownLLMError,
+)
+from mixllm.router import Router
+from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
+
+__all__ = [
+    "LLM",
+    "Clock",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "Decision",
+    "Embedder",
+    "Feedback",
+    "ManualClock",
+    "MixLLMError",
+    "NotFittedError",
+    "Outcome",
+    "PersistError",
+    "Prediction",
+    "QueryBatch",
+    "Router",
+    "SystemClock",
+    "UnknownLLMError",
+    "load_dataset",
+    "make_embedder",
+    "split_by_task",
+    "split_random",
+]

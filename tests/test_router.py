@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mixllm import Router
+from mixllm.data.dataset import Dataset
+from mixllm.data.split import split_random
+from mixllm.errors import ConfigError, NotFittedError, PersistError, UnknownLLMError
+from tests.conftest import make_clustered
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[Router, Dataset]:
+    train, test = split_random(make_clustered(300), seed=0)
+    return Router("knn", embedder="hashing").fit(train), test
+
+
+def test_route_before_fit_raises() -> None:
+    with pytest.raises(NotFittedError, match="not fitted"):
+        Router("knn", embedder="hashing").route("hello")
+
+
+def test_lambda_moves_choice_from_quality_to_cost(fitted: tuple[Router, Dataset]) -> None:
+    router, test = fitted
+    prompts = [str(p) for p in test.prompts]
+    best = [d.llm for d in router.route_many(prompts, lam=0.0)]
+    cheap = [d.llm for d in router.route_many(prompts, lam=1e6)]
+    assert best.count("big") > len(prompts) // 2  # 'big' is right on both topics
+    assert set(cheap) == {"small"}
+    # In between, topic-0 queries (where 'small' is good) go to 'small', topic-1 to 'big'.
+    mid = router.route_many(prompts, lam=60.0, query_ids=[str(q) for q in test.query_ids])
+    by_topic = {t: [d.llm for d, tt in zip(mid, test.tasks) if tt == t] for t in test.task_names}
+    assert by_topic["topic0"].count("small") > 0.8 * len(by_topic["topic0"])
+    assert by_topic["topic1"].count("big") > 0.8 * len(by_topic["topic1"])
+
+
+def test_route_many_equals_route_one_by_one(fitted: tuple[Router, Dataset]) -> None:
+    router, test = fitted
+    prompts = [str(p) for p in test.prompts[:25]]
+    batch = router.route_many(prompts, lam=60.0)
+    single = [router.route(p, lam=60.0) for p in prompts]
+    assert [d.llm for d in batch] == [d.llm for d in single]
+    for a, b in zip(batch, single):
+        assert a.scores == pytest.approx(b.scores)
+
+
+def test_decision_carries_scores_and_runner_up(fitted: tuple[Router, Dataset]) -> None:
+    router, _ = fitted
+    d = router.route("apple banana cherry", lam=10.0, query_id="x1")
+    assert d.query_id == "x1"
+    assert set(d.scores) == {"small", "big"}
+    assert d.llm == max(d.scores, key=lambda m: d.scores[m])
+    assert d.runner_up == ({"small", "big"} - {d.llm}).pop()
+    assert d.embedding is not None
+
+
+def test_candidates_and_bad_arguments(fitted: tuple[Router, Dataset]) -> None:
+    router, _ = fitted
+    assert router.route("quantum photon", lam=0.0, candidates=["small"]).llm == "small"
+    with pytest.raises(UnknownLLMError, match=r"'gpt5'.*known: \['big', 'small'\]"):
+        router.route("x", candidates=["gpt5"])
+    with pytest.raises(ConfigError, match="lam=-1"):
+        router.route("x", lam=-1.0)
+    with pytest.raises(ConfigError, match="lam=nan"):
+        router.route("x", lam=float("nan"))
+
+
+def test_lambda_sweep_spans_best_to_cheapest(fitted: tuple[Router, Dataset]) -> None:
+    router, test = fitted
+    prompts = [str(p) for p in test.prompts]
+    lams = router.lambda_sweep(prompts, 20)
+    assert len(lams) == 20
+    assert lams[0] == 0.0
+    assert lams == sorted(lams)
+    assert {d.llm for d in router.route_many(prompts, lam=lams[-1])} == {"small"}
+
+
+def test_save_load_gives_identical_decisions(
+    fitted: tuple[Router, Dataset], tmp_path: Path
+) -> None:
+    router, test = fitted
+    router.save(tmp_path / "r")
+    loaded = Router.load(tmp_path / "r")
+    prompts = [str(p) for p in test.prompts]
+    for lam in (0.0, 60.0, 1e4):
+        a = router.route_many(prompts, lam=lam)
+        b = loaded.route_many(prompts, lam=lam)
+        assert [d.llm for d in a] == [d.llm for d in b]
+        np.testing.assert_allclose(
+            [list(d.scores.values()) for d in a], [list(d.scores.values()) for d in b]
+        )
+    assert loaded.lam == router.lam
+    assert loaded.llms == router.llms
+
+
+def test_load_rejects_unknown_version_and_tampering(
+    fitted: tuple[Router, Dataset], tmp_path: Path
+) -> None:
+    router, _ = fitted
+    path = router.save(tmp_path / "r")
+    manifest = (path / "manifest.json").read_text()
+    (path / "manifest.json").write_text(
+        manifest.replace('"format_version": 1', '"format_version": 99')
+    )
+    with pytest.raises(PersistError, match="format_version 99 is not supported"):
+        Router.load(path)
+    (path / "manifest.json").write_text(manifest)
+    data = bytearray((path / "arrays.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (path / "arrays.npz").write_bytes(bytes(data))
+    with pytest.raises(PersistError, match="checksum does not match"):
+        Router.load(path)
+    with pytest.raises(PersistError, match=r"no manifest\.json"):
+        Router.load(tmp_path / "nowhere")
