@@ -18,7 +18,7 @@ import os
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -52,11 +52,12 @@ def _sha256(path: Path) -> str:
 def save_router(router: Router, path: Path) -> Path:
     """Write ``router`` (fitted) to the directory ``path``; returns ``path``."""
     predictor = router._fitted()
-    params, arrays = predictor.get_state()  # type: ignore[attr-defined]
+    params, arrays = predictor.get_state()
     path.mkdir(parents=True, exist_ok=True)
     # Write arrays to a temporary file first so a crash never leaves a half-written router.
     with tempfile.NamedTemporaryFile(dir=path, suffix=".npz", delete=False) as tmp:
-        np.savez(tmp, **arrays)
+        # (cast: numpy's stub lets ** match its allow_pickle flag)
+        cast(Any, np.savez)(tmp, allow_pickle=False, **arrays)
     tmp_path = Path(tmp.name)
     manifest: dict[str, Any] = {
         "format": FORMAT_NAME,

@@ -6,6 +6,7 @@ no second code path for offline use.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -144,8 +145,9 @@ class Router:
         """Choose an LLM for each prompt (batched; the same answers as :meth:`route` one by one)."""
         lam = self.lam if lam is None else lam
         _check_lam(lam)
+        predictor = self._fitted()
         queries = self._queries(prompts, query_ids)
-        pred = self._restrict(self._fitted().predict(queries), candidates)
+        pred = self._restrict(predictor.predict(queries), candidates)
         chosen = choose(pred, lam)
         out = []
         for i, qid in enumerate(queries.ids):
@@ -164,9 +166,11 @@ class Router:
             )
         return out
 
-    def lambda_sweep(self, prompts: Sequence[str], n: int) -> list[float]:
+    def lambda_sweep(
+        self, prompts: Sequence[str], n: int, *, query_ids: Sequence[str] | None = None
+    ) -> list[float]:
         """``n`` values of λ spanning cheapest to highest-quality routing of ``prompts``."""
-        return [float(x) for x in lambda_grid(self.predict(prompts), n)]
+        return [float(x) for x in lambda_grid(self.predict(prompts, query_ids=query_ids), n)]
 
     def _restrict(self, pred: Prediction, candidates: Sequence[str] | None) -> Prediction:
         if candidates is None:
@@ -200,6 +204,11 @@ class Router:
         self.embedder_ = embedder
         self.predictor_ = predictor
         self.prices_ = prices
+
+
+def _default_id(prompt: str) -> str:
+    """A query id derived from the text, so a prompt gets the same id alone or in a batch."""
+    return "q-" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
 def _check_lam(lam: float) -> None:

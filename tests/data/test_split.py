@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,6 @@ def test_split_errors_name_the_value(clustered: Dataset) -> None:
         split_by_task(clustered, ["nope"])
     with pytest.raises(ConfigError, match="no training queries"):
         split_by_task(clustered, ["topic0", "topic1"])
-    unlabeled = Dataset(**{**clustered._fields(), "tasks": np.full(len(clustered), None)})
+    unlabeled = replace(clustered, tasks=np.full(len(clustered), None))
     with pytest.raises(DataError, match="task label"):
         split_by_task(unlabeled, ["topic0"])

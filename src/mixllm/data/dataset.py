@@ -9,7 +9,8 @@ as dense per-query × per-LLM arrays because every router reads it that way. A m
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -286,16 +287,11 @@ class Dataset:
     def with_prices(self, prices: Mapping[str, LLM]) -> Dataset:
         """A new dataset whose LLM price records are ``prices`` (merged over the current ones)."""
         merged = {**self.prices, **{m: p for m, p in prices.items() if m in self.llms}}
-        return Dataset(**{**self._fields(), "prices": merged})
+        return replace(self, prices=merged)
 
     def with_tokens(self, prompt_tokens: FloatArray, output_tokens: FloatArray) -> Dataset:
         """A new dataset with the given token counts."""
-        return Dataset(
-            **{**self._fields(), "prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
-        )
-
-    def _fields(self) -> dict[str, object]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+        return replace(self, prompt_tokens=prompt_tokens, output_tokens=output_tokens)
 
 
 def concat(datasets: Sequence[Dataset], *, name: str | None = None) -> Dataset:
@@ -308,7 +304,7 @@ def concat(datasets: Sequence[Dataset], *, name: str | None = None) -> Dataset:
     parts = [_widen(d, llms) for d in datasets]
     has_resp = any(d.responses is not None for d in datasets)
 
-    def cat(attr: str) -> NDArray[np.generic]:
+    def cat(attr: str) -> NDArray[Any]:
         return np.concatenate([getattr(p, attr) for p in parts])
 
     prices: dict[str, LLM] = {}
@@ -347,14 +343,12 @@ def _widen(ds: Dataset, llms: tuple[str, ...]) -> Dataset:
         for j, m in enumerate(llms):
             if m in cols:
                 responses[:, j] = ds.responses[:, cols[m]]
-    return Dataset(
-        **{
-            **ds._fields(),
-            "llms": llms,
-            "quality": grid(ds.quality),
-            "cost_usd": grid(ds.cost_usd),
-            "output_tokens": grid(ds.output_tokens),
-            "latency_s": grid(ds.latency_s),
-            "responses": responses,
-        }
+    return replace(
+        ds,
+        llms=llms,
+        quality=grid(ds.quality),
+        cost_usd=grid(ds.cost_usd),
+        output_tokens=grid(ds.output_tokens),
+        latency_s=grid(ds.latency_s),
+        responses=responses,
     )

@@ -1,1 +1,43 @@
-"""mixllm.embed."""
+"""Embedders: texts → float32 matrices of unit rows (layer L1).
+
+Every embedder follows the :class:`Embedder` protocol (``name``, ``dim``, ``embed``) and loads
+its model on first use. Pick one by spec with :func:`make_embedder`:
+
+- ``static`` (default): model2vec distilled once from MiniLM; ~0.6 ms per query on a CPU.
+- ``minilm`` / ``sentence:<model>``: a sentence-transformers model (MiniLM is bundled).
+- ``hashing[:<dim>]``: hashed word n-grams, instant and dependency-light, for tests.
+
+:class:`CachedEmbedder` keeps computed vectors in memory and in a SQLite file under
+``$MIXLLM_CACHE_DIR`` (default ``~/.cache/mixllm``). Importing this package loads neither torch
+nor sentence-transformers nor model2vec.
+
+>>> e = make_embedder("hashing:16")
+>>> e.embed(["hello world"]).shape
+(1, 16)
+"""
+
+from __future__ import annotations
+
+from mixllm.embed.base import Embedder
+from mixllm.embed.cache import CachedEmbedder
+from mixllm.embed.hashing import HashingEmbedder
+from mixllm.embed.registry import (
+    KNOWN_SPECS,
+    check_embedder_spec,
+    embedder_spec,
+    make_embedder,
+)
+from mixllm.embed.sentence import SentenceEmbedder
+from mixllm.embed.static import StaticEmbedder
+
+__all__ = [
+    "KNOWN_SPECS",
+    "CachedEmbedder",
+    "Embedder",
+    "HashingEmbedder",
+    "SentenceEmbedder",
+    "StaticEmbedder",
+    "check_embedder_spec",
+    "embedder_spec",
+    "make_embedder",
+]

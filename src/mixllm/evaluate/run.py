@@ -3,22 +3,17 @@ write the report. The CLI only parses arguments and prints what these return."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mixllm.data import Dataset, load_dataset, split_by_task, split_random
 from mixllm.embed import make_embedder
 from mixllm.errors import ConfigError
-from mixllm.evaluate.harness import Report, evaluate
+from mixllm.evaluate.harness import DEFAULT_ROUTERS, ProgressCallback, Report, evaluate
 from mixllm.evaluate.report import write_report
 
 __all__ = ["DEMO_SETS", "EvalSpec", "run_demo", "run_evaluation"]
-
-ProgressCallback = Callable[[str, int, int], None]
-
-#: Routers compared on every set (single LLMs are always added); ``mf`` runs on two-LLM sets.
-DEFAULT_ROUTERS = ("random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf")
 
 #: What ``mixllm demo`` evaluates: RouterBench (AIQ, budgets) and RouteLLM's sets (APGR).
 DEMO_SETS = ("routerbench", "routellm-mmlu", "routellm-gsm8k")
@@ -59,13 +54,10 @@ def run_evaluation(
 ) -> list[tuple[Report, list[Path]]]:
     """Split ``ds``, evaluate the routers of ``spec`` and write the report into ``report_dir``."""
     train, test = _split(ds, spec)
-    routers = spec.routers or DEFAULT_ROUTERS
-    if spec.routers is None and train.n_llms != 2:
-        routers = tuple(r for r in routers if r != "mf")
     report = evaluate(
         train,
         test,
-        routers=routers,
+        routers=spec.routers or DEFAULT_ROUTERS,
         embedder=make_embedder(spec.embedder),
         n_lams=spec.n_lams,
         n_boot=spec.n_boot,

@@ -1,1 +1,57 @@
-"""mixllm.policy."""
+"""Routing policies: predictors of quality and cost per LLM, and the one choice rule.
+
+Every router is a :class:`Predictor` (``fit(train, queries)``, ``predict(queries)``) whose
+:class:`~mixllm.types.Prediction` goes through :func:`choose` (score = quality − λ × cost).
+The baselines every report includes are registered by name:
+
+>>> from mixllm.policy import PREDICTORS, make_predictor
+>>> PREDICTORS
+('random', 'cheapest', 'oracle', 'knn', 'logistic', 'mlp', 'mf')
+>>> make_predictor("single:gpt-4").name
+'single:gpt-4'
+
+Fitted predictors save as JSON-able parameters plus arrays (``get_state``), restored by
+:func:`predictor_from_state`, without pickle.
+"""
+
+from __future__ import annotations
+
+from mixllm.policy.base import Predictor, choose, lambda_grid, scores
+from mixllm.policy.knn import KNNPredictor
+from mixllm.policy.linear import LogisticPredictor
+from mixllm.policy.mf import MatrixFactorizationPredictor
+from mixllm.policy.mlp import MLPPredictor
+from mixllm.policy.registry import (
+    PREDICTORS,
+    check_predictor_name,
+    make_predictor,
+    predictor_from_state,
+)
+from mixllm.policy.simple import (
+    CheapestPredictor,
+    OraclePredictor,
+    RandomPredictor,
+    SinglePredictor,
+)
+from mixllm.policy.state import BasePredictor, SavablePredictor
+
+__all__ = [
+    "PREDICTORS",
+    "BasePredictor",
+    "CheapestPredictor",
+    "KNNPredictor",
+    "LogisticPredictor",
+    "MLPPredictor",
+    "MatrixFactorizationPredictor",
+    "OraclePredictor",
+    "Predictor",
+    "RandomPredictor",
+    "SavablePredictor",
+    "SinglePredictor",
+    "check_predictor_name",
+    "choose",
+    "lambda_grid",
+    "make_predictor",
+    "predictor_from_state",
+    "scores",
+]

@@ -9,7 +9,7 @@ comparison between routers compares their predictions and nothing else.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +26,7 @@ class Predictor(Protocol):
     ``fit(train, queries)`` receives the training dataset and its queries row-aligned with it
     (``queries.embeddings[i]`` embeds ``train.prompts[i]``); it returns ``self``. ``llms_`` is set
     by ``fit``. ``predict`` before ``fit`` raises :class:`~mixllm.errors.NotFittedError`.
+    ``get_state`` returns what :func:`mixllm.policy.predictor_from_state` needs to rebuild it.
     """
 
     name: str
@@ -36,6 +37,10 @@ class Predictor(Protocol):
     def fit(self, train: Dataset, queries: QueryBatch) -> Predictor: ...
 
     def predict(self, queries: QueryBatch) -> Prediction: ...
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+        """JSON-able parameters and named arrays from which the class restores it (no pickle)."""
+        ...
 
 
 def scores(pred: Prediction, lam: float) -> NDArray[np.float64]:

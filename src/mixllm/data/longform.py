@@ -1,0 +1,248 @@
+"""Bring-your-own data: the long layout, one line per query × LLM, as JSONL or CSV.
+
+Required fields: ``query_id`` (or ``id``), ``prompt``, ``llm``, ``cost_usd``. Optional:
+``quality`` (in [0, 1]; blank or null = unknown), ``prompt_tokens``, ``output_tokens``,
+``latency_s``, ``task``, ``response``. Other fields are ignored (and logged). Errors name the
+file, the line and the field. :func:`write_longform` writes a :class:`Dataset` back so that it
+round-trips. See ``docs/data-format.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from mixllm.data.dataset import Dataset, Outcome
+from mixllm.data.prices import fit_prices, fitted_llms
+from mixllm.data.tokens import count_tokens
+from mixllm.errors import DataError
+
+__all__ = ["LONG_FIELDS", "LONG_SUFFIXES", "load_longform", "write_longform"]
+
+logger = logging.getLogger(__name__)
+
+LONG_FIELDS = (
+    "query_id",
+    "prompt",
+    "llm",
+    "quality",
+    "cost_usd",
+    "prompt_tokens",
+    "output_tokens",
+    "latency_s",
+    "task",
+    "response",
+)
+LONG_SUFFIXES = (".jsonl", ".csv")
+_OPTIONAL_NUMBERS = ("quality", "prompt_tokens", "output_tokens", "latency_s")
+_TOKEN_FIELDS = ("prompt_tokens", "output_tokens")
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
+    with path.open(encoding="utf-8-sig") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path} line {lineno}: invalid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(
+                    f"{path} line {lineno}: expected a JSON object, found {line[:40]!r}"
+                )
+            yield lineno, row
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
+    csv.field_size_limit(2**31 - 1)
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames
+        if header is None:
+            return
+        missing = [c for c in ("prompt", "llm", "cost_usd") if c not in header]
+        if not {"query_id", "id"} & set(header):
+            missing.insert(0, "query_id")
+        if missing:
+            raise DataError(f"{path} line 1: missing column(s) {missing} in header {list(header)}")
+        start = reader.line_num + 1
+        for row in reader:
+            if None in row:
+                raise DataError(f"{path} line {start}: more values than the header's columns")
+            yield start, {k: (None if v == "" else v) for k, v in row.items()}
+            start = reader.line_num + 1
+
+
+def _number(where: str, name: str, value: object, *, upper: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise DataError(f"{where}: field {name!r} = {value!r} is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise DataError(f"{where}: field {name!r} = {value!r} is not a number") from None
+    shown = value if isinstance(value, int | float) else number
+    if not math.isfinite(number):
+        raise DataError(f"{where}: field {name!r} = {value!r} is not a finite number")
+    if number < 0 or (upper is not None and number > upper):
+        expected = "[0, 1]" if upper == 1.0 else "[0, inf)"
+        raise DataError(f"{where}: field {name!r} = {shown!r} is outside {expected}")
+    return number
+
+
+def _text(where: str, name: str, value: object, *, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise DataError(f"{where}: missing or empty field {name!r} (expected text)")
+        return None
+    if isinstance(value, dict | list):
+        raise DataError(f"{where}: field {name!r} = {value!r} is not text")
+    return str(value)
+
+
+def _outcome(where: str, row: Mapping[str, object]) -> Outcome:
+    if "cost_usd" not in row:
+        raise DataError(f"{where}: missing field 'cost_usd' (expected a number >= 0)")
+    qid = row.get("query_id", row.get("id"))
+    numbers: dict[str, float | None] = {}
+    for name in _OPTIONAL_NUMBERS:
+        value = row.get(name)
+        upper = 1.0 if name == "quality" else None
+        numbers[name] = None if value in (None, "") else _number(where, name, value, upper=upper)
+    if row["cost_usd"] is None:
+        raise DataError(f"{where}: field 'cost_usd' is empty (expected a number >= 0)")
+    return Outcome(
+        query_id=str(_text(where, "query_id", qid, required=True)),
+        prompt=str(_text(where, "prompt", row.get("prompt"), required=True)),
+        llm=str(_text(where, "llm", row.get("llm"), required=True)),
+        cost_usd=_number(where, "cost_usd", row["cost_usd"]),
+        task=_text(where, "task", row.get("task"), required=False),
+        response=_text(where, "response", row.get("response"), required=False),
+        **numbers,
+    )
+
+
+def _read_outcomes(path: Path) -> list[Outcome]:
+    rows = _jsonl_rows(path) if path.suffix.lower() == ".jsonl" else _csv_rows(path)
+    outcomes: list[Outcome] = []
+    cells: dict[tuple[str, str], int] = {}
+    prompts: dict[str, tuple[str, int]] = {}
+    ignored: set[str] = set()
+    for lineno, row in rows:
+        where = f"{path} line {lineno}"
+        o = _outcome(where, row)
+        ignored.update(k for k in row if k not in LONG_FIELDS and k != "id")
+        first = cells.setdefault((o.query_id, o.llm), lineno)
+        if first != lineno:
+            raise DataError(
+                f"{where}: duplicate outcome for query {o.query_id!r} and LLM {o.llm!r} "
+                f"(first on line {first})"
+            )
+        prompt, line0 = prompts.setdefault(o.query_id, (o.prompt, lineno))
+        if prompt != o.prompt:
+            raise DataError(
+                f"{where}: query {o.query_id!r} has a different prompt than on line {line0}"
+            )
+        outcomes.append(o)
+    if ignored:
+        logger.warning("%s: ignored unknown field(s) %s", path, sorted(ignored))
+    return outcomes
+
+
+def load_longform(path: str | Path, *, tokenize: bool = False) -> Dataset:
+    """Load a long-layout ``.jsonl`` or ``.csv`` file (one line per query × LLM).
+
+    Parameters
+    ----------
+    path:
+        The file.
+    tokenize:
+        Count missing prompt tokens from the prompts and missing output tokens from the
+        responses with :func:`~mixllm.data.tokens.count_tokens`.
+
+    Returns
+    -------
+    Dataset
+        With per-LLM prices fitted to the costs where token counts are known.
+
+    Raises
+    ------
+    DataError
+        Naming the file, line and field: bad JSON, a missing field, a non-numeric or negative
+        number, a quality outside [0, 1], a duplicate (query, LLM) line, a query with two
+        different prompts, an empty or missing file, or an unknown suffix.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in LONG_SUFFIXES:
+        raise DataError(f"{path}: unknown long format {path.suffix!r}; expected .jsonl or .csv")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    outcomes = _read_outcomes(path)
+    if not outcomes:
+        raise DataError(f"{path}: no outcomes (the file is empty)")
+    ds = Dataset.from_outcomes(outcomes, name=path.stem)
+    if tokenize:
+        ds = _fill_tokens(ds)
+    return ds.with_prices(fitted_llms(fit_prices(ds), source=str(path)))
+
+
+def _fill_tokens(ds: Dataset) -> Dataset:
+    prompt_tokens = ds.prompt_tokens.copy()
+    gaps = np.isnan(prompt_tokens)
+    prompt_tokens[gaps] = count_tokens([str(p) for p in ds.prompts[gaps]])
+    output_tokens = ds.output_tokens.copy()
+    if ds.responses is not None:
+        known = np.array([r is not None for r in ds.responses.ravel()]).reshape(ds.responses.shape)
+        fill = known & np.isnan(output_tokens)
+        output_tokens[fill] = count_tokens([str(r) for r in ds.responses[fill]])
+    return ds.with_tokens(prompt_tokens, output_tokens)
+
+
+def _record(o: Outcome) -> dict[str, object]:
+    row: dict[str, object] = {f: getattr(o, f) for f in LONG_FIELDS}
+    for name in _TOKEN_FIELDS:
+        value = row[name]
+        if isinstance(value, float) and value.is_integer():
+            row[name] = int(value)
+    return row
+
+
+def write_longform(ds: Dataset, path: str | Path) -> Path:
+    """Write ``ds`` in the long layout (``.jsonl`` or ``.csv`` by suffix); returns the path.
+
+    Cells with neither cost nor quality (missing outcomes) are left out; a cell with a quality
+    but no cost cannot be written (``cost_usd`` is required) and raises ``DataError``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in LONG_SUFFIXES:
+        raise DataError(f"{path}: unknown long format {path.suffix!r}; expected .jsonl or .csv")
+    records: list[dict[str, object]] = []
+    for o in ds.outcomes():
+        if o.cost_usd is None:
+            if o.quality is not None:
+                raise DataError(
+                    f"{ds.name}: query {o.query_id!r}, LLM {o.llm!r} has a quality but no cost; "
+                    "the long layout needs cost_usd"
+                )
+            continue
+        records.append(_record(o))
+    if suffix == ".jsonl":
+        with path.open("w", encoding="utf-8") as f:
+            for r in records:
+                f.write(
+                    json.dumps({k: v for k, v in r.items() if v is not None}, ensure_ascii=False)
+                )
+                f.write("\n")
+    else:
+        with path.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(LONG_FIELDS))
+            writer.writeheader()
+            writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in records)
+    return path

@@ -1,0 +1,93 @@
+"""Token counts with OpenAI's ``cl100k_base`` encoding, the one RouterBench priced its data with.
+
+The encoding comes from ``bpe-openai`` (it ships the vocabulary, so it works offline) or, failing
+that, ``tiktoken``; both are loaded lazily, once. Both are part of the ``data`` extra.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mixllm.errors import ConfigError
+
+__all__ = ["ENCODING_NAME", "count_tokens"]
+
+ENCODING_NAME = "cl100k_base"
+# bpe-openai refuses texts of 1M characters or 200k tokens; longer texts are counted in chunks
+# (a chunk border may split one token in two: an error of at most one token per 45k characters).
+_CHUNK_CHARS = 45_000
+
+
+class _Encoding(Protocol):
+    def encode_ordinary(self, text: str) -> list[int]: ...
+
+
+@functools.lru_cache(maxsize=1)
+def _encoding() -> _Encoding:
+    """The ``cl100k_base`` encoding from bpe-openai, else tiktoken (loaded once)."""
+    try:
+        with warnings.catch_warnings():
+            # bpe-openai 0.1.x reads its vocabulary with a deprecated importlib.resources call.
+            warnings.filterwarnings("ignore", "open_binary is deprecated", DeprecationWarning)
+            import bpe_openai
+
+            encoding: _Encoding = bpe_openai.get_encoding(ENCODING_NAME)
+    except ImportError:
+        pass
+    else:
+        return encoding
+    try:
+        import tiktoken
+    except ImportError:
+        raise ConfigError(
+            "counting tokens needs the 'bpe-openai' (or 'tiktoken') package; "
+            "install it with: pip install 'mixllm[data]'"
+        ) from None
+    fallback: _Encoding = tiktoken.get_encoding(ENCODING_NAME)
+    return fallback
+
+
+def _count_one(encoding: _Encoding, text: str) -> int:
+    if len(text) <= _CHUNK_CHARS:
+        return len(encoding.encode_ordinary(text))
+    chunks = range(0, len(text), _CHUNK_CHARS)
+    return sum(len(encoding.encode_ordinary(text[i : i + _CHUNK_CHARS])) for i in chunks)
+
+
+def count_tokens(texts: Sequence[str]) -> NDArray[np.float64]:
+    """Number of ``cl100k_base`` tokens in each text (special tokens counted as plain text).
+
+    Counts are memoised (bounded), so repeated texts are counted once.
+
+    Parameters
+    ----------
+    texts:
+        The texts to count.
+
+    Returns
+    -------
+    numpy.ndarray
+        One float per text.
+
+    Raises
+    ------
+    ConfigError
+        When neither ``bpe-openai`` nor ``tiktoken`` is installed.
+
+    >>> count_tokens(["hello world", ""]).tolist()
+    [2.0, 0.0]
+    """
+    _encoding()  # fail early, before any text, when no tokenizer is installed
+    return np.fromiter((_count_cached(t) for t in texts), dtype=np.float64, count=len(texts))
+
+
+@functools.lru_cache(maxsize=200_000)
+def _count_cached(text: str) -> int:
+    """Count of one text, memoised: routing the same prompts again (a λ sweep) costs a lookup."""
+    return _count_one(_encoding(), text)

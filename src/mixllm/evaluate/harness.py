@@ -1,0 +1,294 @@
+"""Evaluate routers on a test split: fit each on the training split, replay the test split through
+it, and compute every metric of ``docs/metrics.md`` with 95% bootstrap intervals.
+
+The yardstick of a report: the **reference LLM** is the highest-quality single LLM on the
+*training* split (unless given; quality with missing as 0, ties to the cheaper); the **cheapest
+LLM** has the lowest mean recorded cost on the test split. Their mean quality and cost on the
+*test* split set the AIQ range, the 100% marks and APGR's weak and strong ends, fixed for every
+router and every bootstrap resample (see :mod:`mixllm.evaluate.bootstrap`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mixllm.data.dataset import Dataset
+from mixllm.embed import Embedder, make_embedder
+from mixllm.errors import ConfigError, DataError, UnknownLLMError
+from mixllm.evaluate._memo import MemoEmbedder
+from mixllm.evaluate.bootstrap import Estimate, bootstrap_frontier, interval, resample_counts
+from mixllm.evaluate.metrics import (
+    BUDGETS_PCT,
+    FrontierMetrics,
+    Yardstick,
+    frontier_metrics,
+    upper_hull,
+)
+from mixllm.evaluate.replay import SweepResult, filled_costs, replay, sweep_lams
+from mixllm.evaluate.results import Report, ReportContext, RouterResult, SweepPoint
+from mixllm.policy import OraclePredictor, Predictor
+from mixllm.router import Router
+
+__all__ = [
+    "DEFAULT_ROUTERS",
+    "ProgressCallback",
+    "Report",
+    "cheapest_llm",
+    "default_reference",
+    "evaluate",
+    "summarise",
+]
+
+#: Routers of a default report (single LLMs are always added; ``mf`` only on two-LLM sets).
+DEFAULT_ROUTERS = ("random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf")
+
+_BASELINES = ("random", "cheapest")
+
+
+class ProgressCallback(Protocol):
+    """Told before each step: what runs now, how many steps are done, how many there are."""
+
+    def __call__(self, what: str, done: int, total: int, /) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    kind: str
+    candidates: tuple[str, ...] | None = None
+    predictor: Predictor | None = None
+
+
+def default_reference(train: Dataset) -> str:
+    """The highest-quality single LLM on ``train`` (missing as 0; ties: cheaper, then name)."""
+    quality = np.nan_to_num(train.quality, nan=0.0).mean(axis=0)
+    known = np.isfinite(train.cost_usd)
+    total = np.where(known, train.cost_usd, 0.0).sum(axis=0)
+    cost = np.where(known.any(axis=0), total / np.maximum(known.sum(axis=0), 1), np.inf)
+    order = sorted(range(train.n_llms), key=lambda j: (-quality[j], cost[j], train.llms[j]))
+    return train.llms[order[0]]
+
+
+def cheapest_llm(test: Dataset) -> str:
+    """The LLM with the lowest mean recorded cost on ``test`` (ties to the name)."""
+    cost = filled_costs(test).mean(axis=0)
+    return test.llms[min(range(test.n_llms), key=lambda j: (cost[j], test.llms[j]))]
+
+
+def _yardstick(test: Dataset, cheapest: str, reference: str) -> Yardstick:
+    quality = np.nan_to_num(test.quality, nan=0.0).mean(axis=0)
+    cost = filled_costs(test).mean(axis=0)
+    lo, hi = test.llm_index(cheapest), test.llm_index(reference)
+    return Yardstick(float(quality[lo]), float(cost[lo]), float(quality[hi]), float(cost[hi]))
+
+
+def _kind(name: str) -> str:
+    if name.startswith("single:"):
+        return "single"
+    return "oracle" if name == "oracle" else "baseline" if name in _BASELINES else "router"
+
+
+def _plan(routers: Sequence[str | Predictor], llms: Sequence[str]) -> tuple[list[_Spec], list[str]]:
+    specs: dict[str, _Spec] = {}
+    notes: list[str] = []
+    for r in [*routers, *(f"single:{m}" for m in llms)]:
+        name = r if isinstance(r, str) else r.name
+        if name in specs:
+            if not isinstance(r, str):
+                raise ConfigError(f"two routers are named {name!r}; give each a distinct name")
+            continue
+        if name == "mf" and len(llms) != 2:
+            notes.append(
+                f"mf skipped: it needs exactly 2 LLMs and the training split has {len(llms)}"
+            )
+            continue
+        single = (name.removeprefix("single:"),) if name.startswith("single:") else None
+        specs[name] = _Spec(name, _kind(name), single, None if isinstance(r, str) else r)
+    return list(specs.values()), notes
+
+
+def _sweep(
+    spec: _Spec, train: Dataset, test: Dataset, embedder: Embedder, *, seed: int, n_lams: int
+) -> tuple[SweepResult, float]:
+    predictor: Predictor | str = spec.predictor or spec.name
+    if spec.predictor is None and spec.kind == "oracle":
+        predictor = OraclePredictor(outcomes=test)
+    router = Router(predictor, embedder=embedder, seed=seed)
+    start = time.perf_counter()
+    router.fit(train)
+    fit_s = time.perf_counter() - start
+    lams = [0.0] if spec.candidates else sweep_lams(router, test, n_lams)
+    return replay(router, test, lams=lams, candidates=spec.candidates, name=spec.name), fit_s
+
+
+def _estimate(value: float | None, boots: Sequence[float | None]) -> Estimate:
+    low, high = interval(boots)
+    return Estimate(value, low, high)
+
+
+def _budget_estimates(
+    point: FrontierMetrics, boots: Sequence[FrontierMetrics]
+) -> tuple[Estimate, ...]:
+    return tuple(
+        _estimate(v, [b.quality_at_budget_pct[k] for b in boots])
+        for k, v in enumerate(point.quality_at_budget_pct)
+    )
+
+
+def summarise(
+    sweep: SweepResult,
+    *,
+    kind: str,
+    yard: Yardstick,
+    counts: NDArray[np.float64],
+    strong: int | None = None,
+    budgets_pct: Sequence[float] = BUDGETS_PCT,
+    fit_s: float = 0.0,
+) -> RouterResult:
+    """A router's report row from its sweep: metrics, intervals over ``counts``, frontier.
+
+    ``strong`` (column of the strong LLM) selects the two-LLM APGR over shares of calls.
+    """
+    runs = sweep.runs()
+    costs, quals = [r.cost_usd for r in runs], [r.quality for r in runs]
+    shares = sweep.shares()
+    point = frontier_metrics(
+        costs,
+        quals,
+        yard,
+        strong_shares=None if strong is None else shares[:, strong],
+        budgets_pct=budgets_pct,
+    )
+    boots = bootstrap_frontier(
+        sweep.quality,
+        sweep.cost_usd,
+        yard,
+        counts,
+        strong_chosen=None if strong is None else sweep.choice == strong,
+        budgets_pct=budgets_pct,
+    )
+    hull = upper_hull(costs, quals)
+    points = tuple(
+        SweepPoint(
+            float(lam), r.quality, r.cost_usd, r.n_missing, dict(zip(sweep.llms, s.tolist()))
+        )
+        for lam, r, s in zip(sweep.lams.tolist(), runs, shares)
+    )
+    return RouterResult(
+        name=sweep.router,
+        kind=kind,
+        aiq=_estimate(point.aiq, [b.aiq for b in boots]),
+        quality_at_budget_pct=_budget_estimates(point, boots),
+        cost_to_match_pct=point.cost_to_match_pct,
+        apgr=_estimate(point.apgr, [b.apgr for b in boots]),
+        max_quality=max(quals),
+        min_cost_usd=min(costs),
+        points=points,
+        frontier=tuple(zip(hull.costs.tolist(), hull.qualities.tolist())),
+        fit_s=fit_s,
+        route_s_per_query=sweep.route_s_per_query,
+    )
+
+
+def _silent(what: str, done: int, total: int, /) -> None:
+    """A progress callback that says nothing."""
+
+
+def _warm(emb: MemoEmbedder, train: Dataset, test: Dataset) -> float:
+    """Embed every prompt once (so fit and route timings leave embedding out); seconds taken."""
+    start = time.perf_counter()
+    emb.embed([str(p) for p in (*train.prompts, *test.prompts)])
+    return time.perf_counter() - start
+
+
+def _check_args(train: Dataset, test: Dataset, reference: str | None, n_lams: int) -> None:
+    if n_lams < 1:
+        raise ConfigError(f"n_lams={n_lams!r}; expected at least 1 value of λ per sweep")
+    if set(train.llms) != set(test.llms):
+        raise DataError(
+            f"train and test have different LLMs: {sorted(train.llms)} vs {sorted(test.llms)}"
+        )
+    if reference is not None and reference not in train.llms:
+        raise UnknownLLMError(f"unknown reference LLM {reference!r}; known: {sorted(train.llms)}")
+
+
+def evaluate(
+    train: Dataset,
+    test: Dataset,
+    *,
+    routers: Sequence[str | Predictor] = DEFAULT_ROUTERS,
+    embedder: str | Embedder = "static",
+    reference: str | None = None,
+    n_lams: int = 30,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> Report:
+    """Fit each router on ``train``, replay ``test`` through it and measure it.
+
+    Parameters
+    ----------
+    routers:
+        Registered predictor names (``oracle`` is built on ``test``) or predictor objects (named
+        by their ``name``); every single LLM is added as ``single:<llm>``. ``mf`` is skipped,
+        with a note, unless there are exactly 2 LLMs.
+    embedder:
+        One embedder shared by all routers, behind an in-memory memo for this run, so each
+        text is embedded once.
+    reference:
+        The reference LLM; default :func:`default_reference` of ``train``.
+    n_lams, n_boot, seed:
+        λ values per sweep, bootstrap resamples (≥ 200) and the seed of routers and resamples.
+    progress:
+        Called as ``progress(what, done, total)`` before embedding, before each router and
+        once at the end (``what`` is ``"embed"``, a router name, then ``"done"``).
+
+    Timings: embedding every prompt is timed once (``ReportContext.embed_s_per_query``); a
+    router's ``fit_s`` and ``route_s_per_query`` leave it out, so routers compare fairly.
+    """
+    _check_args(train, test, reference, n_lams)
+    counts = resample_counts(len(test), n_boot, seed)
+    emb = MemoEmbedder(make_embedder(embedder) if isinstance(embedder, str) else embedder)
+    ref = reference or default_reference(train)
+    cheap = cheapest_llm(test)
+    yard = _yardstick(test, cheap, ref)
+    strong = test.llm_index(ref) if test.n_llms == 2 and ref != cheap else None
+    specs, notes = _plan(routers, train.llms)
+    tell = progress or _silent
+    tell("embed", 0, len(specs) + 1)
+    embed_s = _warm(emb, train, test)
+    rows = []
+    for i, spec in enumerate(specs, start=1):
+        tell(spec.name, i, len(specs) + 1)
+        sweep, fit_s = _sweep(spec, train, test, emb, seed=seed, n_lams=n_lams)
+        rows.append(
+            summarise(sweep, kind=spec.kind, yard=yard, counts=counts, strong=strong, fit_s=fit_s)
+        )
+    tell("done", len(specs) + 1, len(specs) + 1)
+    context = ReportContext(
+        dataset=test.name,
+        n_train=len(train),
+        n_test=len(test),
+        llms=test.llms,
+        reference=ref,
+        reference_quality=yard.reference_quality,
+        reference_cost_usd=yard.reference_cost_usd,
+        cheapest=cheap,
+        cheapest_quality=yard.cheapest_quality,
+        cheapest_cost_usd=yard.cheapest_cost_usd,
+        seed=seed,
+        embedder=emb.name,
+        n_boot=n_boot,
+        n_lams=n_lams,
+        budgets_pct=BUDGETS_PCT,
+        apgr_axis="cost" if strong is None else "share",
+        notes=tuple(notes),
+        embed_s_per_query=embed_s / (len(train) + len(test)),
+    )
+    return Report(context=context, rows=tuple(rows))

@@ -1,0 +1,110 @@
+"""The records an evaluation returns: one :class:`RouterResult` per router and the
+:class:`ReportContext` they share, together a :class:`Report` (all frozen)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mixllm.errors import ConfigError
+from mixllm.evaluate.bootstrap import Estimate
+from mixllm.evaluate.metrics import Yardstick
+
+__all__ = ["KINDS", "Report", "ReportContext", "RouterResult", "SweepPoint"]
+
+#: Kinds of rows: single LLMs, fixed baselines (random, cheapest), the oracle, learned routers.
+KINDS = ("single", "baseline", "oracle", "router")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One run of a router: its λ, mean quality (missing as 0), mean cost, missing count and the
+    share of calls sent to each LLM."""
+
+    lam: float
+    quality: float
+    cost_usd: float
+    n_missing: int
+    shares: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RouterResult:
+    """A router's row in a report.
+
+    ``quality_at_budget_pct[k]`` is read at ``ReportContext.budgets_pct[k]`` % of the reference
+    cost (as % of reference quality); ``frontier`` holds the hull's (cost_usd, quality) vertices.
+    ``fit_s`` and ``route_s_per_query`` are wall-clock timings (not reproducible).
+    """
+
+    name: str
+    kind: str
+    aiq: Estimate
+    quality_at_budget_pct: tuple[Estimate, ...]
+    cost_to_match_pct: float | None
+    apgr: Estimate
+    max_quality: float
+    min_cost_usd: float
+    points: tuple[SweepPoint, ...]
+    frontier: tuple[tuple[float, float], ...]
+    fit_s: float = 0.0
+    route_s_per_query: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"router kind {self.kind!r}; expected one of {list(KINDS)}")
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What the numbers of a report are relative to, and how they were computed.
+
+    ``apgr_axis`` is ``"share"`` on two-LLM sets (mean over the share of calls to the strong LLM)
+    and ``"cost"`` otherwise (mean over the AIQ cost range). ``embed_s_per_query`` is the
+    wall-clock time to embed one prompt (not reproducible, so not in ``report.json``).
+    """
+
+    dataset: str
+    n_train: int
+    n_test: int
+    llms: tuple[str, ...]
+    reference: str
+    reference_quality: float
+    reference_cost_usd: float
+    cheapest: str
+    cheapest_quality: float
+    cheapest_cost_usd: float
+    seed: int
+    embedder: str
+    n_boot: int
+    n_lams: int
+    budgets_pct: tuple[float, ...]
+    apgr_axis: str
+    notes: tuple[str, ...] = ()
+    embed_s_per_query: float = 0.0
+
+    @property
+    def yardstick(self) -> Yardstick:
+        return Yardstick(
+            cheapest_quality=self.cheapest_quality,
+            cheapest_cost_usd=self.cheapest_cost_usd,
+            reference_quality=self.reference_quality,
+            reference_cost_usd=self.reference_cost_usd,
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    """An evaluation: its context and one row per router (single LLMs included)."""
+
+    context: ReportContext
+    rows: tuple[RouterResult, ...]
+
+    def row(self, name: str) -> RouterResult:
+        """The row of router ``name``."""
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise ConfigError(
+            f"no router {name!r} in this report; known: {[r.name for r in self.rows]}"
+        )
