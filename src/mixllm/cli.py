@@ -180,21 +180,26 @@ def evaluate(
 
 
 def _run_and_print(job: Any) -> None:
+    """Run an evaluation job with a progress bar per dataset, then print each report's table."""
+    from rich.console import Console
+
     from mixllm.evaluate import render_table
 
-    console = _console()
     with _progress() as progress:
-        tasks: dict[str, Any] = {}
+        current: list[Any] = []
 
         def on_progress(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = progress.add_task(step, total=total)
-            progress.update(tasks[step], completed=done, total=total)
+            if done == 0 or not current:  # a new evaluation starts
+                current.append(progress.add_task(step, total=total))
+            progress.update(current[-1], description=step, completed=done, total=total)
 
         reports = job(on_progress)
+    out = Console()
+    if not out.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
+        out.width = 132
     for report, paths in reports:
-        console.print(render_table(report))
-        click.echo(f"report written to {paths[0].parent}")
+        out.print(render_table(report))
+        out.print(f"report written to {paths[0].parent}")
 
 
 @cli.command()

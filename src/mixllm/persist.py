@@ -59,6 +59,7 @@ def save_router(router: Router, path: Path) -> Path:
         # (cast: numpy's stub lets ** match its allow_pickle flag)
         cast(Any, np.savez)(tmp, allow_pickle=False, **arrays)
     tmp_path = Path(tmp.name)
+    tmp_path.chmod(0o644)  # NamedTemporaryFile creates 0600; a saved router is shareable
     manifest: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,

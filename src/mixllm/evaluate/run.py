@@ -54,6 +54,13 @@ def run_evaluation(
 ) -> list[tuple[Report, list[Path]]]:
     """Split ``ds``, evaluate the routers of ``spec`` and write the report into ``report_dir``."""
     train, test = _split(ds, spec)
+    tell = None
+    if progress is not None:
+        outer = progress
+
+        def tell(what: str, done: int, total: int) -> None:
+            outer(f"{ds.name}: {what}", done, total)
+
     report = evaluate(
         train,
         test,
@@ -62,7 +69,7 @@ def run_evaluation(
         n_lams=spec.n_lams,
         n_boot=spec.n_boot,
         seed=spec.seed,
-        progress=progress,
+        progress=tell,
     )
     return [(report, write_report(report, report_dir))]
 

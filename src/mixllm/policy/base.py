@@ -70,7 +70,11 @@ def choose(pred: Prediction, lam: float) -> NDArray[np.int64]:
 
 def lambda_grid(pred: Prediction, n: int) -> NDArray[np.float64]:
     """``n`` values of lam from 0 (best predicted quality) up to one that routes every query to
-    its cheapest predicted LLM, spaced geometrically between the observed switch points.
+    its cheapest predicted LLM.
+
+    The values between are quantiles (in log space) of the switch points ``Δquality / Δcost``
+    at which some query's choice can change, so the sweep spends its points where decisions
+    move rather than evenly over a range most of which changes nothing.
 
     >>> p = Prediction(("a", "b"), np.array([[0.5, 0.9]]), np.array([[0.0, 1.0]]))
     >>> g = lambda_grid(p, 3)
@@ -86,11 +90,9 @@ def lambda_grid(pred: Prediction, n: int) -> NDArray[np.float64]:
     dc = c[:, :, None] - c[:, None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where((dq > 0) & (dc > 0), dq / dc, np.nan)
-    points = ratio[np.isfinite(ratio)]
-    if points.size == 0:
-        lo, hi = 1e-3, 1e3
-    else:
-        lo, hi = float(points.min()), float(points.max())
-        lo = max(lo, hi * 1e-6)
-    grid = np.concatenate([[0.0], np.geomspace(lo, hi * 1.01 + 1e-12, n - 1)])
-    return grid
+    points = ratio[np.isfinite(ratio) & (ratio > 0)]
+    if points.size == 0:  # nothing to trade: any lam gives the same choices
+        return np.concatenate([[0.0], np.geomspace(1e-3, 1e3, n - 1)])
+    inner = np.exp(np.quantile(np.log(points), np.linspace(0.0, 1.0, n - 1)))
+    inner[-1] = points.max() * 1.01  # past the last switch point: everything goes cheapest
+    return np.concatenate([[0.0], np.maximum.accumulate(inner)])
