@@ -19,6 +19,14 @@ def shared_data_dir() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep every test's caches out of the user's cache (tests/embed sets its own)."""
+    monkeypatch.setenv("MIXLLM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "mixllm-cache"))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = shared_data_dir()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from mixllm.embed import make_embedder
+from mixllm.embed import embedder_spec, make_embedder
 from mixllm.errors import PersistError
 from mixllm.policy import predictor_from_state
 from mixllm.types import LLM
@@ -65,7 +65,7 @@ def save_router(router: Router, path: Path) -> Path:
         "format_version": FORMAT_VERSION,
         "mixllm_version": _package_version(),
         "predictor": {"kind": predictor.name, "params": params},
-        "embedder": getattr(router.embedder_, "spec", router.embedder_.name),
+        "embedder": embedder_spec(router.embedder_),
         "lam": float(router.lam),
         "seed": int(router.seed),
         "llms": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,7 +50,12 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def static_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding the MiniLM-distilled static model, distilled once per test session
-    (~15 s on an idle CPU; each xdist worker that needs it distils its own)."""
-    folder = tmp_path_factory.mktemp("static-models")
+    (~15 s on an idle CPU). xdist workers share the folder: the first distils, the others wait
+    on its lock and load the result."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session folder all workers share
+    folder = base / "static-models"
+    folder.mkdir(exist_ok=True)
     StaticEmbedder(cache_dir=folder).embed(["warm up"])
     return folder

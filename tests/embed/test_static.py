@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,11 @@ import pytest
 from mixllm.embed import StaticEmbedder
 from mixllm.embed.static import DEFAULT_MAX_TOKENS, DISTILLED_DIM, distilled_model_dir
 from mixllm.errors import ConfigError
+
+
+def _visible(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+
 
 LONG = "Few-shot example: the sky is blue. " * 40 + "Question: what colour is grass?"
 
@@ -55,9 +61,12 @@ def test_missing_model_folder_is_a_config_error(tmp_path: Path) -> None:
 def test_distilled_model_is_cached_and_reloaded(static_models_dir: Path) -> None:
     folder = distilled_model_dir(static_models_dir)
     assert (folder / "config.json").is_file()
-    assert [p.name for p in static_models_dir.iterdir()] == [folder.name]  # no temp leftovers
+    assert _visible(static_models_dir) == [folder.name]  # no temporary folders left
     e = StaticEmbedder(cache_dir=static_models_dir)
     assert e.embed(["hello"]).shape == (1, DISTILLED_DIM)
+    # PCA signs are canonical: each axis's largest-magnitude entry is positive.
+    table = e._load().embedding
+    assert (table[np.abs(table).argmax(axis=0), np.arange(DISTILLED_DIM)] > 0).all()
 
 
 @pytest.mark.slow
@@ -102,7 +111,7 @@ def test_distils_into_the_cache_dir_once(fake_distill: list[str], tmp_path: Path
     StaticEmbedder(cache_dir=tmp_path).embed(["a"])
     StaticEmbedder(cache_dir=tmp_path).embed(["a"])
     assert len(fake_distill) == 1
-    assert [p.name for p in tmp_path.iterdir()] == [f"static-minilm-d{DISTILLED_DIM}"]
+    assert _visible(tmp_path) == [f"static-minilm-d{DISTILLED_DIM}"]
 
 
 @pytest.mark.slow
@@ -116,7 +125,7 @@ def test_losing_the_race_uses_the_winners_model(
     (target / "winner").write_text("x")
     _distill_into(target)  # as if another process renamed its copy first
     assert (target / "winner").is_file()
-    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # its own copy is gone
 
 
 @pytest.mark.slow
@@ -126,3 +135,19 @@ def test_a_blocked_target_is_a_config_error(fake_distill: list[str], tmp_path: P
     (target / "stray-file").write_text("not a model")
     with pytest.raises(ConfigError, match="delete that folder"):
         StaticEmbedder(cache_dir=tmp_path).embed(["a"])
+
+
+@pytest.mark.slow
+def test_concurrent_first_uses_distil_once(fake_distill: list[str], tmp_path: Path) -> None:
+    embedders = [StaticEmbedder(cache_dir=tmp_path) for _ in range(3)]
+    results: list[np.ndarray] = []
+    threads = [
+        threading.Thread(target=lambda e=e: results.append(e.embed(["a"]))) for e in embedders
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fake_distill) == 1
+    assert len(results) == 3
+    assert _visible(tmp_path) == [f"static-minilm-d{DISTILLED_DIM}"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,8 @@ class CachedEmbedder:
     share entries. A batch is looked up in memory, then on disk, and only the texts found in
     neither go to ``inner`` in one call; their vectors are written in one transaction. SQLite in
     WAL mode with a busy timeout lets several processes read and write the same file at once.
+    The connection opens on first use and closes with :meth:`close`, on leaving a ``with``
+    block, or when the embedder is garbage-collected.
 
     Parameters
     ----------
@@ -87,7 +91,11 @@ class CachedEmbedder:
         self.environ = environ
         self.stats = {"memory_hits": 0, "disk_hits": 0, "inner_texts": 0}
         self._memory: OrderedDict[bytes, NDArray[np.float32]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the memory layer and stats
+        self._db_lock = threading.Lock()  # guards the connection
+        self._db: sqlite3.Connection | None = None
+        self._db_pid = 0
+        self._db_closer: weakref.finalize[[], CachedEmbedder] | None = None
 
     @property
     def name(self) -> str:
@@ -101,10 +109,14 @@ class CachedEmbedder:
 
     @property
     def spec(self) -> str:
-        """The inner embedder's spec (``make_embedder`` wraps it in a cache again)."""
+        """The inner embedder's spec (``make_embedder`` wraps it in a cache again).
+
+        Raises :class:`AttributeError` when the inner embedder has none, so that
+        ``getattr(e, "spec", default)`` and :func:`~mixllm.embed.embedder_spec` see no spec.
+        """
         spec = getattr(self.inner, "spec", None)
         if not isinstance(spec, str):
-            raise ConfigError(f"embedder {self.inner.name!r} has no spec to re-create it from")
+            raise AttributeError(f"embedder {self.inner.name!r} has no spec to re-create it from")
         return spec
 
     @property
@@ -132,6 +144,19 @@ class CachedEmbedder:
             out[i] = found[digest]
         return out
 
+    def close(self) -> None:
+        """Close the SQLite connection (it reopens on the next disk lookup)."""
+        with self._db_lock:
+            if self._db_closer is not None:
+                self._db_closer()
+            self._db = self._db_closer = None
+
+    def __enter__(self) -> CachedEmbedder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def clear_memory(self) -> None:
         """Forget the in-memory layer (the disk file stays)."""
         with self._lock:
@@ -150,6 +175,10 @@ class CachedEmbedder:
                     found[digest] = vec
             self.stats["memory_hits"] += sum(1 for d in digests if d in found)
         return found
+
+    def _count(self, stat: str, n: int) -> None:
+        with self._lock:
+            self.stats[stat] += n
 
     def _remember(self, new: Mapping[bytes, NDArray[np.float32]]) -> None:
         if not self.memory_items:
@@ -177,7 +206,7 @@ class CachedEmbedder:
                 for key, blob in db.execute(query, chunk):
                     if len(blob) == 4 * dim:  # else stale or damaged: recompute and overwrite
                         hits[wanted[key]] = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-        self.stats["disk_hits"] += sum(1 for d in digests if d in hits)
+        self._count("disk_hits", sum(1 for d in digests if d in hits))
         found.update(hits)
         self._remember(hits)
 
@@ -192,7 +221,7 @@ class CachedEmbedder:
                 f"expected ({len(missing)}, {self.dim})"
             )
         new = {d: vectors[i].copy() for i, d in enumerate(missing)}
-        self.stats["inner_texts"] += len(new)
+        self._count("inner_texts", len(new))
         rows = [(self._key(d), v.astype("<f4").tobytes()) for d, v in new.items()]
         with self._connect() as db, db:
             db.executemany("INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)", rows)
@@ -201,11 +230,16 @@ class CachedEmbedder:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived connection: safe across threads and forked processes."""
-        path = self.db_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S)) as db:
-            db.execute("PRAGMA journal_mode=WAL")  # persistent; a no-op once the file is WAL
-            db.execute(_SCHEMA)
-            db.commit()
-            yield db
+        """This instance's connection, one at a time, reopened in a forked child."""
+        with self._db_lock:
+            if self._db is None or self._db_pid != os.getpid():
+                path = self.db_path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, check_same_thread=False)
+                self._db_closer = weakref.finalize(self, db.close)
+                db.execute("PRAGMA journal_mode=WAL")  # persistent: later openers find it set
+                db.execute("PRAGMA synchronous=NORMAL")  # no fsync per commit; safe under WAL
+                db.execute(_SCHEMA)
+                db.commit()
+                self._db, self._db_pid = db, os.getpid()
+            yield self._db

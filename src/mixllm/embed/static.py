@@ -13,9 +13,10 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_TOKENS = 512
 """Tokens read per text by default: all of 90 % of RouterBench prompts (p90 = 492).
 
-Cutting to 64 tokens is 4x faster (0.13 vs 0.58 ms per query) but few-shot prompts put the
+Cutting to 64 tokens is 4x faster (0.13 vs 0.60 ms per query) but few-shot prompts put the
 question last, so the head alone carries only the task: per-LLM quality AUC of a kNN on the
 vectors fell from 0.644 (full) to 0.603 (64 or 128 tokens), below the 0.637 of the task label
 alone (benchmarks/embed_speed.py). Half a millisecond is nothing next to an LLM call, and
@@ -175,18 +176,58 @@ class StaticEmbedder:
                 ) from exc
         target = distilled_model_dir(self.cache_dir, environ=self.environ)
         if not (target / "config.json").is_file():
-            _distill_into(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with _exclusive(target.parent / f".{target.name}.lock"):
+                if not (target / "config.json").is_file():  # another process may have made it
+                    _distill_into(target)
         started = time.perf_counter()
         model = StaticModel.from_pretrained(target, force_download=False)
         logger.debug("loaded %s in %.2f s", target, time.perf_counter() - started)
         return model
 
 
+def _canonical_signs(vectors: NDArray[Any]) -> NDArray[Any]:
+    """Flip each column so that its entry of largest magnitude is positive.
+
+    PCA components are defined up to sign, and LAPACK builds disagree on it; without this, a
+    model distilled on another machine could mirror some axes and no longer match a saved router.
+
+    >>> _canonical_signs(np.array([[1.0, 2.0], [-3.0, 1.0]])).tolist()
+    [[-1.0, 2.0], [3.0, 1.0]]
+    """
+    rows = np.abs(vectors).argmax(axis=0)
+    signs = np.sign(vectors[rows, np.arange(vectors.shape[1])])
+    signs[signs == 0] = 1
+    flipped: NDArray[Any] = vectors * signs.astype(vectors.dtype)
+    return flipped
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an inter-process lock so that concurrent processes distil once, not once each.
+
+    POSIX ``flock`` (released by the OS if the process dies); where it does not exist there is no
+    lock, and the atomic rename in :func:`_distill_into` still keeps the cache whole.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _distill_into(target: Path) -> None:
     """Distil MiniLM into a static model and move it to ``target`` in one atomic rename.
 
-    Processes that distil at the same time each write a private temporary folder; the first
-    rename wins and the others discard their copy, so ``target`` is never seen half-written.
+    Processes that distil at the same time (no file lock on this system) each write a private
+    temporary folder; the first rename wins and the others discard their copy, so ``target`` is
+    never seen half-written.
     """
     try:
         from model2vec.distill import distill
@@ -198,6 +239,7 @@ def _distill_into(target: Path) -> None:
     started = time.perf_counter()
     with quiet_hf_loading():
         model = distill(model_name=source, pca_dims=DISTILLED_DIM, device="cpu")
+    model.embedding = _canonical_signs(model.embedding)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         model.save_pretrained(tmp)
