@@ -148,3 +148,24 @@ def test_route_rejects_bad_router_dir_and_queries(good: Path, tmp_path: Path) ->
     )
     assert code == 2
     assert "absent.csv" in out
+
+
+@pytest.mark.slow
+def test_fit_and_sweep_on_the_shared_routerbench_file(data_dir: Path, tmp_path: Path) -> None:
+    source = data_dir / "routerbench" / "routerbench_0shot_subset.csv"
+    csv.field_size_limit(2**31 - 1)
+    with source.open(newline="") as f:
+        rows = [{"sample_id": r["sample_id"], "prompt": r["prompt"]} for r in csv.DictReader(f)]
+    queries = write_csv(tmp_path / "queries.csv", rows[::10])  # only sample_id and prompt
+    code, out = run("fit", source, "--out", tmp_path / "r", "--embedder", "hashing")
+    assert code == 0, out
+    assert "11 LLMs, 2541 queries" in out
+    code, out = run("route", tmp_path / "r", queries, "--out", tmp_path / "o.jsonl", "--sweep", 20)
+    assert code == 0, out
+    lines = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert len(lines) == 20 * len(rows[::10])
+    lams = sorted({x["lam"] for x in lines})
+    assert len(lams) == 20
+    by_lam = {lam: [x["llm"] for x in lines if x["lam"] == lam] for lam in (lams[0], lams[-1])}
+    assert set(by_lam[lams[-1]]) == {"mistralai/mistral-7b-chat"}  # the cheapest LLM
+    assert by_lam[lams[0]].count("gpt-4-1106-preview") > len(by_lam[lams[0]]) / 2
