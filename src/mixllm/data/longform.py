@@ -13,13 +13,14 @@ import csv
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from mixllm.data.dataset import Dataset, Outcome
 from mixllm.data.prices import fit_prices, fitted_llms
+from mixllm.data.rows import csv_records, jsonl_objects
 from mixllm.data.tokens import count_tokens
 from mixllm.errors import DataError
 
@@ -44,40 +45,15 @@ _OPTIONAL_NUMBERS = ("quality", "prompt_tokens", "output_tokens", "latency_s")
 _TOKEN_FIELDS = ("prompt_tokens", "output_tokens")
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
-    with path.open(encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path} line {lineno}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(
-                    f"{path} line {lineno}: expected a JSON object, found {line[:40]!r}"
-                )
-            yield lineno, row
-
-
-def _csv_rows(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
-    csv.field_size_limit(2**31 - 1)
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames
-        if header is None:
-            return
+def _check_long_header(path: Path) -> Callable[[Sequence[str]], None]:
+    def check(header: Sequence[str]) -> None:
         missing = [c for c in ("prompt", "llm", "cost_usd") if c not in header]
         if not {"query_id", "id"} & set(header):
             missing.insert(0, "query_id")
         if missing:
             raise DataError(f"{path} line 1: missing column(s) {missing} in header {list(header)}")
-        start = reader.line_num + 1
-        for row in reader:
-            if None in row:
-                raise DataError(f"{path} line {start}: more values than the header's columns")
-            yield start, {k: (None if v == "" else v) for k, v in row.items()}
-            start = reader.line_num + 1
+
+    return check
 
 
 def _number(where: str, name: str, value: object, *, upper: float | None = None) -> float:
@@ -129,7 +105,11 @@ def _outcome(where: str, row: Mapping[str, object]) -> Outcome:
 
 
 def _read_outcomes(path: Path) -> list[Outcome]:
-    rows = _jsonl_rows(path) if path.suffix.lower() == ".jsonl" else _csv_rows(path)
+    rows = (
+        jsonl_objects(path)
+        if path.suffix.lower() == ".jsonl"
+        else csv_records(path, check_header=_check_long_header(path))
+    )
     outcomes: list[Outcome] = []
     cells: dict[tuple[str, str], int] = {}
     prompts: dict[str, tuple[str, int]] = {}

@@ -8,11 +8,10 @@ RouterBench stringified Python list (``"['part 1', 'part 2']"``), which is parse
 from __future__ import annotations
 
 import ast
-import csv
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from mixllm.data.rows import csv_records, jsonl_objects
 from mixllm.errors import DataError
 
 __all__ = ["parse_prompt", "read_queries"]
@@ -42,24 +41,10 @@ def parse_prompt(text: str) -> str:
 def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path} line {lineno}: invalid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path} line {lineno}: expected a JSON object")
-                yield lineno, row
-    elif suffix == ".csv":
-        csv.field_size_limit(2**31 - 1)
-        with path.open(encoding="utf-8", newline="") as f:
-            for lineno, row in enumerate(csv.DictReader(f), start=2):
-                yield lineno, row
-    else:
-        raise DataError(f"{path}: unknown queries format {suffix!r}; expected .csv or .jsonl")
+        return jsonl_objects(path)
+    if suffix == ".csv":
+        return csv_records(path)
+    raise DataError(f"{path}: unknown queries format {suffix!r}; expected .csv or .jsonl")
 
 
 def read_queries(path: str | Path) -> tuple[list[str], list[str]]:

@@ -18,7 +18,6 @@ Prompt tokens count the stored prompt only, not the few-shot examples RouteLLM p
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset
 from mixllm.data.mtbench import mt_bench_category, read_judgements
+from mixllm.data.rows import jsonl_objects
 from mixllm.data.tokens import count_tokens
 from mixllm.errors import ConfigError, DataError
 from mixllm.types import LLM
@@ -108,16 +108,11 @@ def contaminated_prompts(directory: Path) -> set[str]:
         logger.warning("%s: not found; no prompts excluded", path)
         return set()
     prompts: set[str] = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path} line {lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("eval_prompt"), str):
+    for lineno, row in jsonl_objects(path):
+        text = row.get("eval_prompt")
+        if not isinstance(text, str):
             raise DataError(f"{path} line {lineno}: missing text field 'eval_prompt'")
-        prompts.add(row["eval_prompt"])
+        prompts.add(text)
     return prompts
 
 
