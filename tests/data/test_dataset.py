@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixllm.data.dataset import Dataset, Outcome, concat
+from mixllm.data.combine import concat
+from mixllm.data.dataset import Dataset, Outcome
 from mixllm.errors import DataError, UnknownLLMError
 
 

@@ -14,7 +14,8 @@ does not import pandas or huggingface_hub; the loaders do, when called.
 
 from __future__ import annotations
 
-from mixllm.data.dataset import Dataset, Outcome, concat
+from mixllm.data.combine import concat
+from mixllm.data.dataset import Dataset, Outcome
 from mixllm.data.hub import fetch_routerbench
 from mixllm.data.load import NAMED_SETS, data_dir, load_dataset
 from mixllm.data.longform import load_longform, write_longform
