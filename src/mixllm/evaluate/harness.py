@@ -200,10 +200,20 @@ def _silent(what: str, done: int, total: int, /) -> None:
     """A progress callback that says nothing."""
 
 
-def _warm(emb: MemoEmbedder, train: Dataset, test: Dataset) -> float:
-    """Embed every prompt once (so fit and route timings leave embedding out); seconds taken."""
+def _warm(
+    emb: MemoEmbedder, train: Dataset, test: Dataset, tell: ProgressCallback, *, chunk: int = 256
+) -> float:
+    """Embed every prompt once (so fit and route timings leave embedding out); seconds taken.
+
+    Goes in chunks so a slow embedder (MiniLM on a CPU) shows progress as ``("embed", done,
+    total)`` with ``done`` counted in prompts.
+    """
+    texts = [str(p) for p in (*train.prompts, *test.prompts)]
     start = time.perf_counter()
-    emb.embed([str(p) for p in (*train.prompts, *test.prompts)])
+    for i in range(0, len(texts), chunk):
+        tell("embed", i, len(texts))
+        emb.embed(texts[i : i + chunk])
+    tell("embed", len(texts), len(texts))
     return time.perf_counter() - start
 
 
@@ -246,8 +256,9 @@ def evaluate(
     n_lams, n_boot, seed:
         λ values per sweep, bootstrap resamples (≥ 200) and the seed of routers and resamples.
     progress:
-        Called as ``progress(what, done, total)`` before embedding, before each router and
-        once at the end (``what`` is ``"embed"``, a router name, then ``"done"``).
+        Called as ``progress(what, done, total)``: ``("embed", prompts done, prompts)`` while
+        embedding, then ``(router name, routers done, routers)`` before each router and
+        ``("done", routers, routers)`` at the end.
 
     Timings: embedding every prompt is timed once (``ReportContext.embed_s_per_query``); a
     router's ``fit_s`` and ``route_s_per_query`` leave it out, so routers compare fairly.
@@ -261,16 +272,15 @@ def evaluate(
     strong = test.llm_index(ref) if test.n_llms == 2 and ref != cheap else None
     specs, notes = _plan(routers, train.llms)
     tell = progress or _silent
-    tell("embed", 0, len(specs) + 1)
-    embed_s = _warm(emb, train, test)
+    embed_s = _warm(emb, train, test, tell)
     rows = []
-    for i, spec in enumerate(specs, start=1):
-        tell(spec.name, i, len(specs) + 1)
+    for i, spec in enumerate(specs):
+        tell(spec.name, i, len(specs))
         sweep, fit_s = _sweep(spec, train, test, emb, seed=seed, n_lams=n_lams)
         rows.append(
             summarise(sweep, kind=spec.kind, yard=yard, counts=counts, strong=strong, fit_s=fit_s)
         )
-    tell("done", len(specs) + 1, len(specs) + 1)
+    tell("done", len(specs), len(specs))
     context = ReportContext(
         dataset=test.name,
         n_train=len(train),
