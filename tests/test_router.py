@@ -9,6 +9,7 @@ from mixllm import Router
 from mixllm.data.dataset import Dataset
 from mixllm.data.split import split_random
 from mixllm.errors import ConfigError, NotFittedError, PersistError, UnknownLLMError
+from mixllm.policy import LoadTracker
 from tests.conftest import make_clustered
 
 
@@ -115,3 +116,38 @@ def test_load_rejects_unknown_version_and_tampering(
         Router.load(path)
     with pytest.raises(PersistError, match=r"no manifest\.json"):
         Router.load(tmp_path / "nowhere")
+
+
+def test_latency_penalty_and_tau_steer_away_from_a_busy_llm(
+    fitted: tuple[Router, Dataset], tmp_path: Path
+) -> None:
+    router, test = fitted
+    prompts = [str(p) for p in test.prompts]
+    load = LoadTracker(default_service_s=5.0)
+    busy = Router("knn", embedder="hashing", beta=0.5, tau_s=30.0, load_tracker=load)
+    busy.fit(split_random(make_clustered(300), seed=0)[0])
+    idle = [d.llm for d in busy.route_many(prompts, lam=0.0)]
+    assert idle == [d.llm for d in router.route_many(prompts, lam=0.0)]  # no wait, no change
+    for _ in range(3):
+        load.started("big")  # 3 in flight, 1 slot: 15 s of queue ahead
+    penalised = busy.route_many(prompts, lam=0.0)
+    assert sum(d.llm == "small" for d in penalised) > idle.count("small")
+    plain = router.route_many(prompts, lam=0.0)
+    assert all(d.scores["big"] < p.scores["big"] for d, p in zip(penalised, plain))
+    for _ in range(4):
+        load.started("big")  # 35 s > tau: never chosen
+    assert {d.llm for d in busy.route_many(prompts, lam=0.0)} == {"small"}
+    busy.save(tmp_path / "busy")
+    again = Router.load(tmp_path / "busy")
+    assert (again.alpha, again.beta, again.tau_s) == (0.0, 0.5, 30.0)
+
+
+def test_max_cost_excludes_expensive_llms(fitted: tuple[Router, Dataset]) -> None:
+    router, test = fitted
+    prompts = [str(p) for p in test.prompts[:20]]
+    capped = router.route_many(prompts, lam=0.0, max_cost_usd=0.005)
+    assert {d.llm for d in capped} == {"small"}
+    nothing_fits = router.route_many(prompts, lam=0.0, max_cost_usd=0.0)
+    assert {d.llm for d in nothing_fits} == {"small"}  # the cheapest predicted
+    with pytest.raises(ConfigError, match="max_cost_usd=-1"):
+        router.route("x", max_cost_usd=-1.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
@@ -67,6 +68,9 @@ def save_router(router: Router, path: Path) -> Path:
         "predictor": {"kind": predictor.name, "params": params},
         "embedder": embedder_spec(router.embedder_),
         "lam": float(router.lam),
+        "alpha": float(router.alpha),
+        "beta": float(router.beta),
+        "tau_s": None if math.isinf(router.tau_s) else float(router.tau_s),
         "seed": int(router.seed),
         "llms": [
             {
@@ -123,7 +127,15 @@ def load_router(path: Path) -> Router:
             m["name"]: LLM(m["name"], m["price_in_per_mtok"], m["price_out_per_mtok"])
             for m in manifest["llms"]
         }
-        router = Router(predictor, embedder=manifest["embedder"], lam=manifest["lam"])
+        tau = manifest.get("tau_s")
+        router = Router(
+            predictor,
+            embedder=manifest["embedder"],
+            lam=manifest["lam"],
+            alpha=manifest.get("alpha", 0.0),
+            beta=manifest.get("beta", 0.0),
+            tau_s=math.inf if tau is None else float(tau),
+        )
         router.seed = int(manifest.get("seed", 0))
     except (KeyError, TypeError, ValueError) as exc:
         raise PersistError(

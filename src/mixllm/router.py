@@ -7,6 +7,7 @@ no second code path for offline use.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from mixllm.data.dataset import Dataset
 from mixllm.data.tokens import count_tokens
 from mixllm.embed import Embedder, make_embedder
 from mixllm.errors import ConfigError, NotFittedError, UnknownLLMError
-from mixllm.policy import Predictor, choose, lambda_grid, make_predictor
+from mixllm.policy import LoadTracker, Predictor, choose, lambda_grid, make_predictor, scores
 from mixllm.types import LLM, Decision, Prediction, QueryBatch
 
 __all__ = ["Router"]
@@ -34,6 +35,14 @@ class Router:
         ``hashing``...); see :func:`mixllm.embed.make_embedder`.
     lam:
         Default willingness to pay (quality points per USD); a call may override it.
+    alpha:
+        Weight of the uncertainty bonus (used by predictors that report uncertainty).
+    beta, tau_s:
+        Weight of the latency penalty and the waiting time (seconds) past which an LLM is not
+        chosen (MixLLM §3.3).
+    load_tracker:
+        Where waits come from (a :class:`~mixllm.policy.LoadTracker` that the gateway or the
+        simulator feeds); without one every wait is zero.
 
     >>> from mixllm.data.dataset import Dataset, Outcome
     >>> rows = [Outcome(f"q{i}", f"task {i % 2}", m, float((i % 2) == (m == "big")), c)
@@ -49,11 +58,19 @@ class Router:
         *,
         embedder: Embedder | str = "static",
         lam: float = 1.0,
+        alpha: float = 0.0,
+        beta: float = 0.0,
+        tau_s: float = math.inf,
+        load_tracker: LoadTracker | None = None,
         seed: int = 0,
     ) -> None:
         self.predictor = predictor
         self.embedder = embedder
         self.lam = lam
+        self.alpha = alpha
+        self.beta = beta
+        self.tau_s = tau_s
+        self.load_tracker = load_tracker
         self.seed = seed
 
     # -- training -----------------------------------------------------------------------------
@@ -129,10 +146,13 @@ class Router:
         lam: float | None = None,
         query_id: str | None = None,
         candidates: Sequence[str] | None = None,
+        max_cost_usd: float | None = None,
     ) -> Decision:
         """Choose an LLM for one prompt."""
         ids = None if query_id is None else [query_id]
-        return self.route_many([prompt], lam=lam, query_ids=ids, candidates=candidates)[0]
+        return self.route_many(
+            [prompt], lam=lam, query_ids=ids, candidates=candidates, max_cost_usd=max_cost_usd
+        )[0]
 
     def route_many(
         self,
@@ -141,14 +161,27 @@ class Router:
         lam: float | None = None,
         query_ids: Sequence[str] | None = None,
         candidates: Sequence[str] | None = None,
+        max_cost_usd: float | None = None,
     ) -> list[Decision]:
-        """Choose an LLM for each prompt (batched; the same answers as :meth:`route` one by one)."""
+        """Choose an LLM for each prompt (batched; the same answers as :meth:`route` one by one).
+
+        ``lam`` overrides the router's default; ``candidates`` restricts the choice to those
+        LLMs; ``max_cost_usd`` excludes LLMs whose predicted cost is higher (if none is left,
+        the cheapest predicted one is chosen).
+        """
         lam = self.lam if lam is None else lam
         _check_lam(lam)
+        if max_cost_usd is not None and not (max_cost_usd >= 0):
+            raise ConfigError(f"max_cost_usd={max_cost_usd!r}; expected a number >= 0 (USD)")
         predictor = self._fitted()
         queries = self._queries(prompts, query_ids)
         pred = self._restrict(predictor.predict(queries), candidates)
-        chosen = choose(pred, lam)
+        wait = None if self.load_tracker is None else self.load_tracker.wait_s(pred.llms)
+        a, b, tau = self.alpha, self.beta, self.tau_s
+        total = scores(pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait)
+        chosen = choose(
+            pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd
+        )
         out = []
         for i, qid in enumerate(queries.ids):
             out.append(
@@ -156,9 +189,7 @@ class Router:
                     query_id=qid,
                     llm=pred.llms[chosen[i]],
                     lam=float(lam),
-                    scores=dict(
-                        zip(pred.llms, (pred.quality[i] - lam * pred.cost_usd[i]).tolist())
-                    ),
+                    scores=dict(zip(pred.llms, total[i].tolist())),
                     predicted_quality=dict(zip(pred.llms, pred.quality[i].tolist())),
                     predicted_cost_usd=dict(zip(pred.llms, pred.cost_usd[i].tolist())),
                     embedding=queries.embeddings[i],

@@ -1,7 +1,8 @@
 """Routing policies: predictors of quality and cost per LLM, and the one choice rule.
 
 Every router is a :class:`Predictor` (``fit(train, queries)``, ``predict(queries)``) whose
-:class:`~mixllm.types.Prediction` goes through :func:`choose` (score = quality − λ × cost).
+:class:`~mixllm.types.Prediction` goes through :func:`choose` (score = quality − λ × cost
++ α × uncertainty − β × latency penalty, MixLLM §3.3; waits from a :class:`LoadTracker`).
 The baselines every report includes are registered by name:
 
 >>> from mixllm.policy import PREDICTORS, make_predictor
@@ -19,6 +20,7 @@ from __future__ import annotations
 from mixllm.policy.base import Predictor, choose, lambda_grid, scores
 from mixllm.policy.knn import KNNPredictor
 from mixllm.policy.linear import LogisticPredictor
+from mixllm.policy.load import LoadTracker
 from mixllm.policy.mf import MatrixFactorizationPredictor
 from mixllm.policy.mlp import MLPPredictor
 from mixllm.policy.registry import (
@@ -40,6 +42,7 @@ __all__ = [
     "BasePredictor",
     "CheapestPredictor",
     "KNNPredictor",
+    "LoadTracker",
     "LogisticPredictor",
     "MLPPredictor",
     "MatrixFactorizationPredictor",

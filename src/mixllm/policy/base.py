@@ -9,12 +9,19 @@ comparison between routers compares their predictions and nothing else.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset
+from mixllm.policy.scoring import (
+    choose_masked,
+    latency_penalty,
+    trade_off,
+    uncertainty_bonus,
+)
 from mixllm.types import Prediction, QueryBatch
 
 __all__ = ["Predictor", "choose", "lambda_grid", "scores"]
@@ -43,29 +50,63 @@ class Predictor(Protocol):
         ...
 
 
-def scores(pred: Prediction, lam: float) -> NDArray[np.float64]:
-    """Trade-off score s = quality − lam × cost_usd (MixLLM §3.3 without the bonus and penalty)."""
-    return pred.quality - float(lam) * pred.cost_usd
+def scores(
+    pred: Prediction,
+    lam: float,
+    *,
+    alpha: float = 0.0,
+    beta: float = 0.0,
+    tau_s: float = math.inf,
+    wait_s: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]:
+    """MixLLM's score (§3.3): quality − lam·cost + alpha·uncertainty − beta·latency penalty.
+
+    ``wait_s`` is each LLM's current waiting time (one value per column); offline it is zero.
+    """
+    s = trade_off(pred.quality, pred.cost_usd, lam) + uncertainty_bonus(pred.uncertainty, alpha)
+    if wait_s is not None:
+        s = s - latency_penalty(np.asarray(wait_s, dtype=np.float64), beta, tau_s)[None, :]
+    return s
 
 
-def choose(pred: Prediction, lam: float) -> NDArray[np.int64]:
-    """Column index of the chosen LLM per query: highest score, ties to the cheaper, then the name.
+def choose(
+    pred: Prediction,
+    lam: float,
+    *,
+    alpha: float = 0.0,
+    beta: float = 0.0,
+    tau_s: float = math.inf,
+    wait_s: NDArray[np.float64] | None = None,
+    max_cost_usd: float | None = None,
+) -> NDArray[np.int64]:
+    """Column index of the chosen LLM per query: the highest :func:`scores`, ties to the cheaper
+    LLM, then the first name in sorted order.
+
+    An LLM whose wait has reached ``tau_s`` is not chosen, nor one whose predicted cost passes
+    ``max_cost_usd``. If that leaves no LLM for a query, the query goes to the LLM with the
+    shortest wait (when waits exclude everything) or the cheapest predicted one (when the cost
+    limit does): a query is always routed, and the caller can see why from the scores.
 
     >>> import numpy as np
     >>> p = Prediction(("a", "b"), np.array([[0.5, 0.9]]), np.array([[0.0, 1.0]]))
     >>> choose(p, 0.0).tolist(), choose(p, 1.0).tolist()
     ([1], [0])
+    >>> choose(p, 0.0, wait_s=np.array([0.0, 40.0]), tau_s=30.0).tolist()
+    [0]
     """
-    s = scores(pred, lam)
-    if s.shape[1] == 0:
-        raise ValueError("no LLMs to choose from")
-    # Deterministic tie-break: among scores within 1e-12 of the best, the lowest predicted cost
-    # wins, then the first name in sorted order (argmin keeps the first of equal values).
-    tied = s >= s.max(axis=1, keepdims=True) - 1e-12
-    by_name = np.argsort(np.array(pred.llms, dtype=str), kind="stable")
-    cost = np.where(tied, pred.cost_usd, np.inf)[:, by_name]
-    out: NDArray[np.int64] = by_name[np.argmin(cost, axis=1)].astype(np.int64)
-    return out
+    s = scores(pred, lam, alpha=alpha, beta=beta, tau_s=tau_s, wait_s=wait_s)
+    n, k = s.shape
+    allowed = np.ones((n, k), dtype=bool)
+    if wait_s is not None and math.isfinite(tau_s):
+        wait = np.asarray(wait_s, dtype=np.float64)
+        in_time = wait < tau_s
+        allowed &= (in_time if in_time.any() else wait == wait.min())[None, :]
+    if max_cost_usd is not None:
+        affordable = pred.cost_usd <= max_cost_usd
+        cheapest = pred.cost_usd == np.where(allowed, pred.cost_usd, np.inf).min(axis=1)[:, None]
+        within = allowed & affordable
+        allowed = np.where(within.any(axis=1, keepdims=True), within, allowed & cheapest)
+    return choose_masked(s, pred.cost_usd, pred.llms, allowed)
 
 
 def lambda_grid(pred: Prediction, n: int) -> NDArray[np.float64]:
