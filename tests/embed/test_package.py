@@ -23,6 +23,8 @@ def test_exports() -> None:
         "embedder_spec",
         "check_embedder_spec",
         "KNOWN_SPECS",
+        "DomainProjection",
+        "finetune_encoder",
     }
     assert expected <= set(mixllm.embed.__all__)
     assert mixllm.embed.__doc__
@@ -43,7 +45,19 @@ def test_import_loads_no_model_library() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["_util", "base", "cache", "hashing", "registry", "sentence", "static"]
+    "module",
+    [
+        "_domains",
+        "_util",
+        "base",
+        "cache",
+        "finetune",
+        "hashing",
+        "registry",
+        "sentence",
+        "static",
+        "tagged",
+    ],
 )
 def test_docstring_examples_run(module: str) -> None:
     mod = importlib.import_module(f"mixllm.embed.{module}")

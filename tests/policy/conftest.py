@@ -18,6 +18,7 @@ from mixllm.policy import (
     KNNPredictor,
     LogisticPredictor,
     MatrixFactorizationPredictor,
+    MixLLMPredictor,
     MLPPredictor,
     OraclePredictor,
     RandomPredictor,
@@ -105,8 +106,10 @@ FACTORIES: dict[str, Callable[[Dataset, Dataset], BasePredictor]] = {
     "logistic": lambda tr, te: LogisticPredictor(C_grid=(0.01, 1.0)),
     "mlp": lambda tr, te: MLPPredictor(hidden=16, max_epochs=50),
     "mf": lambda tr, te: MatrixFactorizationPredictor(dim=8, max_iter=50),
+    "mixllm": lambda tr, te: MixLLMPredictor(quality="logistic", length="ridge"),
+    "mixllm-untagged": lambda tr, te: MixLLMPredictor("knn", "mean", tagged=False),
 }
-LEARNED = ["knn", "logistic", "mlp", "mf"]
+LEARNED = ["knn", "logistic", "mlp", "mf", "mixllm", "mixllm-untagged"]
 
 
 @pytest.fixture(scope="session")

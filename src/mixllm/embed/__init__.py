@@ -11,6 +11,10 @@ its model on first use. Pick one by spec with :func:`make_embedder`:
 ``$MIXLLM_CACHE_DIR`` (default ``~/.cache/mixllm``). Importing this package loads neither torch
 nor sentence-transformers nor model2vec.
 
+Tag-enhanced embedding (MixLLM §3.1): :class:`DomainProjection` learns, in numpy, a head on
+fixed embeddings that gathers each query domain (task label or KMeans cluster) and separates the
+domains; :func:`finetune_encoder` trains the same objective into a sentence-transformers model.
+
 >>> e = make_embedder("hashing:16")
 >>> e.embed(["hello world"]).shape
 (1, 16)
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from mixllm.embed.base import Embedder
 from mixllm.embed.cache import CachedEmbedder
+from mixllm.embed.finetune import finetune_encoder
 from mixllm.embed.hashing import HashingEmbedder
 from mixllm.embed.registry import (
     KNOWN_SPECS,
@@ -29,15 +34,18 @@ from mixllm.embed.registry import (
 )
 from mixllm.embed.sentence import SentenceEmbedder
 from mixllm.embed.static import StaticEmbedder
+from mixllm.embed.tagged import DomainProjection
 
 __all__ = [
     "KNOWN_SPECS",
     "CachedEmbedder",
+    "DomainProjection",
     "Embedder",
     "HashingEmbedder",
     "SentenceEmbedder",
     "StaticEmbedder",
     "check_embedder_spec",
     "embedder_spec",
+    "finetune_encoder",
     "make_embedder",
 ]

@@ -7,7 +7,7 @@ The baselines every report includes are registered by name:
 
 >>> from mixllm.policy import PREDICTORS, make_predictor
 >>> PREDICTORS
-('random', 'cheapest', 'oracle', 'knn', 'logistic', 'mlp', 'mf')
+('random', 'cheapest', 'oracle', 'knn', 'logistic', 'mlp', 'mf', 'mixllm')
 >>> make_predictor("single:gpt-4").name
 'single:gpt-4'
 
@@ -22,6 +22,7 @@ from mixllm.policy.knn import KNNPredictor
 from mixllm.policy.linear import LogisticPredictor
 from mixllm.policy.load import LoadTracker
 from mixllm.policy.mf import MatrixFactorizationPredictor
+from mixllm.policy.mixllm import MixLLMPredictor
 from mixllm.policy.mlp import MLPPredictor
 from mixllm.policy.registry import (
     PREDICTORS,
@@ -46,6 +47,7 @@ __all__ = [
     "LogisticPredictor",
     "MLPPredictor",
     "MatrixFactorizationPredictor",
+    "MixLLMPredictor",
     "OraclePredictor",
     "Predictor",
     "RandomPredictor",

@@ -11,6 +11,7 @@ from mixllm.errors import ConfigError
 from mixllm.policy.knn import KNNPredictor
 from mixllm.policy.linear import LogisticPredictor
 from mixllm.policy.mf import MatrixFactorizationPredictor
+from mixllm.policy.mixllm import MixLLMPredictor
 from mixllm.policy.mlp import MLPPredictor
 from mixllm.policy.simple import (
     CheapestPredictor,
@@ -23,7 +24,9 @@ from mixllm.policy.state import BasePredictor, JSONValue
 __all__ = ["PREDICTORS", "check_predictor_name", "make_predictor", "predictor_from_state"]
 
 #: Registered names that need no argument (``single:<llm>`` is the one pattern besides them).
-PREDICTORS: tuple[str, ...] = ("random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf")
+PREDICTORS: tuple[str, ...] = (
+    "random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf", "mixllm",
+)  # fmt: skip
 
 
 def _classes() -> dict[str, type[BasePredictor]]:
@@ -38,6 +41,7 @@ def _classes() -> dict[str, type[BasePredictor]]:
             LogisticPredictor,
             MLPPredictor,
             MatrixFactorizationPredictor,
+            MixLLMPredictor,
         )
     }
 
@@ -79,7 +83,7 @@ def make_predictor(name: str, *, seed: int = 0, **kwargs: Any) -> BasePredictor:
     Traceback (most recent call last):
     ...
     mixllm.errors.ConfigError: unknown router 'knnn'; known: ['random', 'cheapest', 'oracle', \
-'knn', 'logistic', 'mlp', 'mf', 'single:<llm>']
+'knn', 'logistic', 'mlp', 'mf', 'mixllm', 'single:<llm>']
     """
     check_predictor_name(name)
     cls = _lookup(name)

@@ -44,6 +44,8 @@ class SavablePredictor(Predictor, Protocol):
 def _to_json(value: object) -> JSONValue:
     if isinstance(value, tuple | list):
         return [_to_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _to_json(v) for k, v in value.items()}
     if isinstance(value, np.generic):
         return _to_json(value.item())
     if value is None or isinstance(value, str | int | float | bool):
