@@ -38,11 +38,15 @@ class MixLLMPredictor(BasePredictor):
     Parameters
     ----------
     quality:
-        Kind of per-LLM quality predictor (:class:`~mixllm.predict.QualityModel`): ``"auto"``
-        chooses among random forest (the paper's), logistic, gradient boosting and kNN by
-        cross-validated Brier score on the training data.
+        Kind of per-LLM quality predictor (:class:`~mixllm.predict.QualityModel`). The default
+        ``"logistic"`` (C by cross-validation) is what ``"auto"`` picks on RouterBench by
+        cross-validated Brier score among random forest (the paper's), logistic, gradient
+        boosting and kNN, at 0.013 ms per query against 0.26 ms for the forest and ~100x less
+        fitting time; ``"auto"`` makes that choice on your data.
     length:
-        Kind of per-LLM output-length regressor (:class:`~mixllm.predict.LengthModel`).
+        Kind of per-LLM output-length regressor (:class:`~mixllm.predict.LengthModel`); the
+        default ``"ridge"`` is 0.02 ms per query (``"auto"`` picks kNN on RouterBench: 12 vs 16
+        tokens MAE, at 0.14 ms).
     tagged:
         Use the tag-enhanced features (:class:`~mixllm.embed.DomainProjection`, domains from
         task labels when every query has one, else KMeans clusters); ``False`` for the ablation.
@@ -58,8 +62,8 @@ class MixLLMPredictor(BasePredictor):
 
     def __init__(
         self,
-        quality: str = "auto",
-        length: str = "auto",
+        quality: str = "logistic",
+        length: str = "ridge",
         *,
         tagged: bool = True,
         ridge: float = 1.0,

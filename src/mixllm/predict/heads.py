@@ -1,11 +1,11 @@
-"""Fitted one-LLM predictors ("heads") as plain arrays, and :class:`HeadSet`, one head per LLM.
+"""Fitted one-LLM predictors ("heads") as plain arrays.
 
 A head maps features to one number per row: a quality probability, or log output tokens. Four
 forms cover every model kind: a constant, a linear model (logistic or identity link), a tree
-ensemble (random forest or gradient boosting) and k nearest neighbours. :class:`HeadSet`
-predicts all LLMs at once, batching heads of one form (one matrix product for the linear heads,
-one tree walk for the ensembles, one neighbour search per shared training set), and saves them
-as JSON-able parameters plus arrays, storing an array shared by several heads once.
+ensemble (random forest or gradient boosting) and k nearest neighbours. Each form also predicts
+a group of its heads at once (:meth:`Head.batch`: one matrix product for the linear heads, one
+tree walk for the ensembles, one neighbour search per shared training set); see
+:class:`~mixllm.predict.headset.HeadSet`.
 """
 
 from __future__ import annotations
@@ -24,15 +24,17 @@ from mixllm.predict.forest import TreeEnsemble
 from mixllm.predict.neighbours import nearest, unit_rows
 
 __all__ = [
+    "FORMS",
     "Arrays",
     "ConstantHead",
     "ForestHead",
+    "GroupPredict",
     "Head",
-    "HeadSet",
     "JSONValue",
     "KNNHead",
     "LinearHead",
     "Params",
+    "array_digest",
 ]
 
 JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
@@ -158,10 +160,12 @@ class ForestHead(Head):
 
 @dataclass(frozen=True, eq=False)
 class KNNHead(Head):
-    """Mean target of the ``k`` training rows most cosine-similar to the query.
+    """Mean target of the ``k`` most cosine-similar training rows that have a target.
 
     ``embeddings`` are unit rows (float32); only the first ``embeddings.shape[1]`` features of
     a query are compared (so extra features such as prompt length can follow the embedding).
+    ``targets`` is NaN where unknown: every LLM keeps the full training set, so heads fitted on
+    the same queries share one array (stored once) and one neighbour search.
     """
 
     embeddings: NDArray[np.float32]
@@ -173,18 +177,26 @@ class KNNHead(Head):
     def batch(cls, heads: Sequence[Head]) -> GroupPredict:
         hs = [h for h in heads if isinstance(h, KNNHead)]
         groups: dict[str, list[int]] = {}
-        for i, h in enumerate(hs):  # heads trained on the same rows share one search
-            groups.setdefault(_digest(h.embeddings), []).append(i)
+        for i, h in enumerate(hs):
+            groups.setdefault(array_digest(h.embeddings), []).append(i)
         banks = {key: hs[idx[0]].embeddings.astype(np.float64) for key, idx in groups.items()}
+        targets = {
+            key: np.stack([hs[i].targets for i in idx], axis=1) for key, idx in groups.items()
+        }
+        ks = {key: np.array([hs[i].k for i in idx]) for key, idx in groups.items()}
+        missing = {key: np.isnan(t).sum(axis=0) for key, t in targets.items()}
 
         def run(x: FloatArray) -> FloatArray:
             out = np.zeros((len(x), len(hs)))
             for key, idx in groups.items():
-                bank = banks[key]
-                k_max = max(hs[i].k for i in idx)
-                nb = nearest(unit_rows(x[:, : bank.shape[1]]), bank, k_max)
-                for i in idx:
-                    out[:, i] = hs[i].targets[nb[:, : hs[i].k]].mean(axis=1)
+                bank, k = banks[key], ks[key]
+                # The first k + (rows without a target) neighbours hold k rows with one.
+                depth = min(len(bank), int((k + missing[key]).max()))
+                nb = nearest(unit_rows(x[:, : bank.shape[1]]), bank, depth)
+                t = targets[key][nb]  # (n, depth, heads)
+                use = np.isfinite(t)
+                use &= np.cumsum(use, axis=1) <= k
+                out[:, idx] = np.where(use, t, 0.0).sum(axis=1) / k
             return out
 
         return run
@@ -200,91 +212,19 @@ class KNNHead(Head):
         emb = np.asarray(arrays["embeddings"], dtype=np.float32)
         targets = np.asarray(arrays["targets"], dtype=np.float64)
         k = params["k"]
-        if not isinstance(k, int) or emb.ndim != 2 or not 1 <= k <= len(emb) == len(targets):
-            raise PersistError(f"knn head: k={k!r} for {emb.shape} embeddings, {targets.shape}")
+        n_known = int(np.isfinite(targets).sum())
+        if not isinstance(k, int) or emb.ndim != 2 or not 1 <= k <= n_known <= len(emb):
+            raise PersistError(f"knn head: k={k!r} for {emb.shape} embeddings, {n_known} targets")
+        if targets.shape != emb.shape[:1]:
+            raise PersistError(f"knn head: {targets.shape} targets for {emb.shape} embeddings")
         return cls(emb, targets, k)
 
 
 FORMS: dict[str, type[Head]] = {h.form: h for h in (ConstantHead, LinearHead, ForestHead, KNNHead)}
 
 
-class HeadSet:
-    """One head per LLM (a list: LLMs are added and removed without touching the others).
-
-    :meth:`predict` batches heads of the same form; the batched functions are built on first
-    use after a change.
-    """
-
-    def __init__(self, heads: Sequence[Head] = ()) -> None:
-        self.heads = list(heads)
-        self._compiled: list[tuple[list[int], GroupPredict]] | None = None
-
-    def __len__(self) -> int:
-        return len(self.heads)
-
-    def append(self, head: Head) -> None:
-        self.heads.append(head)
-        self._compiled = None
-
-    def pop(self, j: int) -> Head:
-        self._compiled = None
-        return self.heads.pop(j)
-
-    def predict(self, x: FloatArray) -> FloatArray:
-        """Shape (n, len(self)): column j is head j's prediction."""
-        if self._compiled is None:
-            forms: dict[type[Head], list[int]] = {}
-            for j, h in enumerate(self.heads):
-                forms.setdefault(type(h), []).append(j)
-            self._compiled = [
-                (idx, form.batch([self.heads[j] for j in idx])) for form, idx in forms.items()
-            ]
-        out = np.zeros((len(x), len(self.heads)))
-        for idx, run in self._compiled:
-            out[:, idx] = run(x)
-        return out
-
-    def get_state(self) -> tuple[list[JSONValue], Arrays]:
-        """Per-head parameters and arrays named ``h<j>.<name>``; an array equal to one already
-        stored is saved once and referenced as ``{"same_as": key}`` in its head's ``shared``."""
-        params: list[JSONValue] = []
-        arrays: Arrays = {}
-        seen: dict[str, str] = {}
-        for j, head in enumerate(self.heads):
-            p, arrs = head.get_state()
-            shared: dict[str, JSONValue] = {}
-            for name, a in arrs.items():
-                key, digest = f"h{j}.{name}", _digest(a)
-                if digest in seen:
-                    shared[name] = seen[digest]
-                else:
-                    seen[digest] = key
-                    arrays[key] = a
-            params.append({**p, "shared": shared})
-        return params, arrays
-
-    @classmethod
-    def from_state(cls, params: Sequence[JSONValue], arrays: Mapping[str, Any]) -> HeadSet:
-        """The heads saved by :meth:`get_state`; unknown forms raise ``PersistError``."""
-        heads: list[Head] = []
-        for j, p in enumerate(params):
-            if not isinstance(p, dict) or p.get("form") not in FORMS:
-                form = p.get("form") if isinstance(p, dict) else p
-                raise PersistError(f"head {j}: unknown form {form!r}; known: {sorted(FORMS)}")
-            shared = p.get("shared", {})
-            if not isinstance(shared, dict):
-                raise PersistError(f"head {j}: 'shared' is {shared!r}, expected a mapping")
-            prefix = f"h{j}."
-            own = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            try:
-                own.update({name: arrays[str(key)] for name, key in shared.items()})
-                heads.append(FORMS[str(p["form"])].from_state(p, own))
-            except (KeyError, ValueError, TypeError) as exc:
-                raise PersistError(f"head {j} ({p['form']}): bad state: {exc!r}") from None
-        return cls(heads)
-
-
-def _digest(a: NDArray[Any]) -> str:
+def array_digest(a: NDArray[Any]) -> str:
+    """A hash of an array's dtype, shape and bytes (equal arrays, equal digests)."""
     arr = np.ascontiguousarray(a)
     h = hashlib.sha256(arr.tobytes())
     h.update(f"{arr.dtype.str}{arr.shape}".encode())

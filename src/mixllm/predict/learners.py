@@ -90,8 +90,11 @@ def fit_path(
     trees: TreeSettings | None = None,
     embed_dim: int | None = None,
 ) -> list[Head]:
-    """Heads of ``kind`` fitted on rows ``x`` (n ≥ 1) and finite targets ``y``, one per ``grid``
-    value. A constant target gives constant heads. ``embed_dim``: leading columns kNN compares.
+    """Heads of ``kind`` fitted on rows ``x`` and targets ``y``, one per ``grid`` value.
+
+    Targets must be finite, except for kNN, which keeps rows with a NaN target (so LLMs fitted
+    on the same queries share their rows) and skips them. A constant target gives constant
+    heads. ``embed_dim``: the leading columns of ``x`` that kNN compares (default: all).
 
     >>> x = np.eye(4)[[0, 0, 1, 1]]
     >>> [float(h.predict(x[:1])[0]) for h in fit_path("knn", x, np.array([1.0, 1, 0, 0]),
@@ -101,11 +104,15 @@ def fit_path(
     if target not in _TARGETS.get(kind, ()):
         known = sorted(k for k, t in _TARGETS.items() if target in t)
         raise ConfigError(f"model kind {kind!r} for {target} targets; known: {known}")
-    if len(y) == 0 or len(x) != len(y):
-        raise ValueError(f"fit_path needs matching non-empty rows, got {x.shape}, {y.shape}")
-    if kind == "mean" or np.ptp(y) == 0:
-        value = float(np.log1p(np.expm1(y).mean())) if target == "real" else float(y.mean())
-        return [ConstantHead(value) for _ in grid]
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    seen = np.isfinite(y)
+    if not seen.any() or len(x) != len(y) or (kind != "knn" and not seen.all()):
+        raise ValueError(f"fit_path needs matching rows and finite targets; got {x.shape}, "
+                         f"{y.shape} with {int((~seen).sum())} NaN")  # fmt: skip
+    if kind == "mean" or np.ptp(y[seen]) == 0:
+        observed = y[seen]
+        value = np.log1p(np.expm1(observed).mean()) if target == "real" else observed.mean()
+        return [ConstantHead(float(value)) for _ in grid]
     trees = trees or TreeSettings()
     if kind == "logistic":
         return _logistic(x, y, grid)
@@ -116,7 +123,7 @@ def fit_path(
     if kind == "hgb":
         return _boosting(x, y, [int(n) for n in grid], target, seed, trees.n_jobs)
     emb = unit_rows(x[:, :embed_dim]).astype(np.float32)
-    return [KNNHead(emb, y.astype(np.float64), min(int(k), len(y))) for k in grid]
+    return [KNNHead(emb, y, min(int(k), int(seen.sum()))) for k in grid]
 
 
 def _logistic(x: FloatArray, y: FloatArray, Cs: Sequence[float]) -> list[Head]:

@@ -18,7 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mixllm.errors import ConfigError, DataError, NotFittedError, PersistError
-from mixllm.predict.heads import Arrays, ConstantHead, Head, HeadSet, JSONValue, Params
+from mixllm.predict.heads import Arrays, ConstantHead, Head, JSONValue, Params
+from mixllm.predict.headset import HeadSet
 from mixllm.predict.learners import DEFAULT_GRIDS, Target, TreeSettings, fit_path
 from mixllm.predict.threads import one_blas_thread
 
@@ -146,6 +147,8 @@ class PerLLMModel:
         seen = np.isfinite(y)
         if kind is None:
             return "constant", ConstantHead(self._constant(y[seen]))
+        if kind == "knn":  # all rows, so that the LLMs share them (see KNNHead)
+            return kind, self._path(kind, z, y, [value])[0]
         return kind, self._path(kind, z[seen], y[seen], [value])[0]
 
     @one_blas_thread("sklearn.linear_model", "scipy.optimize")

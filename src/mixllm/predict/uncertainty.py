@@ -103,7 +103,10 @@ class UncertaintyModel:
         """sqrt(eᵀ A_l⁻¹ e) for each row e of ``X`` and each LLM l: shape (n, n_llms)."""
         self._check_fitted()
         x = self._rows(X)
-        quad = np.einsum("lnd,nd->nl", np.matmul(x, self.a_inv_), x)
+        n_llms, d, _ = self.a_inv_.shape
+        # One matrix product against all LLMs' stacked A⁻¹ (L·d, d): a single BLAS call.
+        t = (x @ self.a_inv_.reshape(n_llms * d, d).T).reshape(len(x), n_llms, d)
+        quad = np.einsum("nld,nd->nl", t, x)
         out: FloatArray = np.sqrt(np.maximum(quad, 0.0))
         return out
 
