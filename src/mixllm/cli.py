@@ -18,7 +18,7 @@ from mixllm.errors import ConfigError, MixLLMError
 
 __all__ = ["main"]
 
-DEFAULT_ROUTER = "knn"
+DEFAULT_ROUTER = "mixllm"
 
 
 class _Group(click.Group):

@@ -134,3 +134,14 @@ def test_learned_predictors_beat_random(name: str, two_clusters: Split) -> None:
         routed[key] = float(np.nan_to_num(test.quality[rows, choose(pred, 0.0)]).mean())
     assert routed[name] > routed["random"] + 0.2, routed
     assert routed[name] > 0.75, routed
+
+
+def test_mixllm_with_a_single_task_label_clusters_instead(two_clusters: Split) -> None:
+    from mixllm.policy import MixLLMPredictor
+
+    train, qtrain, _, qtest = two_clusters
+    one_task = replace(train, tasks=np.full(len(train), "gsm8k", dtype=object))
+    predictor = MixLLMPredictor(seed=0).fit(one_task, qtrain)
+    assert predictor.projection_ is not None
+    assert len(predictor.projection_.domains_) >= 2  # KMeans clusters, not the one label
+    assert predictor.predict(qtest).quality.shape == (len(qtest), len(train.llms))

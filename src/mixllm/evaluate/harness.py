@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: Routers of a default report (single LLMs are always added; ``mf`` only on two-LLM sets).
-DEFAULT_ROUTERS = ("random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf")
+DEFAULT_ROUTERS = ("random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf", "mixllm")
 
 _BASELINES = ("random", "cheapest")
 

@@ -49,7 +49,8 @@ class MixLLMPredictor(BasePredictor):
         tokens MAE, at 0.14 ms).
     tagged:
         Use the tag-enhanced features (:class:`~mixllm.embed.DomainProjection`, domains from
-        task labels when every query has one, else KMeans clusters); ``False`` for the ablation.
+        task labels when every query has one and there are at least two, else KMeans
+        clusters); ``False`` for the ablation.
     ridge:
         The ``I`` weight of each LLM's LinUCB matrix A = ridge·I + Σ e eᵀ.
     seed:
@@ -84,7 +85,9 @@ class MixLLMPredictor(BasePredictor):
         with one_blas_thread("scipy.linalg"):
             self.projection_: DomainProjection | None = None
             if self.tagged:
-                domains = [str(t) for t in train.tasks] if train.has_tasks else None
+                # Task labels are the domains when there are at least two; else KMeans clusters.
+                labelled = train.has_tasks and len(train.task_names) >= 2
+                domains = [str(t) for t in train.tasks] if labelled else None
                 self.projection_ = DomainProjection(seed=self.seed)
                 self.projection_.fit(x.astype(np.float32), domains)
             f = self._features(x)
