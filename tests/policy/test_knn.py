@@ -68,10 +68,10 @@ def test_bad_parameters_are_reported_at_fit(kwargs: dict[str, object], message: 
 
 
 def test_ties_break_by_training_index_whatever_the_batch() -> None:
-    from mixllm.policy.knn import _top_k
+    from mixllm.predict.neighbours import top_k
 
     sims = np.array([[0.5, 0.9, 0.5, 0.9, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2]])
-    assert _top_k(sims, 3).tolist() == [[1, 3, 0], [0, 1, 2]]
+    assert top_k(sims, 3).tolist() == [[1, 3, 0], [0, 1, 2]]
     assert _top_k(sims + 1e-13 * np.arange(5), 3).tolist() == [[1, 3, 0], [0, 1, 2]]
 
 

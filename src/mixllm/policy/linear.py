@@ -19,6 +19,7 @@ from mixllm.errors import ConfigError
 from mixllm.policy.state import Arrays, BasePredictor, JSONValue, cost_arrays, restore_cost
 from mixllm.predict.cost import MeanLengthCostModel
 from mixllm.predict.features import sigmoid, standardize, standardize_fit
+from mixllm.predict.learners import soft_rows as learned_soft_rows
 from mixllm.predict.threads import one_blas_thread
 from mixllm.types import Prediction, QueryBatch
 
@@ -30,19 +31,14 @@ _EPS = 1e-6
 
 def soft_rows(x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Rows, 0/1 labels and weights encoding soft targets ``y`` (NaN rows and zero weights
-    dropped).
+    dropped; see :func:`mixllm.predict.learners.soft_rows`).
 
     >>> _, labels, weights = soft_rows(np.zeros((2, 1)), np.array([1.0, 0.25]))
     >>> labels.tolist(), weights.tolist()
     ([1.0, 1.0, 0.0], [1.0, 0.25, 0.75])
     """
     seen = np.isfinite(y)
-    xo, yo = x[seen], y[seen]
-    rows = np.concatenate([xo, xo])
-    labels = np.concatenate([np.ones(len(yo)), np.zeros(len(yo))])
-    weights = np.concatenate([yo, 1.0 - yo])
-    keep = weights > 0
-    return rows[keep], labels[keep], weights[keep]
+    return learned_soft_rows(x[seen], y[seen])
 
 
 def fit_logistic_path(
