@@ -72,7 +72,7 @@ def test_ties_break_by_training_index_whatever_the_batch() -> None:
 
     sims = np.array([[0.5, 0.9, 0.5, 0.9, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2]])
     assert top_k(sims, 3).tolist() == [[1, 3, 0], [0, 1, 2]]
-    assert _top_k(sims + 1e-13 * np.arange(5), 3).tolist() == [[1, 3, 0], [0, 1, 2]]
+    assert top_k(sims + 1e-13 * np.arange(5), 3).tolist() == [[1, 3, 0], [0, 1, 2]]
 
 
 def test_a_query_alone_gets_the_same_prediction_as_in_a_batch() -> None:
