@@ -151,3 +151,20 @@ def test_max_cost_excludes_expensive_llms(fitted: tuple[Router, Dataset]) -> Non
     assert {d.llm for d in nothing_fits} == {"small"}  # the cheapest predicted
     with pytest.raises(ConfigError, match="max_cost_usd=-1"):
         router.route("x", max_cost_usd=-1.0)
+
+
+def test_mixllm_router_saves_and_loads_with_identical_decisions(tmp_path: Path) -> None:
+    train, test = split_random(make_clustered(300), seed=1)
+    router = Router("mixllm", embedder="hashing", alpha=0.05).fit(train)
+    prompts = [str(p) for p in test.prompts]
+    loaded = Router.load(router.save(tmp_path / "mixllm"))
+    for lam in (0.0, 30.0, 1e4):
+        a = router.route_many(prompts, lam=lam)
+        b = loaded.route_many(prompts, lam=lam)
+        assert [d.llm for d in a] == [d.llm for d in b]
+        np.testing.assert_array_equal(
+            [list(d.scores.values()) for d in a], [list(d.scores.values()) for d in b]
+        )
+    # The uncertainty bonus is part of the score: alpha moves the scores of a fitted router.
+    plain = Router("mixllm", embedder="hashing").fit(train).route(prompts[0], lam=0.0)
+    assert router.route(prompts[0], lam=0.0).scores != plain.scores
