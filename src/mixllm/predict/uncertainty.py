@@ -104,9 +104,10 @@ class UncertaintyModel:
         self._check_fitted()
         x = self._rows(X)
         n_llms, d, _ = self.a_inv_.shape
-        # One matrix product against all LLMs' stacked A⁻¹ (L·d, d): a single BLAS call.
-        t = (x @ self.a_inv_.reshape(n_llms * d, d).T).reshape(len(x), n_llms, d)
-        quad = np.einsum("nld,nd->nl", t, x)
+        # One matrix product against all LLMs' stacked A⁻¹ (L·d, d): a single BLAS call, as
+        # stacked @ x.T (the product against a transposed view is ~30x slower for one row).
+        t = (self.a_inv_.reshape(n_llms * d, d) @ x.T).reshape(n_llms, d, len(x))
+        quad = np.einsum("ldn,nd->nl", t, x)
         out: FloatArray = np.sqrt(np.maximum(quad, 0.0))
         return out
 
