@@ -114,12 +114,19 @@ def _plan(routers: Sequence[str | Predictor], llms: Sequence[str]) -> tuple[list
 
 
 def _sweep(
-    spec: _Spec, train: Dataset, test: Dataset, embedder: Embedder, *, seed: int, n_lams: int
+    spec: _Spec,
+    train: Dataset,
+    test: Dataset,
+    embedder: Embedder,
+    *,
+    seed: int,
+    n_lams: int,
+    alpha: float = 0.0,
 ) -> tuple[SweepResult, float]:
     predictor: Predictor | str = spec.predictor or spec.name
     if spec.predictor is None and spec.kind == "oracle":
         predictor = OraclePredictor(outcomes=test)
-    router = Router(predictor, embedder=embedder, seed=seed)
+    router = Router(predictor, embedder=embedder, alpha=alpha, seed=seed)
     start = time.perf_counter()
     router.fit(train)
     fit_s = time.perf_counter() - start
@@ -238,6 +245,7 @@ def evaluate(
     n_lams: int = 30,
     n_boot: int = 1000,
     seed: int = 0,
+    alpha: float = 0.0,
     progress: ProgressCallback | None = None,
 ) -> Report:
     """Fit each router on ``train``, replay ``test`` through it and measure it.
@@ -255,6 +263,9 @@ def evaluate(
         The reference LLM; default :func:`default_reference` of ``train``.
     n_lams, n_boot, seed:
         λ values per sweep, bootstrap resamples (≥ 200) and the seed of routers and resamples.
+    alpha:
+        Weight of the uncertainty bonus in every router's score (MixLLM §3.3); only predictors
+        that report an uncertainty (``mixllm``) are affected.
     progress:
         Called as ``progress(what, done, total)``: ``("embed", prompts done, prompts)`` while
         embedding, then ``(router name, routers done, routers)`` before each router and
@@ -276,7 +287,7 @@ def evaluate(
     rows = []
     for i, spec in enumerate(specs):
         tell(spec.name, i, len(specs))
-        sweep, fit_s = _sweep(spec, train, test, emb, seed=seed, n_lams=n_lams)
+        sweep, fit_s = _sweep(spec, train, test, emb, seed=seed, n_lams=n_lams, alpha=alpha)
         rows.append(
             summarise(sweep, kind=spec.kind, yard=yard, counts=counts, strong=strong, fit_s=fit_s)
         )
