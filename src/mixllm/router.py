@@ -17,7 +17,14 @@ from mixllm.data.dataset import Dataset
 from mixllm.data.tokens import count_tokens
 from mixllm.embed import Embedder, make_embedder
 from mixllm.errors import ConfigError, NotFittedError, UnknownLLMError
-from mixllm.policy import LoadTracker, Predictor, choose, lambda_grid, make_predictor, scores
+from mixllm.policy import (
+    LoadTracker,
+    Predictor,
+    choose_from_scores,
+    lambda_grid,
+    make_predictor,
+    scores,
+)
 from mixllm.types import LLM, Decision, Prediction, QueryBatch
 
 __all__ = ["Router"]
@@ -179,9 +186,7 @@ class Router:
         wait = None if self.load_tracker is None else self.load_tracker.wait_s(pred.llms)
         a, b, tau = self.alpha, self.beta, self.tau_s
         total = scores(pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait)
-        chosen = choose(
-            pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd
-        )
+        chosen = choose_from_scores(pred, total, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd)
         out = []
         for i, qid in enumerate(queries.ids):
             out.append(

@@ -17,7 +17,7 @@ Fitted predictors save as JSON-able parameters plus arrays (``get_state``), rest
 
 from __future__ import annotations
 
-from mixllm.policy.base import Predictor, choose, lambda_grid, scores
+from mixllm.policy.base import Predictor, choose, choose_from_scores, lambda_grid, scores
 from mixllm.policy.knn import KNNPredictor
 from mixllm.policy.linear import LogisticPredictor
 from mixllm.policy.load import LoadTracker
@@ -55,6 +55,7 @@ __all__ = [
     "SinglePredictor",
     "check_predictor_name",
     "choose",
+    "choose_from_scores",
     "lambda_grid",
     "make_predictor",
     "predictor_from_state",

@@ -24,7 +24,7 @@ from mixllm.policy.scoring import (
 )
 from mixllm.types import Prediction, QueryBatch
 
-__all__ = ["Predictor", "choose", "lambda_grid", "scores"]
+__all__ = ["Predictor", "choose", "choose_from_scores", "lambda_grid", "scores"]
 
 
 class Predictor(Protocol):
@@ -95,6 +95,18 @@ def choose(
     [0]
     """
     s = scores(pred, lam, alpha=alpha, beta=beta, tau_s=tau_s, wait_s=wait_s)
+    return choose_from_scores(pred, s, tau_s=tau_s, wait_s=wait_s, max_cost_usd=max_cost_usd)
+
+
+def choose_from_scores(
+    pred: Prediction,
+    s: NDArray[np.float64],
+    *,
+    tau_s: float = math.inf,
+    wait_s: NDArray[np.float64] | None = None,
+    max_cost_usd: float | None = None,
+) -> NDArray[np.int64]:
+    """:func:`choose` for scores already computed by :func:`scores` (same rules, no recompute)."""
     n, k = s.shape
     allowed = np.ones((n, k), dtype=bool)
     if wait_s is not None and math.isfinite(tau_s):
