@@ -8,7 +8,9 @@
 Loaders: :func:`load_dataset` (any file, folder or named set), :func:`load_routerbench`
 (RouterBench wide table), :func:`load_routellm` (RouteLLM's MMLU, GSM8K, MT-Bench),
 :func:`load_longform` / :func:`write_longform` (the bring-your-own long layout, see
-``docs/data-format.md``) and :func:`fetch_routerbench` (pinned download). Importing this package
+``docs/data-format.md``), :func:`load_routerdc` (RouterDC's per-task JSON files) and
+:func:`fetch_routerbench` (pinned download). :func:`make_routing_dataset` and
+:func:`synthesize_routing` generate routing data with a known ground truth. Importing this package
 does not import pandas or huggingface_hub; the loaders do, when called.
 """
 
@@ -22,7 +24,9 @@ from mixllm.data.longform import load_longform, write_longform
 from mixllm.data.prices import ROUTERBENCH_LIST_PRICES, PriceFit, fit_prices
 from mixllm.data.routellm import load_routellm
 from mixllm.data.routerbench import load_routerbench
+from mixllm.data.routerdc import load_routerdc
 from mixllm.data.split import split_by_task, split_random
+from mixllm.data.synthetic import SyntheticRouting, make_routing_dataset, synthesize_routing
 from mixllm.data.tokens import count_tokens
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "Dataset",
     "Outcome",
     "PriceFit",
+    "SyntheticRouting",
     "concat",
     "count_tokens",
     "data_dir",
@@ -40,7 +45,10 @@ __all__ = [
     "load_longform",
     "load_routellm",
     "load_routerbench",
+    "load_routerdc",
+    "make_routing_dataset",
     "split_by_task",
     "split_random",
+    "synthesize_routing",
     "write_longform",
 ]

@@ -18,6 +18,7 @@ from mixllm.data.hub import cached_routerbench
 from mixllm.data.longform import load_longform
 from mixllm.data.routellm import RouteLLMSet, load_routellm, load_routellm_dir
 from mixllm.data.routerbench import PICKLE_SUFFIXES, is_routerbench_columns, load_routerbench
+from mixllm.data.routerdc import load_routerdc
 from mixllm.errors import DataError
 
 __all__ = ["DATA_DIR_ENV", "NAMED_SETS", "data_dir", "load_dataset"]
@@ -32,8 +33,8 @@ NAMED_SETS = ("routerbench", *_ROUTELLM_NAMES)
 _TABLES = (".csv", ".parquet", ".jsonl")
 _FORMATS = (
     ".jsonl or .csv (long layout: query_id, prompt, llm, cost_usd, ...), "
-    ".csv, .parquet or .pkl (RouterBench wide layout), a RouteLLM set folder, "
-    f"or a named set {list(NAMED_SETS)}"
+    ".csv, .parquet or .pkl (RouterBench wide layout), .json (RouterDC task file), "
+    f"a RouteLLM set folder, a folder of RouterDC .json files, or a named set {list(NAMED_SETS)}"
 )
 
 
@@ -62,8 +63,9 @@ def load_dataset(
     ----------
     source:
         A file (``.jsonl``/``.csv`` long layout; ``.csv``/``.parquet``/``.pkl`` RouterBench
-        wide layout, told apart by their columns), a folder (one RouteLLM set, or a folder
-        holding one data file), or a name in :data:`NAMED_SETS`.
+        wide layout, told apart by their columns; ``.json`` RouterDC task file, without
+        costs), a folder (one RouteLLM set, a folder holding one data file, or a folder of
+        RouterDC ``.json`` files and no other data file), or a name in :data:`NAMED_SETS`.
     environ:
         Where to read ``MIXLLM_DATA_DIR`` (default: ``os.environ``).
     allow_pickle:
@@ -95,6 +97,8 @@ def _load_file(path: Path, *, allow_pickle: bool) -> Dataset:
         return load_routerbench(path, allow_pickle=allow_pickle)
     if suffix == ".jsonl":
         return load_longform(path)
+    if suffix == ".json":
+        return load_routerdc(path)
     if suffix != ".csv":
         raise DataError(f"{path}: unknown data format {path.suffix!r}; expected {_FORMATS}")
     header = _csv_header(path)
@@ -137,6 +141,9 @@ def _load_folder(folder: Path) -> Dataset:
             f"{folder}: holds the RouteLLM sets {sets}; load one of them, e.g. {folder / sets[0]} "
             f"(or the named sets {list(_ROUTELLM_NAMES)} with MIXLLM_DATA_DIR)"
         )
+    has_table = any(p.is_file() and p.suffix.lower() in _TABLES for p in folder.iterdir())
+    if not has_table and any(folder.glob("*.json")):
+        return load_routerdc(folder)
     return _load_file(_single_table(folder), allow_pickle=False)
 
 
