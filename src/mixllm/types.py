@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
+
+from mixllm.errors import ConfigError
 
 __all__ = ["LLM", "Decision", "Feedback", "Prediction", "QueryBatch"]
 
@@ -54,7 +58,11 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Decision:
-    """The router's choice for one query and what it was based on."""
+    """The router's choice for one query and what it was based on.
+
+    ``decision_id`` is unique per decision (a query routed twice gets two); feedback is keyed by
+    it. ``predicted_wait_s`` holds each LLM's waiting time when the choice was made.
+    """
 
     query_id: str
     llm: str
@@ -63,6 +71,8 @@ class Decision:
     predicted_quality: Mapping[str, float] = field(default_factory=dict)
     predicted_cost_usd: Mapping[str, float] = field(default_factory=dict)
     embedding: NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
+    decision_id: str = ""
+    predicted_wait_s: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def runner_up(self) -> str | None:
@@ -73,8 +83,25 @@ class Decision:
 
 @dataclass(frozen=True)
 class Feedback:
-    """What was learned after an answer: measured quality and cost, or a thumbs up/down."""
+    """What was learned after an answer: measured quality and cost, or a thumbs up/down.
+
+    >>> Feedback(quality=1.5)
+    Traceback (most recent call last):
+    ...
+    mixllm.errors.ConfigError: feedback quality=1.5; expected a number between 0 and 1
+    """
 
     quality: float | None = None
     cost_usd: float | None = None
     reward: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.quality is None and self.cost_usd is None and self.reward is None:
+            raise ConfigError("feedback carries nothing; expected quality, cost_usd or reward")
+        q, c = self.quality, self.cost_usd
+        if q is not None and not (isinstance(q, (int, float)) and 0.0 <= q <= 1.0):
+            raise ConfigError(f"feedback quality={q!r}; expected a number between 0 and 1")
+        if c is not None and not (isinstance(c, (int, float)) and math.isfinite(c) and c >= 0):
+            raise ConfigError(f"feedback cost_usd={c!r}; expected a finite number of USD >= 0")
+        if self.reward is not None and not isinstance(self.reward, (bool, np.bool_)):
+            raise ConfigError(f"feedback reward={self.reward!r}; expected true or false")
