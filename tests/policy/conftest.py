@@ -15,7 +15,9 @@ from mixllm.data.dataset import Dataset
 from mixllm.policy import (
     BasePredictor,
     CheapestPredictor,
+    EpsilonGreedyPredictor,
     KNNPredictor,
+    LinUCBPredictor,
     LogisticPredictor,
     MatrixFactorizationPredictor,
     MixLLMPredictor,
@@ -23,6 +25,7 @@ from mixllm.policy import (
     OraclePredictor,
     RandomPredictor,
     SinglePredictor,
+    ThompsonPredictor,
 )
 from mixllm.types import LLM, QueryBatch
 
@@ -108,8 +111,11 @@ FACTORIES: dict[str, Callable[[Dataset, Dataset], BasePredictor]] = {
     "mf": lambda tr, te: MatrixFactorizationPredictor(dim=8, max_iter=50),
     "mixllm": lambda tr, te: MixLLMPredictor(quality="logistic", length="ridge"),
     "mixllm-untagged": lambda tr, te: MixLLMPredictor("knn", "mean", tagged=False),
+    "linucb": lambda tr, te: LinUCBPredictor(),
+    "thompson": lambda tr, te: ThompsonPredictor(explore=0.5, seed=1),
+    "egreedy": lambda tr, te: EpsilonGreedyPredictor(explore=0.1, seed=1),
 }
-LEARNED = ["knn", "logistic", "mlp", "mf", "mixllm", "mixllm-untagged"]
+LEARNED = ["knn", "logistic", "mlp", "mf", "mixllm", "mixllm-untagged", "linucb"]
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,13 @@
 Every router is a :class:`Predictor` (``fit(train, queries)``, ``predict(queries)``) whose
 :class:`~mixllm.types.Prediction` goes through :func:`choose` (score = quality − λ × cost
 + α × uncertainty − β × latency penalty, MixLLM §3.3; waits from a :class:`LoadTracker`).
-The baselines every report includes are registered by name:
+The baselines every report includes, and the online bandit baselines of the streams
+(:mod:`mixllm.policy.bandits`), are registered by name:
 
 >>> from mixllm.policy import PREDICTORS, make_predictor
->>> PREDICTORS
-('random', 'cheapest', 'oracle', 'knn', 'logistic', 'mlp', 'mf', 'mixllm')
+>>> PREDICTORS[:8], PREDICTORS[8:]
+(('random', 'cheapest', 'oracle', 'knn', 'logistic', 'mlp', 'mf', 'mixllm'), \
+('linucb', 'thompson', 'egreedy'))
 >>> make_predictor("single:gpt-4").name
 'single:gpt-4'
 
@@ -17,6 +19,7 @@ Fitted predictors save as JSON-able parameters plus arrays (``get_state``), rest
 
 from __future__ import annotations
 
+from mixllm.policy.bandits import EpsilonGreedyPredictor, LinUCBPredictor, ThompsonPredictor
 from mixllm.policy.base import Predictor, choose, choose_from_scores, lambda_grid, scores
 from mixllm.policy.knn import KNNPredictor
 from mixllm.policy.linear import LogisticPredictor
@@ -42,7 +45,9 @@ __all__ = [
     "PREDICTORS",
     "BasePredictor",
     "CheapestPredictor",
+    "EpsilonGreedyPredictor",
     "KNNPredictor",
+    "LinUCBPredictor",
     "LoadTracker",
     "LogisticPredictor",
     "MLPPredictor",
@@ -53,6 +58,7 @@ __all__ = [
     "RandomPredictor",
     "SavablePredictor",
     "SinglePredictor",
+    "ThompsonPredictor",
     "check_predictor_name",
     "choose",
     "choose_from_scores",

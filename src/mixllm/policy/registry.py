@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mixllm.errors import ConfigError
+from mixllm.policy.bandits import EpsilonGreedyPredictor, LinUCBPredictor, ThompsonPredictor
 from mixllm.policy.knn import KNNPredictor
 from mixllm.policy.linear import LogisticPredictor
 from mixllm.policy.mf import MatrixFactorizationPredictor
@@ -26,6 +27,7 @@ __all__ = ["PREDICTORS", "check_predictor_name", "make_predictor", "predictor_fr
 #: Registered names that need no argument (``single:<llm>`` is the one pattern besides them).
 PREDICTORS: tuple[str, ...] = (
     "random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf", "mixllm",
+    "linucb", "thompson", "egreedy",
 )  # fmt: skip
 
 
@@ -42,6 +44,9 @@ def _classes() -> dict[str, type[BasePredictor]]:
             MLPPredictor,
             MatrixFactorizationPredictor,
             MixLLMPredictor,
+            LinUCBPredictor,
+            ThompsonPredictor,
+            EpsilonGreedyPredictor,
         )
     }
 
@@ -83,7 +88,7 @@ def make_predictor(name: str, *, seed: int = 0, **kwargs: Any) -> BasePredictor:
     Traceback (most recent call last):
     ...
     mixllm.errors.ConfigError: unknown router 'knnn'; known: ['random', 'cheapest', 'oracle', \
-'knn', 'logistic', 'mlp', 'mf', 'mixllm', 'single:<llm>']
+'knn', 'logistic', 'mlp', 'mf', 'mixllm', 'linucb', 'thompson', 'egreedy', 'single:<llm>']
     """
     check_predictor_name(name)
     cls = _lookup(name)
