@@ -1,34 +1,45 @@
 """Decision time of a router: one query at a time (p50/p99) and in batches, per embedder.
 
 Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/decision_time.py [--n 300] [--embedders
-static,minilm] [--routers knn,mixllm]``. Routers are fitted on the RouterBench subset (seeded
-80/20 split, ``$MIXLLM_DATA_DIR`` or ../shared/data); test prompts are routed cold (no embedding
-cache), so each decision includes embedding the prompt, counting its tokens once, predicting
-and choosing. Everything is measured in the same run and reported beside the kNN baseline as a
-ratio; the absolute numbers depend on the machine.
+static,static?max_tokens=64,minilm] [--routers knn,mixllm] [--alpha 0.05]``. Routers are fitted
+on the RouterBench subset (seeded 80/20 split, ``$MIXLLM_DATA_DIR`` or ../shared/data); test
+prompts are routed cold (no embedding cache), so each decision includes embedding the prompt,
+counting its tokens once, predicting and choosing. Everything is measured in the same run and
+reported beside the kNN baseline as a ratio; the absolute numbers depend on the machine.
+
+BLAS runs on one thread (``OPENBLAS_NUM_THREADS=1``, ``OMP_NUM_THREADS=1``, set before numpy
+is imported, unless already set): a router serving requests runs one decision per core, and a
+threaded BLAS only adds hand-off costs at this size. The ``mixllm α=…`` row is the MixLLM
+router with the LinUCB bonus in its scores (with α = 0 the router does not compute it).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
-from pathlib import Path
 
-import numpy as np
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy is imported
 
-from mixllm import Router, load_dataset, split_random
-from mixllm.data import count_tokens
-from mixllm.embed import make_embedder
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from mixllm import Router, load_dataset, split_random  # noqa: E402
+from mixllm.data import count_tokens  # noqa: E402
+from mixllm.embed import make_embedder  # noqa: E402
 
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
+LAM = 100.0
 
 
 def time_single(router: Router, prompts: list[str]) -> np.ndarray:
     out = []
     for p in prompts:
         start = time.perf_counter()
-        router.route(p, lam=100.0)
+        router.route(p, lam=LAM)
         out.append(time.perf_counter() - start)
     return np.array(out) * 1e3
 
@@ -36,15 +47,26 @@ def time_single(router: Router, prompts: list[str]) -> np.ndarray:
 def time_batch(router: Router, prompts: list[str], size: int) -> float:
     start = time.perf_counter()
     for i in range(0, len(prompts), size):
-        router.route_many(prompts[i : i + size], lam=100.0)
+        router.route_many(prompts[i : i + size], lam=LAM)
     return (time.perf_counter() - start) * 1e3 / len(prompts)
+
+
+def measure(router: Router, prompts: list[str]) -> tuple[float, float, float, float]:
+    """p50 and p99 of single decisions, then ms per query in batches of 32 and 256."""
+    router.route("warm up", lam=1.0)
+    single = time_single(router, prompts)
+    # The same prompts again: the embedder is cold (no cache) so this repeats the work.
+    b32, b256 = (time_batch(router, prompts, b) for b in (32, 256))
+    p50, p99 = np.percentile(single, [50, 99])
+    return float(p50), float(p99), b32, b256
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=300)
-    ap.add_argument("--embedders", default="static,minilm")
+    ap.add_argument("--embedders", default="static,static?max_tokens=64,minilm")
     ap.add_argument("--routers", default="knn,mixllm")
+    ap.add_argument("--alpha", type=float, default=0.05, help="α of the extra MixLLM row; 0: none")
     args = ap.parse_args()
     ds = load_dataset(DATA / "routerbench" / "routerbench_0shot_subset.csv")
     train, test = split_random(ds, seed=0)
@@ -54,21 +76,29 @@ def main() -> None:
     for spec in args.embedders.split(","):
         for name in args.routers.split(","):
             router = Router(name, embedder=make_embedder(spec, cache=False)).fit(train)
-            router.route("warm up", lam=1.0)
-            single = time_single(router, prompts)
-            # The same prompts again: the embedder is cold (no cache) so this repeats the work.
-            batch = {b: time_batch(router, prompts, b) for b in (32, 256)}
-            rows.append((spec, name, *np.percentile(single, [50, 99]), batch[32], batch[256]))
-    base = {spec: r for r in rows for spec2 in [r[0]] if r[1] == "knn" for spec in [spec2]}
-    print(f"{len(prompts)} RouterBench test prompts, ms per query (ratio to kNN, same embedder)")
-    print(f"{'embedder':8} {'router':8} {'p50':>14} {'p99':>14} {'batch32':>14} {'batch256':>14}")
-    for spec, name, p50, p99, b32, b256 in rows:
+            rows.append((spec, name, *measure(router, prompts)))
+            if name == "mixllm" and args.alpha:
+                explore = copy.copy(router)
+                explore.alpha = args.alpha
+                rows.append((spec, f"mixllm α={args.alpha:g}", *measure(explore, prompts)))
+    print_table(rows, len(prompts))
+
+
+def print_table(rows: list[tuple[str, str, float, float, float, float]], n: int) -> None:
+    threads = ", ".join(f"{v}={os.environ[v]}" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"))
+    base = {r[0]: r for r in rows if r[1] == "knn"}
+    print(f"{n} RouterBench test prompts, λ={LAM:g}, {os.cpu_count()} CPUs, BLAS: {threads}")
+    print("ms per query (ratio to kNN with the same embedder)")
+    width = max(len(r[0]) for r in rows)
+    head = "".join(f"{h:>16}" for h in ("p50", "p99", "batch32", "batch256"))
+    print(f"{'embedder':{width}} {'router':12}{head}")
+    for spec, name, *values in rows:
         ref = base.get(spec)
         cells = []
-        for k, v in enumerate((p50, p99, b32, b256)):
+        for k, v in enumerate(values):
             ratio = f"({v / ref[2 + k]:.2f}x)" if ref is not None else ""
-            cells.append(f"{v:7.3f} {ratio:>6}")
-        print(f"{spec:8} {name:8} " + " ".join(f"{c:>14}" for c in cells))
+            cells.append(f"{v:8.3f} {ratio:>7}")
+        print(f"{spec:{width}} {name:12}" + "".join(f"{c:>16}" for c in cells))
 
 
 if __name__ == "__main__":

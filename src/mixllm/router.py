@@ -19,6 +19,7 @@ from mixllm.embed import Embedder, make_embedder
 from mixllm.errors import ConfigError, NotFittedError, UnknownLLMError
 from mixllm.policy import (
     LoadTracker,
+    MixLLMPredictor,
     Predictor,
     choose_from_scores,
     lambda_grid,
@@ -182,25 +183,29 @@ class Router:
             raise ConfigError(f"max_cost_usd={max_cost_usd!r}; expected a number >= 0 (USD)")
         predictor = self._fitted()
         queries = self._queries(prompts, query_ids)
-        pred = self._restrict(predictor.predict(queries), candidates)
-        wait = None if self.load_tracker is None else self.load_tracker.wait_s(pred.llms)
         a, b, tau = self.alpha, self.beta, self.tau_s
+        pred = self._restrict(_predict(predictor, queries, uncertainty=a != 0), candidates)
+        wait = None if self.load_tracker is None else self.load_tracker.wait_s(pred.llms)
         total = scores(pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait)
         chosen = choose_from_scores(pred, total, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd)
-        out = []
-        for i, qid in enumerate(queries.ids):
-            out.append(
-                Decision(
-                    query_id=qid,
-                    llm=pred.llms[chosen[i]],
-                    lam=float(lam),
-                    scores=dict(zip(pred.llms, total[i].tolist())),
-                    predicted_quality=dict(zip(pred.llms, pred.quality[i].tolist())),
-                    predicted_cost_usd=dict(zip(pred.llms, pred.cost_usd[i].tolist())),
-                    embedding=queries.embeddings[i],
-                )
+        llms, lam_value = pred.llms, float(lam)
+        # Whole-matrix tolist(): one call per batch instead of one per query and dict.
+        rows = zip(
+            queries.ids, chosen.tolist(), total.tolist(), pred.quality.tolist(),
+            pred.cost_usd.tolist(), queries.embeddings,
+        )  # fmt: skip
+        return [
+            Decision(
+                query_id=qid,
+                llm=llms[j],
+                lam=lam_value,
+                scores=dict(zip(llms, s)),
+                predicted_quality=dict(zip(llms, q)),
+                predicted_cost_usd=dict(zip(llms, c)),
+                embedding=e,
             )
-        return out
+            for qid, j, s, q, c, e in rows
+        ]
 
     def lambda_sweep(
         self, prompts: Sequence[str], n: int, *, query_ids: Sequence[str] | None = None
@@ -240,6 +245,14 @@ class Router:
         self.embedder_ = embedder
         self.predictor_ = predictor
         self.prices_ = prices
+
+
+def _predict(predictor: Predictor, queries: QueryBatch, *, uncertainty: bool) -> Prediction:
+    """The predictor's prediction; without the uncertainty when the scores do not use it
+    (α = 0) and the predictor can leave it out (MixLLM's LinUCB bonus is its costliest part)."""
+    if not uncertainty and isinstance(predictor, MixLLMPredictor):
+        return predictor.predict(queries, uncertainty=False)
+    return predictor.predict(queries)
 
 
 def _default_id(prompt: str) -> str:

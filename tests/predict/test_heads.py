@@ -101,3 +101,21 @@ def test_knn_skips_rows_without_a_target_and_shares_its_rows() -> None:
     assert heads.heads[1].embeddings is heads.heads[0].embeddings
     _, arrays = heads.get_state()
     assert sorted(arrays) == ["h0.embeddings", "h0.targets", "h1.targets"]
+
+
+@pytest.mark.parametrize("logistic", [(True, True), (False, False), (True, False)])
+def test_linear_heads_of_one_form_predict_in_one_product(logistic: tuple[bool, bool]) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 5))
+    heads = [LinearHead(rng.normal(size=4), float(rng.normal()), f) for f in logistic]
+    for z in (x, x[:, :4]):  # features beyond the coefficients are ignored
+        out = HeadSet(heads).predict(z)
+        expected = np.stack([h.predict(x) for h in heads], axis=1)
+        np.testing.assert_allclose(out, expected, rtol=1e-12)
+    hs = HeadSet(heads[:2])
+    before = hs.predict(x)
+    hs.append(ConstantHead(0.3))  # a second form: the compiled functions are rebuilt
+    np.testing.assert_array_equal(hs.predict(x)[:, :2], before)
+    np.testing.assert_array_equal(hs.predict(x)[:, 2], 0.3)
+    hs.pop(2)
+    np.testing.assert_array_equal(hs.predict(x), before)

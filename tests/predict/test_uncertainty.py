@@ -107,3 +107,30 @@ def test_checks() -> None:
     model = UncertaintyModel().fit(np.ones((2, 3)), np.ones((2, 1), dtype=bool))
     with pytest.raises(DataError, match="dimension 4"):
         model.bonus(np.ones((1, 4)))
+
+
+def _bonus_per_llm(model: UncertaintyModel, x: np.ndarray) -> np.ndarray:
+    """sqrt(eᵀ A_l⁻¹ e) one LLM at a time, from ``a_inv_`` as it is now."""
+    return np.sqrt(np.einsum("nd,lde,ne->nl", x, model.a_inv_, x))
+
+
+def test_llms_with_the_same_rows_share_one_matrix_and_changes_are_seen() -> None:
+    x = _rows(80, seed=5)
+    observed = np.ones((80, 4), dtype=bool)
+    observed[::3, 2] = False  # LLM 2 saw fewer rows; 0, 1 and 3 share one matrix
+    model = UncertaintyModel().fit(x, observed)
+    q = _rows(7, seed=6)
+    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-12)
+    stacked, column = model._distinct  # type: ignore[misc]
+    assert column.tolist() == [0, 0, 1, 0] and len(stacked) == 2 * 16
+    # Every change is seen by the next bonus: update, add_llm, remove_llm.
+    model.update(1, x[:5] * -1.0)
+    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-12)
+    assert not np.allclose(model.bonus(q)[:, 0], model.bonus(q)[:, 1])
+    model.add_llm()
+    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-12)
+    model.remove_llm(0)
+    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-12)
+    assert model.bonus(q).shape == (7, 4)
+    model.fit(x[:10], observed[:10, :2])
+    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-12)

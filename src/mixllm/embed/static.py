@@ -112,6 +112,7 @@ class StaticEmbedder:
         self.cache_dir = cache_dir
         self.environ = environ
         self._model: StaticModel | None = None
+        self._encoder: _MeanEncoder | None = None
         self._lock = threading.Lock()
 
     @property
@@ -144,6 +145,8 @@ class StaticEmbedder:
         model = self._load()
         if not batch:
             return np.zeros((0, int(model.dim)), dtype=np.float32)
+        if self._encoder is not None:
+            return self._encoder.encode(batch)
         vectors = model.encode(
             batch,
             max_length=self.max_tokens,
@@ -158,7 +161,9 @@ class StaticEmbedder:
             return self._model
         with self._lock:
             if self._model is None:
-                self._model = self._build()
+                model = self._build()
+                self._encoder = _MeanEncoder.for_model(model, self.max_tokens)
+                self._model = model
         return self._model
 
     def _build(self) -> StaticModel:
@@ -184,6 +189,74 @@ class StaticEmbedder:
         model = StaticModel.from_pretrained(target, force_download=False)
         logger.debug("loaded %s in %.2f s", target, time.perf_counter() - started)
         return model
+
+
+class _MeanEncoder:
+    """model2vec's ``StaticModel.encode`` for a plain model (no token mapping or weights), giving
+    the same vectors bit for bit in a fraction of the time.
+
+    ``encode`` spends most of a single query outside the tokenizer: a progress bar object,
+    re-configuring the shared tokenizer's truncation on every call, and a float16 mean that
+    numpy casts element by element. Here the tokenizer is a private copy, truncated once, and
+    the table is kept in float32 (exact for float16), whose sum in the same order is the same.
+    """
+
+    def __init__(
+        self, tokenizer: Any, table: NDArray[np.float32], *, out_dtype: np.dtype[Any],
+        unk_id: int | None, cut_chars: int | None,
+    ) -> None:  # fmt: skip
+        self.tokenizer = tokenizer
+        self.table = table
+        self.out_dtype = out_dtype
+        self.unk_id = unk_id
+        self.cut_chars = cut_chars
+
+    @classmethod
+    def for_model(cls, model: StaticModel, max_tokens: int | None) -> _MeanEncoder | None:
+        """The encoder for ``model``, or ``None`` where only model2vec's own path is exact."""
+        dtype = np.dtype(model.embedding.dtype)
+        plain = model.token_mapping is None and model.weights is None
+        if not plain or dtype not in (np.dtype(np.float16), np.dtype(np.float32)):
+            return None
+        tokenizer = type(model.tokenizer).from_str(model.tokenizer.to_str())  # a private copy
+        if max_tokens is None:
+            tokenizer.no_truncation()
+        else:
+            tokenizer.enable_truncation(max_tokens)
+        # model2vec first cuts the text to max_tokens × the vocabulary's median token length.
+        cut = None if max_tokens is None else max_tokens * int(model.median_token_length)
+        table = np.ascontiguousarray(model.embedding, dtype=np.float32)
+        return cls(tokenizer, table, out_dtype=dtype, unk_id=model.unk_token_id, cut_chars=cut)
+
+    def encode(self, texts: list[str]) -> NDArray[np.float32]:
+        """``normalize_rows(StaticModel.encode(texts, max_length=max_tokens, normalize=True))``:
+        float32 unit rows (a text without tokens gets the constant unit row)."""
+        cut, unk, table = self.cut_chars, self.unk_id, self.table
+        if cut is not None:
+            texts = [t[:cut] for t in texts]
+        encodings = self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        means = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
+        for i, encoding in enumerate(encodings):
+            ids = encoding.ids
+            if unk is not None and unk in ids:
+                ids = [t for t in ids if t != unk]
+            if ids:
+                means[i] = table[ids].sum(axis=0) / len(ids)
+        # model2vec rounds the mean to the table's dtype and normalises it in float32, rounding
+        # again; normalize_rows then normalises once more. The same steps, in fewer calls (the
+        # norm as numpy.linalg.norm computes it).
+        out = means.astype(self.out_dtype).astype(np.float32)
+        out /= np.sqrt(np.add.reduce(out * out, axis=1, keepdims=True)) + 1e-32
+        out = out.astype(self.out_dtype).astype(np.float32)
+        norms = np.sqrt(np.add.reduce(out * out, axis=1))
+        empty = ~(norms > 0.0)
+        if empty.any():
+            norms[empty] = 1.0
+            out /= norms[:, None]
+            out[empty] = np.float32(1.0 / np.sqrt(out.shape[1]))
+        else:
+            out /= norms[:, None]
+        return out
 
 
 def _canonical_signs(vectors: NDArray[Any]) -> NDArray[Any]:

@@ -107,6 +107,8 @@ def choose_from_scores(
     max_cost_usd: float | None = None,
 ) -> NDArray[np.int64]:
     """:func:`choose` for scores already computed by :func:`scores` (same rules, no recompute)."""
+    if max_cost_usd is None and (wait_s is None or not math.isfinite(tau_s)):
+        return choose_masked(s, pred.cost_usd, pred.llms, None)  # nothing excluded
     n, k = s.shape
     allowed = np.ones((n, k), dtype=bool)
     if wait_s is not None and math.isfinite(tau_s):

@@ -8,6 +8,7 @@ LLM, then to the first name in sorted order, so every decision is reproducible.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -48,19 +49,33 @@ def latency_penalty(wait_s: FloatArray, beta: float, tau_s: float) -> FloatArray
 
 
 def choose_masked(
-    scores: FloatArray, cost_usd: FloatArray, llms: tuple[str, ...], allowed: NDArray[np.bool_]
+    scores: FloatArray,
+    cost_usd: FloatArray,
+    llms: tuple[str, ...],
+    allowed: NDArray[np.bool_] | None,
 ) -> NDArray[np.int64]:
     """Column of the best allowed score per row; ties to the lower cost, then the lower name.
 
     A row with no allowed column falls back to all columns (the caller decides what "allowed"
-    means and documents the fallback).
+    means and documents the fallback); ``allowed=None`` allows every column.
     """
     if scores.shape[1] == 0:
         raise ValueError("no LLMs to choose from")
-    allowed = np.where(allowed.any(axis=1, keepdims=True), allowed, True)
-    s = np.where(allowed, scores, -np.inf)
+    s = scores
+    if allowed is not None and not allowed.all():
+        allowed = np.where(allowed.any(axis=1, keepdims=True), allowed, True)
+        s = np.where(allowed, scores, -np.inf)
     tied = s >= s.max(axis=1, keepdims=True) - 1e-12
-    by_name = np.argsort(np.array(llms, dtype=str), kind="stable")
+    by_name = _name_order(tuple(llms))
     cost = np.where(tied, cost_usd, np.inf)[:, by_name]
-    out: NDArray[np.int64] = by_name[np.argmin(cost, axis=1)].astype(np.int64)
+    out: NDArray[np.int64] = by_name[np.argmin(cost, axis=1)]
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _name_order(llms: tuple[str, ...]) -> NDArray[np.int64]:
+    """Column indices of ``llms`` in sorted name order (memoised: a router's pool rarely
+    changes, and sorting the names cost more than the rest of a decision's choice)."""
+    order: NDArray[np.int64] = np.argsort(np.array(llms, dtype=str), kind="stable").astype(np.int64)
+    order.flags.writeable = False
+    return order

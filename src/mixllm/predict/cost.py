@@ -64,7 +64,9 @@ class MeanLengthCostModel:
 
     def _formula(self, prompt_tokens: FloatArray) -> FloatArray:
         out = np.nan_to_num(self.mean_output_tokens_, nan=0.0)
-        ptok = np.nan_to_num(prompt_tokens, nan=0.0)
+        # nan_to_num costs more than the formula; skip it when there is nothing to replace.
+        finite = np.isfinite(prompt_tokens).all()
+        ptok = prompt_tokens if finite else np.nan_to_num(prompt_tokens, nan=0.0)
         cost: FloatArray = (ptok[:, None] * self.price_in_ + out * self.price_out_) / 1e6
         return cost
 

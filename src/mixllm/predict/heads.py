@@ -103,9 +103,14 @@ class LinearHead(Head):
         w = np.stack([h.coef for h in hs], axis=1)
         b = np.array([h.intercept for h in hs])
         logistic = np.array([h.logistic for h in hs])
+        dim, every, some = len(w), bool(logistic.all()), bool(logistic.any())
 
         def run(x: FloatArray) -> FloatArray:
-            z = x[:, : len(w)] @ w + b
+            z: FloatArray = (x if x.shape[1] == dim else x[:, :dim]) @ w + b
+            if every:
+                return sigmoid(z)
+            if not some:
+                return z
             out: FloatArray = np.where(logistic, sigmoid(z), z)
             return out
 

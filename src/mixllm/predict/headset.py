@@ -60,17 +60,23 @@ class HeadSet:
 
     def predict(self, x: FloatArray) -> FloatArray:
         """Shape (n, len(self)): column j is head j's prediction."""
-        if self._compiled is None:
-            forms: dict[type[Head], list[int]] = {}
-            for j, h in enumerate(self.heads):
-                forms.setdefault(type(h), []).append(j)
-            self._compiled = [
-                (idx, form.batch([self.heads[j] for j in idx])) for form, idx in forms.items()
-            ]
+        compiled = self._compiled if self._compiled is not None else self._compile()
+        if len(compiled) == 1:  # one form (the usual case): its columns are already in order
+            return compiled[0][1](x)
         out = np.zeros((len(x), len(self.heads)))
-        for idx, run in self._compiled:
+        for idx, run in compiled:
             out[:, idx] = run(x)
         return out
+
+    def _compile(self) -> list[tuple[list[int], GroupPredict]]:
+        """One batched function per form (rebuilt after :meth:`append` or :meth:`pop`)."""
+        forms: dict[type[Head], list[int]] = {}
+        for j, h in enumerate(self.heads):
+            forms.setdefault(type(h), []).append(j)
+        self._compiled = [
+            (idx, form.batch([self.heads[j] for j in idx])) for form, idx in forms.items()
+        ]
+        return self._compiled
 
     def get_state(self) -> tuple[list[JSONValue], Arrays]:
         """Per-head parameters and arrays named ``h<j>.<name>``; an array equal to one already

@@ -91,7 +91,7 @@ class LengthModel(PerLLMModel):
     def _features(self, x: FloatArray, prompt_tokens: NDArray[Any]) -> FloatArray:
         ptok = np.log1p(_check_prompt(prompt_tokens, len(x)))
         scaled = (ptok - self.log_prompt_mean_) / self.log_prompt_scale_
-        return np.hstack([x, np.where(np.isfinite(scaled), scaled, 0.0)[:, None]])
+        return np.concatenate([x, np.where(np.isfinite(scaled), scaled, 0.0)[:, None]], axis=1)
 
     def _embed_dim(self) -> int:
         return int(self.dim_) - 1  # the last feature is the prompt length
