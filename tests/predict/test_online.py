@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixllm.errors import DataError, PersistError
+from mixllm.errors import ConfigError, DataError, PersistError
 from mixllm.predict.online import OnlineRidge
 
 
@@ -118,11 +118,11 @@ def test_state_round_trip_and_malformed_state() -> None:
 
 
 def test_bad_inputs_name_the_value() -> None:
-    with pytest.raises(DataError, match=r"discount=1\.5"):
+    with pytest.raises(ConfigError, match=r"discount=1\.5"):
         OnlineRidge(discount=1.5)
     x, observed, y = _data()
     m = OnlineRidge(n_targets=2).fit(x, observed, y)
-    with pytest.raises(DataError, match=r"\(1, 3\)"):
+    with pytest.raises(DataError, match="dimension 3; fitted on 5"):
         m.mean(np.zeros((1, 3)))
     with pytest.raises(DataError, match="nan"):
         m.update(0, x[0], np.array([np.nan, 1.0]))

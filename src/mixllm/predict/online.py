@@ -9,6 +9,10 @@ so learning online costs the same whatever was seen before. With ``discount`` γ
 update first scales ``A_l`` and ``b_l`` by γ: old observations fade and a drifting LLM is
 re-learned (the prior fades too, so keep γ close to 1, e.g. 0.999).
 
+LLMs observed on the same rows have the same A_l⁻¹ (offline, on RouterBench, 10 of 11 do), so
+:meth:`OnlineRidge.bonus` computes each distinct matrix once; the distinct matrices are found
+on the first call after a change and kept until the next one.
+
 >>> import numpy as np
 >>> m = OnlineRidge(ridge=1.0, n_targets=1).fit(np.zeros((0, 2)), np.zeros((0, 1), bool),
 ...                                             np.zeros((0, 1, 1)))
@@ -27,7 +31,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mixllm.errors import DataError, NotFittedError, PersistError
+from mixllm.errors import ConfigError, DataError, NotFittedError, PersistError
+from mixllm.predict.threads import one_blas_thread
 
 __all__ = ["OnlineRidge"]
 
@@ -38,15 +43,22 @@ class OnlineRidge:
     """Per-LLM ridge regression of ``n_targets`` targets, updated online (see module doc)."""
 
     def __init__(self, ridge: float = 1.0, n_targets: int = 1, discount: float = 1.0) -> None:
-        if not ridge > 0:
-            raise DataError(f"ridge={ridge!r}; expected a number > 0")
-        if not 0 < discount <= 1:
-            raise DataError(f"discount={discount!r}; expected a number in (0, 1]")
+        if not (isinstance(ridge, int | float) and ridge > 0):
+            raise ConfigError(f"ridge={ridge!r}; expected a number > 0")
+        if not (isinstance(discount, int | float) and 0 < discount <= 1):
+            raise ConfigError(f"discount={discount!r}; expected a number in (0, 1]")
         self.ridge = float(ridge)
         self.n_targets = int(n_targets)
         self.discount = float(discount)
+        self._distinct: tuple[FloatArray, NDArray[np.intp]] | None = None
+
+    def _changed(self) -> None:
+        """Forget what :meth:`bonus` derived from ``a_inv_``; every method that changes
+        ``a_inv_`` calls this (code that writes ``a_inv_`` directly must call it too)."""
+        self._distinct = None
 
     # -- fitting -------------------------------------------------------------------------------
+    @one_blas_thread()
     def fit(self, X: NDArray[Any], observed: NDArray[Any], Y: NDArray[Any]) -> OnlineRidge:
         """Statistics from the rows of ``X`` (n, d) each LLM was observed on (``observed``, (n, L),
         boolean) with targets ``Y`` (n, L, T); unobserved cells are ignored."""
@@ -56,14 +68,17 @@ class OnlineRidge:
         if x.ndim != 2 or seen.shape != (len(x), seen.shape[1]) or y.shape[:2] != seen.shape:
             raise DataError(f"X {x.shape}, observed {seen.shape} and Y {y.shape} do not match")
         n_llms, d = seen.shape[1], x.shape[1]
+        eye = np.eye(d)
         self.a_inv_ = np.empty((n_llms, d, d))
         self.b_ = np.zeros((n_llms, self.n_targets, d))
         for j in range(n_llms):
             rows = x[seen[:, j]]
-            self.a_inv_[j] = np.linalg.inv(self.ridge * np.eye(d) + rows.T @ rows)
+            l_inv = np.linalg.solve(np.linalg.cholesky(self.ridge * eye + rows.T @ rows), eye)
+            self.a_inv_[j] = l_inv.T @ l_inv  # A = L Lᵀ, A⁻¹ = L⁻ᵀ L⁻¹
             self.b_[j] = y[seen[:, j], j, :].T @ rows
         self.counts_ = seen.sum(axis=0).astype(np.int64)
         self._refresh()
+        self._changed()
         return self
 
     def _refresh(self, j: int | None = None) -> None:
@@ -85,13 +100,15 @@ class OnlineRidge:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "a_inv_"):
-            raise NotFittedError("OnlineRidge is not fitted; call fit first")
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit first")
 
     def _rows(self, X: NDArray[Any]) -> FloatArray:
         x = np.asarray(X, dtype=np.float64)
         x = x[None, :] if x.ndim == 1 else x
-        if x.ndim != 2 or x.shape[1] != self.dim_ or not np.isfinite(x).all():
-            raise DataError(f"features of shape {x.shape}; expected finite (n, {self.dim_})")
+        if x.ndim != 2 or not np.isfinite(x).all():
+            raise DataError(f"features of shape {x.shape} or not finite; expected finite (n, d)")
+        if x.shape[1] != self.dim_:
+            raise DataError(f"features have dimension {x.shape[1]}; fitted on {self.dim_}")
         return x
 
     # -- predicting ----------------------------------------------------------------------------
@@ -102,11 +119,34 @@ class OnlineRidge:
 
     def bonus(self, X: NDArray[Any]) -> FloatArray:
         """``sqrt(xᵀ A_l⁻¹ x)`` per row and LLM: shape (n, L)."""
+        self._check_fitted()
         x = self._rows(X)
+        stacked, column = self._distinct if self._distinct is not None else self._find_distinct()
+        d = x.shape[1]
+        # One matrix product against the distinct A⁻¹ stacked (U·d, d): a single BLAS call, as
+        # stacked @ x.T (the product against a transposed view is ~30x slower for one row).
+        t = (stacked @ x.T).reshape(len(stacked) // d, d, len(x))
+        out: FloatArray = np.sqrt(np.maximum(np.einsum("udn,nd->nu", t, x), 0.0))
+        return out if len(column) == out.shape[1] else out[:, column]
+
+    def _find_distinct(self) -> tuple[FloatArray, NDArray[np.intp]]:
+        """The distinct A_l⁻¹ stacked (U·d, d), and for each LLM the index of its matrix."""
         n_llms, d, _ = self.a_inv_.shape
-        t = (self.a_inv_.reshape(n_llms * d, d) @ x.T).reshape(n_llms, d, len(x))
-        out: FloatArray = np.sqrt(np.maximum(np.einsum("ldn,nd->nl", t, x), 0.0))
-        return out
+        distinct: list[int] = []
+        column = np.empty(n_llms, dtype=np.intp)
+        diagonals = np.diagonal(self.a_inv_, axis1=1, axis2=2)  # a cheap first test
+        for j in range(n_llms):
+            same = (
+                u for u, k in enumerate(distinct)
+                if np.array_equal(diagonals[j], diagonals[k])
+                and np.array_equal(self.a_inv_[j], self.a_inv_[k])
+            )  # fmt: skip
+            column[j] = next(same, len(distinct))
+            if column[j] == len(distinct):
+                distinct.append(j)
+        stacked = np.ascontiguousarray(self.a_inv_[distinct]).reshape(len(distinct) * d, d)
+        self._distinct = (stacked, column)
+        return self._distinct
 
     # -- learning ------------------------------------------------------------------------------
     def update(self, j: int, x: NDArray[Any], y: NDArray[Any], weight: float = 1.0) -> None:
@@ -125,14 +165,20 @@ class OnlineRidge:
         self.b_[j] += weight * target[:, None] * row[None, :]
         self.counts_[j] += 1
         self._refresh(j)
+        self._changed()
 
-    def add_llm(self) -> int:
-        """A new LLM with nothing observed (A = ridge·I, b = 0); returns its index."""
+    def add_llm(self, theta0: NDArray[Any] | None = None) -> int:
+        """A new LLM with nothing observed (A = ridge·I) and prior mean weights ``theta0``
+        ((T, d), default 0: b = ridge·θ₀); returns its index."""
         d = self.dim_
+        theta = np.zeros((self.n_targets, d))
+        if theta0 is not None:
+            theta = np.asarray(theta0, dtype=np.float64).reshape(self.n_targets, d)
         self.a_inv_ = np.concatenate([self.a_inv_, (np.eye(d) / self.ridge)[None]])
-        self.b_ = np.concatenate([self.b_, np.zeros((1, self.n_targets, d))])
-        self.theta_ = np.concatenate([self.theta_, np.zeros((1, self.n_targets, d))])
+        self.b_ = np.concatenate([self.b_, self.ridge * theta[None]])
+        self.theta_ = np.concatenate([self.theta_, theta[None]])
         self.counts_ = np.append(self.counts_, 0)
+        self._changed()
         return self.n_llms_ - 1
 
     def remove_llm(self, j: int) -> None:
@@ -142,6 +188,7 @@ class OnlineRidge:
         self.b_ = np.delete(self.b_, j, axis=0)
         self.theta_ = np.delete(self.theta_, j, axis=0)
         self.counts_ = np.delete(self.counts_, j)
+        self._changed()
 
     def _check_llm(self, j: int) -> None:
         if not 0 <= j < self.n_llms_:
@@ -186,4 +233,5 @@ class OnlineRidge:
             )
         # θ is restored as saved (not recomputed) so a loaded model predicts bit for bit the same.
         model.a_inv_, model.b_, model.theta_, model.counts_ = a_inv, b, theta, counts
+        model._changed()
         return model
