@@ -9,6 +9,7 @@ from mixllm import Router
 from mixllm.data.dataset import Dataset
 from mixllm.data.split import split_random
 from mixllm.errors import ConfigError, NotFittedError, PersistError, UnknownLLMError
+from mixllm.persist import FORMAT_VERSION
 from mixllm.policy import LoadTracker
 from tests.conftest import make_clustered
 
@@ -103,11 +104,13 @@ def test_load_rejects_unknown_version_and_tampering(
     router, _ = fitted
     path = router.save(tmp_path / "r")
     manifest = (path / "manifest.json").read_text()
-    (path / "manifest.json").write_text(
-        manifest.replace('"format_version": 1', '"format_version": 99')
-    )
-    with pytest.raises(PersistError, match="format_version 99 is not supported"):
-        Router.load(path)
+    assert f'"format_version": {FORMAT_VERSION}' in manifest
+    for old in (99, 1):  # 1: written before online learning, not readable any more
+        (path / "manifest.json").write_text(
+            manifest.replace(f'"format_version": {FORMAT_VERSION}', f'"format_version": {old}')
+        )
+        with pytest.raises(PersistError, match=f"format_version {old} is not supported"):
+            Router.load(path)
     (path / "manifest.json").write_text(manifest)
     data = bytearray((path / "arrays.npz").read_bytes())
     data[len(data) // 2] ^= 0xFF

@@ -12,6 +12,7 @@ __all__ = [
     "MixLLMError",
     "NotFittedError",
     "PersistError",
+    "UnknownDecisionError",
     "UnknownLLMError",
 ]
 
@@ -30,6 +31,10 @@ class ConfigError(MixLLMError):
 
 class UnknownLLMError(ConfigError):
     """An LLM name that the router does not know."""
+
+
+class UnknownDecisionError(ConfigError):
+    """Feedback for a decision the router did not make (or no longer remembers)."""
 
 
 class NotFittedError(MixLLMError):

@@ -3,8 +3,13 @@
 Layout of a router directory::
 
     manifest.json   format name and version, predictor kind + parameters, embedder spec,
-                    default λ, LLMs with prices, and the SHA-256 of arrays.npz
-    arrays.npz      the predictor's learned arrays (loaded with allow_pickle=False)
+                    default λ, α, β, τ, LLMs with prices, and the SHA-256 of arrays.npz
+    arrays.npz      the predictor's learned arrays (loaded with allow_pickle=False), and the
+                    ids of recent decisions with whether their feedback was applied (so a
+                    restored router applies each feedback once, as before the restart)
+
+Version 2 added online learning (the MixLLM predictor's ``online`` part) and the decision
+ledger; version 1 directories must be re-created with ``mixllm fit``.
 
 A router file may come from someone else, so loading checks the format version and the checksum
 before anything is built from it, and reads arrays only (no code runs on load).
@@ -34,9 +39,11 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_router", "save_router"]
 
 FORMAT_NAME = "mixllm-router"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _MANIFEST = "manifest.json"
 _ARRAYS = "arrays.npz"
+#: Prefix of the router's own arrays in arrays.npz: the decisions that feedback is accepted for.
+_LEDGER = "router.ledger."
 
 
 def _package_version() -> str:
@@ -54,6 +61,10 @@ def save_router(router: Router, path: Path) -> Path:
     """Write ``router`` (fitted) to the directory ``path``; returns ``path``."""
     predictor = router._fitted()
     params, arrays = predictor.get_state()
+    if any(k.startswith(_LEDGER) for k in arrays):
+        raise PersistError(f"predictor array names may not start with {_LEDGER!r}")
+    ids, applied = router._ledger_arrays()
+    arrays = {**arrays, _LEDGER + "ids": ids, _LEDGER + "applied": applied}
     path.mkdir(parents=True, exist_ok=True)
     # Write arrays to a temporary file first so a crash never leaves a half-written router.
     with tempfile.NamedTemporaryFile(dir=path, suffix=".npz", delete=False) as tmp:
@@ -72,6 +83,7 @@ def save_router(router: Router, path: Path) -> Path:
         "beta": float(router.beta),
         "tau_s": None if math.isinf(router.tau_s) else float(router.tau_s),
         "seed": int(router.seed),
+        "max_pending": int(router.max_pending),
         "llms": [
             {
                 "name": m,
@@ -121,6 +133,7 @@ def load_router(path: Path) -> Router:
     try:
         with np.load(arrays_file, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
+        ledger = {k[len(_LEDGER) :]: arrays.pop(k) for k in list(arrays) if k.startswith(_LEDGER)}
         pred = manifest["predictor"]
         predictor = predictor_from_state(pred["kind"], pred["params"], arrays)
         prices = {
@@ -136,7 +149,9 @@ def load_router(path: Path) -> Router:
             beta=manifest.get("beta", 0.0),
             tau_s=math.inf if tau is None else float(tau),
         )
-        router.seed = int(manifest.get("seed", 0))
+        router.seed = int(manifest["seed"])
+        router.max_pending = int(manifest["max_pending"])
+        router._restore_ledger(ledger.get("ids"), ledger.get("applied"))
     except (KeyError, TypeError, ValueError) as exc:
         raise PersistError(
             f"{path}: malformed router files ({type(exc).__name__}: {exc})"

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,17 +19,18 @@ import numpy as np
 from mixllm.data.dataset import Dataset
 from mixllm.data.tokens import count_tokens
 from mixllm.embed import Embedder, make_embedder
-from mixllm.errors import ConfigError, NotFittedError, UnknownLLMError
+from mixllm.errors import ConfigError, NotFittedError, UnknownDecisionError, UnknownLLMError
 from mixllm.policy import (
     LoadTracker,
     MixLLMPredictor,
+    OnlinePredictor,
     Predictor,
     choose_from_scores,
     lambda_grid,
     make_predictor,
     scores,
 )
-from mixllm.types import LLM, Decision, Prediction, QueryBatch
+from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
 
 __all__ = ["Router"]
 
@@ -51,6 +55,12 @@ class Router:
     load_tracker:
         Where waits come from (a :class:`~mixllm.policy.LoadTracker` that the gateway or the
         simulator feeds); without one every wait is zero.
+    max_pending:
+        How many recent decisions feedback is accepted for (:meth:`learn_one`); older ones
+        are forgotten first.
+
+    Routing, learning and pool changes may be called from several threads: they take one
+    lock, so a decision never sees a half-applied update.
 
     >>> from mixllm.data.dataset import Dataset, Outcome
     >>> rows = [Outcome(f"q{i}", f"task {i % 2}", m, float((i % 2) == (m == "big")), c)
@@ -70,6 +80,7 @@ class Router:
         beta: float = 0.0,
         tau_s: float = math.inf,
         load_tracker: LoadTracker | None = None,
+        max_pending: int = 100_000,
         seed: int = 0,
     ) -> None:
         self.predictor = predictor
@@ -79,7 +90,10 @@ class Router:
         self.beta = beta
         self.tau_s = tau_s
         self.load_tracker = load_tracker
+        self.max_pending = max_pending
         self.seed = seed
+        self._lock = threading.RLock()
+        self._ledger: OrderedDict[str, bool] = OrderedDict()  # decision id → feedback applied
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, dataset: Dataset) -> Router:
@@ -181,18 +195,25 @@ class Router:
         _check_lam(lam)
         if max_cost_usd is not None and not (max_cost_usd >= 0):
             raise ConfigError(f"max_cost_usd={max_cost_usd!r}; expected a number >= 0 (USD)")
-        predictor = self._fitted()
+        self._fitted()
         queries = self._queries(prompts, query_ids)
         a, b, tau = self.alpha, self.beta, self.tau_s
-        pred = self._restrict(_predict(predictor, queries, uncertainty=a != 0), candidates)
-        wait = None if self.load_tracker is None else self.load_tracker.wait_s(pred.llms)
-        total = scores(pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait)
-        chosen = choose_from_scores(pred, total, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd)
+        with self._lock:
+            predictor = self._fitted()
+            pred = self._restrict(_predict(predictor, queries, uncertainty=a != 0), candidates)
+            wait = None if self.load_tracker is None else self.load_tracker.wait_s(pred.llms)
+            total = scores(pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait)
+            chosen = choose_from_scores(
+                pred, total, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd
+            )
+            ids = [uuid.uuid4().hex for _ in queries.ids]
+            self._remember(ids)
         llms, lam_value = pred.llms, float(lam)
+        waits = {} if wait is None else dict(zip(llms, wait.tolist()))
         # Whole-matrix tolist(): one call per batch instead of one per query and dict.
         rows = zip(
-            queries.ids, chosen.tolist(), total.tolist(), pred.quality.tolist(),
-            pred.cost_usd.tolist(), queries.embeddings,
+            queries.ids, ids, chosen.tolist(), total.tolist(), pred.quality.tolist(),
+            pred.cost_usd.tolist(), queries.embeddings, queries.prompt_tokens.tolist(),
         )  # fmt: skip
         return [
             Decision(
@@ -203,9 +224,108 @@ class Router:
                 predicted_quality=dict(zip(llms, q)),
                 predicted_cost_usd=dict(zip(llms, c)),
                 embedding=e,
+                decision_id=did,
+                predicted_wait_s=waits,
+                prompt_tokens=t,
             )
-            for qid, j, s, q, c, e in rows
+            for qid, did, j, s, q, c, e, t in rows
         ]
+
+    def _remember(self, decision_ids: Sequence[str]) -> None:
+        """Accept feedback for these decisions; forget the oldest past ``max_pending``."""
+        for did in decision_ids:
+            self._ledger[did] = False
+        while len(self._ledger) > self.max_pending:
+            self._ledger.popitem(last=False)
+
+    def _ledger_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Decision ids (oldest first) and whether their feedback was applied, for saving."""
+        with self._lock:
+            ids = np.array(list(self._ledger), dtype="<U32").reshape(-1)
+            applied = np.fromiter(self._ledger.values(), dtype=bool, count=len(self._ledger))
+        return ids, applied
+
+    def _restore_ledger(self, ids: np.ndarray | None, applied: np.ndarray | None) -> None:
+        if ids is None or applied is None or ids.shape != applied.shape or ids.ndim != 1:
+            raise ValueError("the decision ledger is missing or its arrays disagree")
+        self._ledger = OrderedDict(zip(ids.tolist(), applied.astype(bool).tolist()))
+
+    # -- learning online ----------------------------------------------------------------------
+    def learn_one(self, decision: Decision, feedback: Feedback) -> bool:
+        """Learn from feedback on one decision of this router (MixLLM §3.4).
+
+        Feedback is keyed by ``decision.decision_id`` and applied once: a second (late or
+        repeated) delivery changes nothing and returns ``False``; so does feedback on an LLM
+        removed since the decision. Order does not matter (without a discount the updates
+        commute). Raises :class:`~mixllm.errors.UnknownDecisionError` for a decision this
+        router did not make (or one older than the last ``max_pending``), and
+        :class:`~mixllm.errors.ConfigError` for a predictor that does not learn online.
+        """
+        if not isinstance(decision, Decision) or not isinstance(feedback, Feedback):
+            raise ConfigError(
+                f"learn_one({type(decision).__name__}, {type(feedback).__name__}); "
+                "expected a Decision from this router and a Feedback"
+            )
+        with self._lock:
+            predictor = self._learner()
+            applied = self._ledger.get(decision.decision_id)
+            if applied is None:
+                raise UnknownDecisionError(
+                    f"decision {decision.decision_id!r} (query {decision.query_id!r}) was not "
+                    f"made by this router, or is older than its last {self.max_pending} "
+                    "decisions; expected a Decision returned by route/route_many"
+                )
+            if applied:
+                return False
+            self._ledger[decision.decision_id] = True
+            if decision.llm not in predictor.llms_ or decision.embedding is None:
+                return False
+            predictor.learn(
+                decision.embedding,
+                decision.llm,
+                prompt_tokens=decision.prompt_tokens,
+                quality=feedback.quality,
+                cost_usd=feedback.cost_usd,
+                reward=feedback.reward,
+            )
+            return True
+
+    def _learner(self) -> OnlinePredictor:
+        predictor = self._fitted()
+        if not isinstance(predictor, OnlinePredictor):
+            raise ConfigError(
+                f"router {getattr(predictor, 'name', predictor)!r} does not learn online; "
+                "expected one of mixllm, linucb, thompson, egreedy"
+            )
+        return predictor
+
+    def add_llm(self, llm: LLM, dataset: Dataset | None = None) -> None:
+        """Add ``llm`` to the pool without retraining the others: with ``dataset`` (outcomes of
+        ``llm`` on some queries) its predictors start from them; without, from a prior."""
+        if not isinstance(llm, LLM):
+            raise ConfigError(f"add_llm({llm!r}); expected an LLM(name, prices)")
+        seed = queries = None
+        if dataset is not None:
+            if llm.name not in dataset.llms:
+                raise UnknownLLMError(
+                    f"{dataset.name}: no outcomes for {llm.name!r}; it has {list(dataset.llms)}"
+                )
+            seed = dataset.select_llms([llm.name])
+            queries = self._queries(
+                [str(p) for p in seed.prompts],
+                [str(q) for q in seed.query_ids],
+                prompt_tokens=seed.prompt_tokens,
+            )
+        with self._lock:
+            self._learner().add_llm(llm, seed, queries)
+            self.prices_[llm.name] = llm
+
+    def remove_llm(self, name: str) -> None:
+        """Take ``name`` out of the pool; the others keep what they learned. Decisions already
+        made for it stay valid (their feedback is accepted and ignored)."""
+        with self._lock:
+            self._learner().remove_llm(name)
+            self.prices_.pop(name, None)
 
     def lambda_sweep(
         self, prompts: Sequence[str], n: int, *, query_ids: Sequence[str] | None = None

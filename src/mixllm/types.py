@@ -60,7 +60,9 @@ class Decision:
     """The router's choice for one query and what it was based on.
 
     ``decision_id`` is unique per decision (a query routed twice gets two); feedback is keyed by
-    it. ``predicted_wait_s`` holds each LLM's waiting time when the choice was made.
+    it. ``predicted_wait_s`` holds each LLM's waiting time when the choice was made (empty
+    without a load tracker). ``embedding`` and ``prompt_tokens`` are kept so that feedback on
+    the decision never embeds or counts the prompt again.
     """
 
     query_id: str
@@ -72,6 +74,7 @@ class Decision:
     embedding: NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
     decision_id: str = ""
     predicted_wait_s: Mapping[str, float] = field(default_factory=dict)
+    prompt_tokens: float = math.nan
 
     @property
     def runner_up(self) -> str | None:

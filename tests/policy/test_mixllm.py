@@ -33,7 +33,7 @@ def _by_parts(model: MixLLMPredictor, queries: QueryBatch) -> tuple[np.ndarray, 
     priced = cost_from_tokens(ptok, tokens, model.price_in_, model.price_out_)
     fallback = model.cost_fallback_.predict(ptok)
     cost = np.where(model.from_tokens_[None, :] & np.isfinite(priced), priced, fallback)
-    bonus = model.uncertainty_.bonus(f)
+    bonus = model.online_.bonus(np.hstack([f, np.ones((len(f), 1))]))  # with the intercept
     return np.clip(model.quality_.predict(f), 0.0, 1.0), np.maximum(cost, 0.0), bonus
 
 

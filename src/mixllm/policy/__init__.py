@@ -20,7 +20,14 @@ Fitted predictors save as JSON-able parameters plus arrays (``get_state``), rest
 from __future__ import annotations
 
 from mixllm.policy.bandits import EpsilonGreedyPredictor, LinUCBPredictor, ThompsonPredictor
-from mixllm.policy.base import Predictor, choose, choose_from_scores, lambda_grid, scores
+from mixllm.policy.base import (
+    OnlinePredictor,
+    Predictor,
+    choose,
+    choose_from_scores,
+    lambda_grid,
+    scores,
+)
 from mixllm.policy.knn import KNNPredictor
 from mixllm.policy.linear import LogisticPredictor
 from mixllm.policy.load import LoadTracker
@@ -53,6 +60,7 @@ __all__ = [
     "MLPPredictor",
     "MatrixFactorizationPredictor",
     "MixLLMPredictor",
+    "OnlinePredictor",
     "OraclePredictor",
     "Predictor",
     "RandomPredictor",

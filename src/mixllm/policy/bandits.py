@@ -110,12 +110,18 @@ class _LinearBandit(BasePredictor):
         embedding: NDArray[Any],
         llm: str,
         *,
-        quality: float | None,
-        cost_usd: float | None,
-        weight: float = 1.0,
+        prompt_tokens: float = float("nan"),
+        quality: float | None = None,
+        cost_usd: float | None = None,
+        reward: bool | None = None,
     ) -> None:
-        """One answer of ``llm``: its quality and cost (a missing one keeps its prediction)."""
+        """One answer of ``llm``: its quality and cost (a missing one keeps its prediction); a
+        thumbs up/down (``reward``) counts as quality 1/0 when the quality is unknown."""
         j = self._index(llm)
+        if quality is None and reward is not None:
+            quality = float(bool(reward))
+        if quality is None and cost_usd is None:
+            return
         x = _with_bias(embedding)
         pred = self.model_.mean(x)[0, j]
         y = np.array(
@@ -124,7 +130,7 @@ class _LinearBandit(BasePredictor):
                 pred[1] if cost_usd is None else cost_usd,
             ]
         )
-        self.model_.update(j, x[0], y, weight=weight)
+        self.model_.update(j, x[0], y)
 
     def add_llm(
         self, llm: LLM, seed: Dataset | None = None, queries: QueryBatch | None = None

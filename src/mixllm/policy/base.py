@@ -10,7 +10,7 @@ comparison between routers compares their predictions and nothing else.
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,9 +22,16 @@ from mixllm.policy.scoring import (
     trade_off,
     uncertainty_bonus,
 )
-from mixllm.types import Prediction, QueryBatch
+from mixllm.types import LLM, Prediction, QueryBatch
 
-__all__ = ["Predictor", "choose", "choose_from_scores", "lambda_grid", "scores"]
+__all__ = [
+    "OnlinePredictor",
+    "Predictor",
+    "choose",
+    "choose_from_scores",
+    "lambda_grid",
+    "scores",
+]
 
 
 class Predictor(Protocol):
@@ -48,6 +55,34 @@ class Predictor(Protocol):
     def get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
         """JSON-able parameters and named arrays from which the class restores it (no pickle)."""
         ...
+
+
+@runtime_checkable
+class OnlinePredictor(Predictor, Protocol):
+    """A predictor that learns from feedback and whose pool of LLMs can change (§3.4).
+
+    ``learn`` takes what a :class:`~mixllm.types.Decision` carries (the query's embedding and
+    prompt tokens, the chosen LLM) and the feedback; ``add_llm`` takes an LLM with its prices
+    and, optionally, seed outcomes (a dataset with one column for it) and their row-aligned
+    queries; ``remove_llm`` drops one LLM and keeps what the others learned.
+    """
+
+    def learn(
+        self,
+        embedding: NDArray[Any],
+        llm: str,
+        *,
+        prompt_tokens: float = ...,
+        quality: float | None = None,
+        cost_usd: float | None = None,
+        reward: bool | None = None,
+    ) -> None: ...
+
+    def add_llm(
+        self, llm: LLM, seed: Dataset | None = None, queries: QueryBatch | None = None
+    ) -> None: ...
+
+    def remove_llm(self, name: str) -> None: ...
 
 
 def scores(

@@ -5,6 +5,17 @@ a decision with the trade-off, bonus and latency terms of §3.3.
 
 Each part is its own object in :mod:`mixllm.predict` / :mod:`mixllm.embed`, so one LLM can be
 added or removed without refitting the others, and each is saved as parameters plus arrays.
+
+**Learning online** (§3.4). Per LLM, one :class:`~mixllm.predict.OnlineRidge` on the features
+(plus a constant) holds LinUCB's A_l⁻¹, whose width is the uncertainty bonus, and a ridge
+regression of the *residuals* of the offline predictors: observed quality minus predicted
+quality, observed cost minus predicted cost. The training rows are in A_l with residual 0, so a
+correction grows where the LLM meets queries unlike its training data (a new task, a drift) and
+stays near 0 where the offline predictors already know. It is the same Bayesian linear model
+that the bonus assumes, updated in O(d²) per feedback, and old feedback can be discounted.
+Binary feedback (thumbs up/down) is a noisier label of the same quality: it enters as quality
+1 or 0 with weight ``binary_weight``. An LLM added without data starts from a prior set by its
+price tier (the training LLMs' mean quality against log price) with the widest uncertainty.
 """
 
 from __future__ import annotations
@@ -17,14 +28,15 @@ from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset
 from mixllm.embed.tagged import DomainProjection
-from mixllm.errors import ConfigError
+from mixllm.errors import ConfigError, UnknownLLMError
 from mixllm.policy.state import Arrays, BasePredictor, JSONValue, cost_arrays, restore_cost
 from mixllm.predict.cost import MeanLengthCostModel
+from mixllm.predict.features import column_means
 from mixllm.predict.length import LengthModel, cost_from_tokens
+from mixllm.predict.online import OnlineRidge
 from mixllm.predict.quality import QualityModel
 from mixllm.predict.threads import one_blas_thread
-from mixllm.predict.uncertainty import UncertaintyModel
-from mixllm.types import Prediction, QueryBatch
+from mixllm.types import LLM, Prediction, QueryBatch
 
 __all__ = ["MixLLMPredictor"]
 
@@ -52,14 +64,22 @@ class MixLLMPredictor(BasePredictor):
         task labels when every query has one and there are at least two, else KMeans
         clusters); ``False`` for the ablation.
     ridge:
-        The ``I`` weight of each LLM's LinUCB matrix A = ridge·I + Σ e eᵀ.
+        The ``I`` weight of each LLM's LinUCB matrix A = ridge·I + Σ e eᵀ (also the prior of
+        the online corrections).
+    discount:
+        γ in (0, 1]: each feedback first discounts the LLM's earlier observations by γ (1: no
+        forgetting; 0.999 re-learns a drifting LLM over a few thousand of its queries).
+    binary_weight:
+        Weight of a thumbs up/down as a quality label of 1/0 (a measured quality weighs 1).
     seed:
         Seeds every random choice of the parts.
     """
 
     name = "mixllm"
     kind: ClassVar[str] = "mixllm"
-    _param_names: ClassVar[tuple[str, ...]] = ("quality", "length", "tagged", "ridge", "seed")
+    _param_names: ClassVar[tuple[str, ...]] = (
+        "quality", "length", "tagged", "ridge", "discount", "binary_weight", "seed",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -68,12 +88,16 @@ class MixLLMPredictor(BasePredictor):
         *,
         tagged: bool = True,
         ridge: float = 1.0,
+        discount: float = 1.0,
+        binary_weight: float = 0.5,
         seed: int = 0,
     ) -> None:
         self.quality = quality
         self.length = length
         self.tagged = tagged
         self.ridge = ridge
+        self.discount = discount
+        self.binary_weight = binary_weight
         self.seed = seed
 
     # -- fitting -------------------------------------------------------------------------------
@@ -81,6 +105,8 @@ class MixLLMPredictor(BasePredictor):
         """Fit every part on ``train`` and its row-aligned query embeddings."""
         if not isinstance(self.tagged, bool):
             raise ConfigError(f"tagged={self.tagged!r}; expected True or False")
+        if not (isinstance(self.binary_weight, int | float) and self.binary_weight > 0):
+            raise ConfigError(f"binary_weight={self.binary_weight!r}; expected a number > 0")
         x = self._check_train(train, queries)
         with one_blas_thread("scipy.linalg"):
             self.projection_: DomainProjection | None = None
@@ -95,7 +121,11 @@ class MixLLMPredictor(BasePredictor):
             self.length_ = LengthModel(self.length, seed=self.seed).fit(
                 f, train.prompt_tokens, train.output_tokens
             )
-            self.uncertainty_ = UncertaintyModel(self.ridge).fit(f, np.isfinite(train.quality))
+            seen = np.isfinite(train.quality)
+            self.online_ = OnlineRidge(self.ridge, n_targets=2, discount=self.discount)
+            self.online_.fit(_with_bias(f), seen, np.zeros((*seen.shape, 2)))
+        self.corrected_ = False
+        self.mean_quality_ = column_means(train.quality)
         self.cost_fallback_ = MeanLengthCostModel().fit(train, queries.prompt_tokens)
         self._set_prices(train)
         self.llms_ = train.llms
@@ -127,7 +157,21 @@ class MixLLMPredictor(BasePredictor):
         scores do not use the bonus.
         """
         f = self._features(self._check_queries(queries))
-        ptok = np.asarray(queries.prompt_tokens, dtype=np.float64)
+        quality, cost = self._offline(f, np.asarray(queries.prompt_tokens, dtype=np.float64))
+        fa = _with_bias(f) if self.corrected_ or uncertainty else f
+        if self.corrected_:  # offline predictions are left bit for bit until feedback arrives
+            corr = self.online_.mean(fa)
+            quality = np.clip(quality + corr[:, :, 0], 0.0, 1.0)
+            cost = cost + corr[:, :, 1]
+        return Prediction(
+            llms=self.llms_,
+            quality=quality,  # in [0, 1]
+            cost_usd=np.maximum(cost, 0.0),
+            uncertainty=self.online_.bonus(fa) if uncertainty else None,
+        )
+
+    def _offline(self, f: FloatArray, ptok: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Quality and cost from the offline predictors alone."""
         if self.from_tokens_.any():
             tokens = self.length_.predict(f, ptok)
             priced = cost_from_tokens(ptok, tokens, self.price_in_, self.price_out_)
@@ -136,19 +180,117 @@ class MixLLMPredictor(BasePredictor):
             cost = priced if use.all() else np.where(use, priced, self.cost_fallback_.predict(ptok))
         else:
             cost = self.cost_fallback_.predict(ptok)
-        return Prediction(
-            llms=self.llms_,
-            quality=self.quality_.predict(f),  # in [0, 1]
-            cost_usd=np.maximum(cost, 0.0),
-            uncertainty=self.uncertainty_.bonus(f) if uncertainty else None,
+        return self.quality_.predict(f), cost
+
+    # -- learning online -----------------------------------------------------------------------
+    def learn(
+        self,
+        embedding: NDArray[Any],
+        llm: str,
+        *,
+        prompt_tokens: float = float("nan"),
+        quality: float | None = None,
+        cost_usd: float | None = None,
+        reward: bool | None = None,
+    ) -> None:
+        """Feedback on one answer of ``llm`` to the query embedded as ``embedding``: its measured
+        quality and/or cost, or a thumbs up/down (``reward``, used when quality is unknown)."""
+        j = self._index(llm)
+        f = self._features(self._check_queries(_one(embedding, prompt_tokens)))
+        weight = 1.0
+        if quality is None and reward is not None:
+            quality, weight = float(bool(reward)), float(self.binary_weight)
+        if quality is None and cost_usd is None:
+            return
+        base_q, base_c = self._offline(f, np.array([prompt_tokens], dtype=np.float64))
+        fa = _with_bias(f)
+        now = self.online_.mean(fa)[0, j]
+        target = np.array(
+            [
+                now[0] if quality is None else quality - base_q[0, j],
+                now[1]
+                if cost_usd is None or not np.isfinite(base_c[0, j])
+                else cost_usd - base_c[0, j],
+            ]
         )
+        self.online_.update(j, fa[0], target, weight=weight)
+        self.corrected_ = True
+
+    def add_llm(
+        self, llm: LLM, seed: Dataset | None = None, queries: QueryBatch | None = None
+    ) -> None:
+        """Add ``llm`` without refitting the others: from seed outcomes (``seed``, one column
+        for it, with its row-aligned ``queries``) or, without them, from a price-tier prior."""
+        self._check_fitted()
+        if llm.name in self.llms_:
+            raise ConfigError(f"LLM {llm.name!r} is already in the pool")
+        d = self.online_.dim_ - 1
+        if seed is not None and queries is not None and len(seed):
+            col = seed.llm_index(llm.name)
+            f = self._features(self._check_queries(queries))
+            q = np.asarray(seed.quality[:, col], dtype=np.float64)
+            self.quality_.add_llm(f, q)
+            self.length_.add_llm(f, queries.prompt_tokens, seed.output_tokens[:, col])
+            j = self.online_.add_llm()
+            for row in _with_bias(f)[np.isfinite(q)]:
+                self.online_.update(j, row, np.zeros(2))
+            mean_q = float(np.nanmean(q)) if np.isfinite(q).any() else self._tier_prior(llm)
+        else:
+            self.quality_.add_llm(np.zeros((0, d)), np.zeros(0))
+            self.length_.add_llm(np.zeros((0, d)), np.zeros(0), np.zeros(0))
+            mean_q = self._tier_prior(llm)
+            offset = mean_q - float(self.quality_.predict(np.zeros((1, d)))[0, -1])
+            theta0 = np.zeros((2, d + 1))
+            theta0[0, -1] = offset  # the constant feature carries the prior
+            self.online_.add_llm(theta0)
+            self.corrected_ = self.corrected_ or offset != 0.0
+        self.cost_fallback_.add_llm(llm)
+        self.mean_quality_ = np.append(self.mean_quality_, mean_q)
+        self.price_in_ = np.append(self.price_in_, llm.price_in_per_mtok)
+        self.price_out_ = np.append(self.price_out_, llm.price_out_per_mtok)
+        priced = llm.price_in_per_mtok > 0 or llm.price_out_per_mtok > 0
+        self.from_tokens_ = np.append(self.from_tokens_, priced and bool(self.from_tokens_.any()))
+        self.llms_ = (*self.llms_, llm.name)
+
+    def _tier_prior(self, llm: LLM) -> float:
+        """Expected quality of an unseen LLM from its price: the training LLMs' mean quality
+        regressed on log price, kept within their range."""
+        known = np.isfinite(self.mean_quality_)
+        if not known.any():
+            return 0.5
+        ys = self.mean_quality_[known]
+        xs = np.log10(1e-3 + self.price_in_ + self.price_out_)[known]
+        x = np.log10(1e-3 + llm.price_in_per_mtok + llm.price_out_per_mtok)
+        if len(ys) >= 2 and np.ptp(xs) > 0:
+            slope, intercept = np.polyfit(xs, ys, 1)
+            return float(np.clip(intercept + slope * x, ys.min(), ys.max()))
+        return float(ys.mean())
+
+    def remove_llm(self, name: str) -> None:
+        """Drop ``name``; the other LLMs keep everything they learned."""
+        j = self._index(name)
+        if len(self.llms_) == 1:
+            raise ConfigError(f"cannot remove {name!r}: it is the only LLM left")
+        self.quality_.remove_llm(j)
+        self.length_.remove_llm(j)
+        self.online_.remove_llm(j)
+        self.cost_fallback_.remove_llm(j)
+        for attr in ("mean_quality_", "price_in_", "price_out_", "from_tokens_"):
+            setattr(self, attr, np.delete(getattr(self, attr), j))
+        self.llms_ = tuple(m for m in self.llms_ if m != name)
+
+    def _index(self, llm: str) -> int:
+        self._check_fitted()
+        if llm not in self.llms_:
+            raise UnknownLLMError(f"unknown LLM {llm!r}; known: {sorted(self.llms_)}")
+        return self.llms_.index(llm)
 
     # -- state ---------------------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, object], Arrays]:
         parts: dict[str, Any] = {
             "quality": self.quality_,
             "length": self.length_,
-            "uncertainty": self.uncertainty_,
+            "online": self.online_,
         }
         if self.projection_ is not None:
             parts["projection"] = self.projection_
@@ -157,6 +299,7 @@ class MixLLMPredictor(BasePredictor):
             "price_in": self.price_in_,
             "price_out": self.price_out_,
             "from_tokens": self.from_tokens_,
+            "mean_quality": self.mean_quality_,
             **cost_arrays(self.cost_fallback_),
         }
         for key, part in parts.items():
@@ -175,11 +318,23 @@ class MixLLMPredictor(BasePredictor):
         self.projection_ = DomainProjection.from_state(*part("projection")) if self.tagged else None
         self.quality_ = QualityModel.from_state(*part("quality"))
         self.length_ = LengthModel.from_state(*part("length"))
-        self.uncertainty_ = UncertaintyModel.from_state(*part("uncertainty"))
+        self.online_ = OnlineRidge.from_state(*part("online"))
+        self.corrected_ = bool(np.any(self.online_.theta_ != 0))
+        self.mean_quality_ = np.asarray(arrays["mean_quality"], dtype=np.float64)
         self.cost_fallback_ = restore_cost(arrays)
         self.price_in_ = np.asarray(arrays["price_in"], dtype=np.float64)
         self.price_out_ = np.asarray(arrays["price_out"], dtype=np.float64)
         self.from_tokens_ = np.asarray(arrays["from_tokens"], dtype=bool)
+
+
+def _with_bias(f: FloatArray) -> FloatArray:
+    """Features with a constant 1 appended (the online corrections' intercept)."""
+    return np.concatenate([f, np.ones((len(f), 1))], axis=1)
+
+
+def _one(embedding: NDArray[Any], prompt_tokens: float) -> QueryBatch:
+    e = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+    return QueryBatch(("feedback",), ("",), e, np.array([prompt_tokens], dtype=np.float64))
 
 
 def _project(projection: DomainProjection, x: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from mixllm.data.dataset import Dataset
 from mixllm.errors import DataError, NotFittedError
 from mixllm.predict.features import column_means
+from mixllm.types import LLM
 
 __all__ = ["MeanLengthCostModel"]
 
@@ -78,6 +79,29 @@ class MeanLengthCostModel:
         ptok = np.where(np.isfinite(ptok), ptok, self.mean_prompt_tokens_)
         cost = np.where(self.use_prices_, self._formula(ptok), self.fallback_cost_usd_)
         return np.maximum(cost, 0.0)
+
+    def add_llm(self, llm: LLM) -> None:
+        """A new LLM with no recorded answers: its prices and the other LLMs' mean output length
+        (mean recorded cost of the others when it has no prices)."""
+        if not hasattr(self, "use_prices_"):
+            raise NotFittedError("MeanLengthCostModel is not fitted yet; call fit(train) first")
+        known = np.isfinite(self.mean_output_tokens_)
+        tokens = float(self.mean_output_tokens_[known].mean()) if known.any() else np.nan
+        self.price_in_ = np.append(self.price_in_, llm.price_in_per_mtok)
+        self.price_out_ = np.append(self.price_out_, llm.price_out_per_mtok)
+        self.mean_output_tokens_ = np.append(self.mean_output_tokens_, tokens)
+        priced = llm.price_in_per_mtok > 0 or llm.price_out_per_mtok > 0
+        usable = priced and (llm.price_out_per_mtok == 0 or np.isfinite(tokens))
+        self.use_prices_ = np.append(self.use_prices_, usable)
+        at_mean = float(self._formula(np.array([self.mean_prompt_tokens_]))[0, -1])
+        fallback = at_mean if usable else float(self.fallback_cost_usd_.mean())
+        self.fallback_cost_usd_ = np.append(self.fallback_cost_usd_, np.nan_to_num(fallback))
+
+    def remove_llm(self, j: int) -> None:
+        """Forget LLM column ``j``."""
+        for attr in ("price_in_", "price_out_", "mean_output_tokens_", "use_prices_"):
+            setattr(self, attr, np.delete(getattr(self, attr), j))
+        self.fallback_cost_usd_ = np.delete(self.fallback_cost_usd_, j)
 
     def get_arrays(self) -> dict[str, NDArray[np.generic]]:
         """The learned arrays (for saving without pickle)."""

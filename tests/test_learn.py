@@ -1,0 +1,208 @@
+"""Router.learn_one, add_llm and remove_llm: feedback applied once, learning that moves
+decisions, pool changes without retraining, and a ledger that survives save/load."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mixllm import Feedback, Router
+from mixllm.data import Dataset, make_routing_dataset, split_random
+from mixllm.errors import ConfigError, UnknownDecisionError, UnknownLLMError
+from mixllm.types import LLM
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[Dataset, Dataset]:
+    ds = make_routing_dataset(n_queries=600, n_llms=4, seed=11)
+    return split_random(ds, seed=0)
+
+
+def _router(train: Dataset, predictor: str = "mixllm", **kwargs: float) -> Router:
+    return Router(predictor, embedder="hashing", **kwargs).fit(train)  # type: ignore[arg-type]
+
+
+def test_feedback_applied_twice_or_late_changes_nothing_the_second_time(
+    data: tuple[Dataset, Dataset],
+) -> None:
+    train, test = data
+    router = _router(train)
+    prompts = [str(p) for p in test.prompts[:40]]
+    decisions = router.route_many(prompts, lam=0.0)
+    before = router.predict(prompts).quality
+    for d in decisions[:20]:
+        assert router.learn_one(d, Feedback(quality=0.0, cost_usd=0.01))
+    after = router.predict(prompts).quality
+    assert not np.allclose(after, before)
+    for d in decisions[:20]:  # again: refused, nothing changes
+        assert not router.learn_one(d, Feedback(quality=1.0, cost_usd=0.0))
+    np.testing.assert_array_equal(router.predict(prompts).quality, after)
+
+
+def test_feedback_order_does_not_matter(data: tuple[Dataset, Dataset]) -> None:
+    train, test = data
+    prompts = [str(p) for p in test.prompts[:30]]
+    results = []
+    for order in (1, -1):
+        router = _router(train)
+        decisions = router.route_many(prompts, lam=0.0)
+        for i, d in list(enumerate(decisions))[::order]:
+            router.learn_one(d, Feedback(quality=float(i % 2), cost_usd=0.001 * i))
+        results.append(router.predict(prompts))
+    np.testing.assert_allclose(results[0].quality, results[1].quality, atol=1e-9)
+    np.testing.assert_allclose(results[0].cost_usd, results[1].cost_usd, atol=1e-12)
+
+
+def test_unknown_decisions_and_routers_that_do_not_learn(data: tuple[Dataset, Dataset]) -> None:
+    train, test = data
+    router, other = _router(train), _router(train)
+    decision = other.route(str(test.prompts[0]))
+    with pytest.raises(UnknownDecisionError, match=decision.decision_id):
+        router.learn_one(decision, Feedback(quality=1.0))
+    forged = replace(router.route(str(test.prompts[0])), decision_id="not-a-decision")
+    with pytest.raises(UnknownDecisionError, match="not-a-decision"):
+        router.learn_one(forged, Feedback(reward=True))
+    with pytest.raises(ConfigError, match="expected a Decision"):
+        router.learn_one("q1", Feedback(quality=1.0))  # type: ignore[arg-type]
+    knn = _router(train, "knn")
+    with pytest.raises(ConfigError, match="does not learn online"):
+        knn.learn_one(knn.route(str(test.prompts[0])), Feedback(quality=1.0))
+    with pytest.raises(ConfigError, match="quality=2"):
+        Feedback(quality=2.0)
+    with pytest.raises(ConfigError, match="carries nothing"):
+        Feedback()
+
+
+def test_only_the_last_max_pending_decisions_are_remembered(
+    data: tuple[Dataset, Dataset],
+) -> None:
+    train, test = data
+    router = Router("mixllm", embedder="hashing", max_pending=5).fit(train)
+    decisions = router.route_many([str(p) for p in test.prompts[:8]])
+    with pytest.raises(UnknownDecisionError, match="last 5 decisions"):
+        router.learn_one(decisions[0], Feedback(quality=1.0))
+    assert router.learn_one(decisions[-1], Feedback(quality=1.0))
+
+
+@pytest.mark.parametrize("kind", ["refined", "binary"])
+def test_feedback_moves_decisions_where_an_llm_keeps_failing(
+    data: tuple[Dataset, Dataset], kind: str
+) -> None:
+    train, test = data
+    router = _router(train)
+    prompts = [str(p) for p in test.prompts]
+    first = router.route_many(prompts, lam=0.0)
+    favourite = max(set(d.llm for d in first), key=[d.llm for d in first].count)
+    share = np.mean([d.llm == favourite for d in first])
+    feedback = Feedback(reward=False) if kind == "binary" else Feedback(quality=0.0, cost_usd=0.0)
+    for _ in range(3):  # the favourite fails on every query, three times over
+        for d in router.route_many(prompts, lam=0.0):
+            if d.llm == favourite:
+                router.learn_one(d, feedback)
+    later = np.mean([d.llm == favourite for d in router.route_many(prompts, lam=0.0)])
+    assert share > 0.3 and later < share / 3, (share, later)
+
+
+def test_add_llm_without_data_starts_from_its_price_tier(data: tuple[Dataset, Dataset]) -> None:
+    train, test = data
+    llms = train.llms
+    router = _router(train.select_llms(llms[:-1]), alpha=0.5)
+    newcomer = train.llm(llms[-1])
+    router.add_llm(LLM(newcomer.name, newcomer.price_in_per_mtok, newcomer.price_out_per_mtok))
+    assert router.llms == llms
+    pred = router.predict([str(p) for p in test.prompts[:50]])
+    q = pred.quality[:, -1]
+    assert np.isfinite(q).all() and np.ptp(q) == 0  # no data yet: one prior for every query
+    assert pred.uncertainty is not None
+    assert (pred.uncertainty[:, -1] > pred.uncertainty[:, :-1].max(axis=1)).all()
+    cheap = LLM("cheap/new", 0.0001, 0.0001)
+    dear = LLM("dear/new", 1000.0, 1000.0)
+    router.add_llm(cheap)
+    router.add_llm(dear)
+    prior = router.predict([str(test.prompts[0])]).quality[0]
+    assert prior[-1] >= prior[-2]  # a pricier LLM is expected to be at least as good
+    with pytest.raises(ConfigError, match="already"):
+        router.add_llm(cheap)
+
+
+def test_add_llm_with_seed_outcomes_equals_fitting_it(data: tuple[Dataset, Dataset]) -> None:
+    train, test = data
+    llms = train.llms
+    router = _router(train.select_llms(llms[:-1]))
+    router.add_llm(train.llm(llms[-1]), dataset=train)
+    full = _router(train)
+    prompts = [str(p) for p in test.prompts[:60]]
+    np.testing.assert_allclose(
+        router.predict(prompts).quality[:, -1], full.predict(prompts).quality[:, -1], atol=0.05
+    )
+    with pytest.raises(UnknownLLMError, match="no outcomes for 'ghost'"):
+        router.add_llm(LLM("ghost"), dataset=train)
+
+
+def test_remove_llm_keeps_decisions_in_flight_valid(data: tuple[Dataset, Dataset]) -> None:
+    train, test = data
+    router = _router(train)
+    prompts = [str(p) for p in test.prompts[:60]]
+    decisions = router.route_many(prompts, lam=0.0)
+    gone = decisions[0].llm
+    before = router.predict(prompts)
+    router.remove_llm(gone)
+    assert gone not in router.llms
+    assert all(d.llm != gone for d in router.route_many(prompts, lam=0.0))
+    after = router.predict(prompts)
+    keep = [before.llms.index(m) for m in after.llms]
+    np.testing.assert_allclose(after.quality, before.quality[:, keep])  # others untouched
+    in_flight = next(d for d in decisions if d.llm == gone)
+    assert not router.learn_one(in_flight, Feedback(quality=1.0))  # accepted, ignored
+    for m in router.llms[:-1]:
+        router.remove_llm(m)
+    with pytest.raises(ConfigError, match="only LLM left"):
+        router.remove_llm(router.llms[0])
+
+
+def test_saved_router_keeps_what_it_learned_and_its_ledger(
+    data: tuple[Dataset, Dataset], tmp_path: Path
+) -> None:
+    train, test = data
+    router = _router(train, alpha=0.1)
+    prompts = [str(p) for p in test.prompts[:30]]
+    decisions = router.route_many(prompts, lam=0.0)
+    for d in decisions[:10]:
+        router.learn_one(d, Feedback(quality=0.0, cost_usd=0.002))
+    router.add_llm(LLM("late/joiner", 0.5, 1.5))
+    loaded = Router.load(router.save(tmp_path / "r"))
+    a, b = router.predict(prompts), loaded.predict(prompts)
+    np.testing.assert_array_equal(a.quality, b.quality)
+    np.testing.assert_array_equal(a.cost_usd, b.cost_usd)
+    assert [d.llm for d in loaded.route_many(prompts)] == [
+        d.llm for d in router.route_many(prompts)
+    ]
+    assert not loaded.learn_one(decisions[0], Feedback(quality=1.0))  # applied before saving
+    assert loaded.learn_one(decisions[10], Feedback(quality=1.0))  # pending before saving
+
+
+def test_concurrent_routing_and_learning(data: tuple[Dataset, Dataset]) -> None:
+    train, test = data
+    router = _router(train, alpha=0.1)
+    prompts = [str(p) for p in test.prompts[:40]]
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for k in range(10):
+                for d in router.route_many(prompts[offset::4], lam=float(k)):
+                    router.learn_one(d, Feedback(quality=float(k % 2), cost_usd=0.001))
+        except BaseException as exc:  # collected and re-raised by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert np.isfinite(router.predict(prompts).quality).all()
