@@ -217,6 +217,66 @@ def demo(report_dir: Path, embedder: str, n_boot: int) -> None:
     )
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}; expected integers separated by commas") from None
+
+
+@cli.command()
+@click.argument("scenario", type=click.Choice(["ood", "latency", "pool"]))
+@click.option("--data", "data_source", default="routerbench", show_default=True,
+              help="A data file, folder or named set.")  # fmt: skip
+@click.option("--report", "report_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--seeds", default="0,1,2,3,4", show_default=True, help="Comma-separated seeds.")
+@click.option("--lam", default=100.0, show_default=True, type=float, help="λ of every router.")
+@click.option("--alpha", default=0.3, show_default=True, type=float,
+              help="Exploration weight of the learning routers.")  # fmt: skip
+@click.option("--embedder", default="static", show_default=True)
+@click.option("--window", default=50, show_default=True, type=int, help="Queries per window.")
+@click.option("--rate", default=2.0, show_default=True, type=float,
+              help="latency: arrivals per second.")  # fmt: skip
+@click.option("--tau", default=30.0, show_default=True, type=float, help="latency: τ (s).")
+@click.option("--beta", default=0.05, show_default=True, type=float, help="latency: β.")
+@click.option("--newcomer", default=None, help="pool: the LLM that joins late (default: busiest).")
+@click.option("--join-at", default=100, show_default=True, type=int, help="pool: query index.")
+def simulate(
+    scenario: str,
+    data_source: str,
+    report_dir: Path,
+    seeds: str,
+    lam: float,
+    alpha: float,
+    embedder: str,
+    window: int,
+    rate: float,
+    tau: float,
+    beta: float,
+    newcomer: str | None,
+    join_at: int,
+) -> None:
+    """Stream queries through routers in simulated time (SCENARIO: ood, latency or pool) and
+    write a report (report.md, report.json, plots)."""
+    from mixllm.simulate.run import SimSpec, run_simulation
+
+    spec = SimSpec(
+        scenario=scenario, seeds=_ints(seeds), lam=lam, alpha=alpha, embedder=embedder,
+        window=window, rate_per_s=rate, tau_s=tau, beta=beta, newcomer=newcomer, join_at=join_at,
+    )  # fmt: skip
+    _check_names("mixllm", embedder)
+    ds = _load((data_source,))
+    with _progress() as progress:
+        task = progress.add_task(scenario, total=1)
+
+        def on_progress(step: str, done: int, total: int) -> None:
+            progress.update(task, description=step, completed=done, total=total)
+
+        text, paths = run_simulation(ds, spec, report_dir, progress=on_progress)
+    click.echo(text)
+    click.echo(f"report written to {paths[0].parent}")
+
+
 @cli.group()
 def data() -> None:
     """Download and inspect routing data."""

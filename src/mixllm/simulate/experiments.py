@@ -1,0 +1,164 @@
+"""The stream experiments of the streams issue, each a function of (dataset, seed) → runs.
+
+* :func:`ood_runs`: train on every task but one, stream the held-out task; the same stream
+  routed by a router that also trained on half of that task (no shift), by offline-only
+  MixLLM, by MixLLM learning from refined or binary feedback, and by the bandit baselines.
+* :func:`latency_runs`: a stream fast enough to queue the popular LLMs, routed with and
+  without the latency penalty.
+* :func:`pool_runs`: an LLM joins mid-stream with no data; the most-used LLM leaves
+  mid-stream.
+
+Every run is deterministic for its seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from mixllm.data import Dataset, concat
+from mixllm.embed import Embedder
+from mixllm.errors import ConfigError
+from mixllm.router import Router
+from mixllm.simulate.arrivals import Poisson
+from mixllm.simulate.queues import Service
+from mixllm.simulate.stream import PoolEvent, Step, StreamConfig, run_stream
+from mixllm.types import LLM
+
+__all__ = ["ONLINE_ROUTERS", "latency_runs", "ood_runs", "pool_runs", "split_for_ood"]
+
+#: Name → (predictor, router keyword arguments, feedback kind) of the OOD comparison.
+ONLINE_ROUTERS: dict[str, tuple[str, dict[str, float], str]] = {
+    "mixllm offline": ("mixllm", {}, "none"),
+    "mixllm + refined feedback": ("mixllm", {}, "refined"),
+    "mixllm + binary feedback": ("mixllm", {}, "binary"),
+    "linucb": ("linucb", {"alpha": 0.05}, "refined"),
+    "thompson": ("thompson", {}, "refined"),
+    "egreedy": ("egreedy", {}, "refined"),
+}
+#: Service of every LLM when waits should not matter (plenty of slots, modest arrival rate).
+_IDLE = Service(ttft_s=0.5, tokens_per_s=50.0, concurrency=1_000)
+
+
+def split_for_ood(ds: Dataset, task: str, seed: int) -> tuple[Dataset, Dataset, Dataset]:
+    """(other tasks, half of ``task`` for the no-shift reference, the other half to stream)."""
+    if task not in ds.task_names:
+        raise ConfigError(f"task {task!r}; known tasks: {list(ds.task_names)}")
+    is_task = ds.tasks.astype(str) == task
+    rows = np.random.default_rng(seed).permutation(np.flatnonzero(is_task))
+    half = len(rows) // 2
+    return (
+        ds.subset(np.flatnonzero(~is_task)),
+        ds.subset(np.sort(rows[:half])),
+        ds.subset(rows[half:]),
+    )
+
+
+def _config(lam: float, seed: int, feedback: str, **kwargs: object) -> StreamConfig:
+    base = StreamConfig(
+        lam=lam,
+        arrivals=Poisson(rate_per_s=5.0),
+        tau_s=60.0,
+        feedback="none",
+        default_service=_IDLE,
+        seed=seed,
+    )
+    return replace(base, feedback=feedback, **kwargs)  # type: ignore[arg-type]
+
+
+def ood_runs(
+    ds: Dataset,
+    task: str,
+    *,
+    seed: int,
+    lam: float,
+    embedder: Embedder,
+    routers: Mapping[str, tuple[str, dict[str, float], str]] = ONLINE_ROUTERS,
+) -> dict[str, list[Step]]:
+    """Stream half of ``task`` through routers trained without it (and one trained with the
+    other half: ``"no shift (trained on the task)"``)."""
+    others, seen, stream = split_for_ood(ds, task, seed)
+    runs: dict[str, list[Step]] = {}
+    reference = Router("mixllm", embedder=embedder, seed=seed).fit(
+        concat([others, seen], name=others.name)
+    )
+    runs["no shift (trained on the task)"] = run_stream(
+        reference, stream, _config(lam, seed, "none")
+    )
+    for name, (predictor, kwargs, feedback) in routers.items():
+        alpha = float(kwargs.get("alpha", 0.0))
+        router = Router(predictor, embedder=embedder, seed=seed, alpha=alpha).fit(others)
+        runs[name] = run_stream(router, stream, _config(lam, seed, feedback))
+    return runs
+
+
+def latency_runs(
+    train: Dataset,
+    stream: Dataset,
+    *,
+    seed: int,
+    lam: float,
+    embedder: Embedder,
+    rate_per_s: float,
+    services: Mapping[str, Service],
+    tau_s: float = 30.0,
+    beta: float = 0.05,
+) -> dict[str, list[Step]]:
+    """The same stream routed latency-blind (β = 0, no τ) and latency-aware (β, τ)."""
+    runs: dict[str, list[Step]] = {}
+    for name, (b, tau) in {
+        "latency-blind": (0.0, math.inf),
+        "latency-aware": (beta, tau_s),
+    }.items():
+        router = Router("mixllm", embedder=embedder, seed=seed, beta=b, tau_s=tau).fit(train)
+        config = _config(
+            lam, seed, "none", arrivals=Poisson(rate_per_s), services=services, tau_s=tau_s
+        )
+        runs[name] = run_stream(router, stream, config)
+    return runs
+
+
+def pool_runs(
+    train: Dataset,
+    stream: Dataset,
+    *,
+    seed: int,
+    lam: float,
+    embedder: Embedder,
+    newcomer: str,
+    at: int,
+    feedback: str = "refined",
+    alpha: float = 0.05,
+) -> dict[str, list[Step]]:
+    """``newcomer`` joins at query ``at`` with no data (a router that knew it from the start is
+    the reference); and the LLM the router uses most leaves at query ``at``."""
+    if newcomer not in train.llms:
+        raise ConfigError(f"newcomer {newcomer!r}; known LLMs: {list(train.llms)}")
+    others = [m for m in train.llms if m != newcomer]
+    llm = train.llm(newcomer)
+    runs: dict[str, list[Step]] = {}
+    full = Router("mixllm", embedder=embedder, seed=seed, alpha=alpha).fit(train)
+    runs[f"{newcomer} known from the start"] = run_stream(
+        full, stream, _config(lam, seed, feedback)
+    )
+    late = Router("mixllm", embedder=embedder, seed=seed, alpha=alpha).fit(
+        train.select_llms(others)
+    )
+    event = PoolEvent(at=at, add=LLM(llm.name, llm.price_in_per_mtok, llm.price_out_per_mtok))
+    runs[f"{newcomer} joins at query {at}, no data"] = run_stream(
+        late, stream, _config(lam, seed, feedback, events=(event,))
+    )
+    most_used = _most_used(runs[f"{newcomer} known from the start"][:at])
+    leaving = Router("mixllm", embedder=embedder, seed=seed, alpha=alpha).fit(train)
+    runs[f"{most_used} leaves at query {at}"] = run_stream(
+        leaving, stream, _config(lam, seed, feedback, events=(PoolEvent(at=at, remove=most_used),))
+    )
+    return runs
+
+
+def _most_used(steps: Sequence[Step]) -> str:
+    names = [s.llm for s in steps]
+    return max(sorted(set(names)), key=names.count)
