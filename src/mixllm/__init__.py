@@ -16,6 +16,7 @@ from mixllm.errors import (
     MixLLMError,
     NotFittedError,
     PersistError,
+    UnknownDecisionError,
     UnknownLLMError,
 )
 from mixllm.router import Router
@@ -39,6 +40,7 @@ __all__ = [
     "QueryBatch",
     "Router",
     "SystemClock",
+    "UnknownDecisionError",
     "UnknownLLMError",
     "load_dataset",
     "make_embedder",

@@ -52,9 +52,9 @@ class SimSpec:
     alpha: float = 0.3
     embedder: str = "static"
     window: int = 50
-    rate_per_s: float = 2.0
-    tau_s: float = 30.0
-    beta: float = 0.05
+    rate_per_s: float = 10.0
+    tau_s: float = 5.0
+    beta: float = 0.2
     newcomer: str | None = None
     join_at: int = 100
     tasks: tuple[str, ...] | None = None
@@ -186,7 +186,7 @@ def _latency(
     embedder = MemoEmbedder(make_embedder(spec.embedder))
     prices = {m: ds.llm(m).price_out_per_mtok + ds.llm(m).price_in_per_mtok for m in ds.llms}
     services = default_services(ds.llms, prices)
-    names = ["latency-blind", "latency-aware"]
+    names = ["no queues (reference)", "latency-blind", "latency-aware"]
     per: dict[str, dict[str, list[float]]] = {
         n: {"quality": [], "cost_usd": [], "timeout_share": [], "mean_wait_s": []} for n in names
     }
@@ -217,7 +217,8 @@ def _latency(
         f"β = {spec.beta:g}, λ = {spec.lam:g}",
         "",
         "Each LLM serves 4 requests at a time at 20-80 tokens/s (slower when dearer); a query "
-        "that would wait past τ fails (quality 0). Mean [95% t-interval over seeds "
+        "that would wait past τ fails (quality 0). The reference is the same router when "
+        "nothing queues (unlimited slots). Mean [95% t-interval over seeds "
         f"{list(spec.seeds)}].",
         "",
         "| router | quality | cost (mUSD/query) | share past τ | mean wait (s) |",
