@@ -206,3 +206,26 @@ def test_concurrent_routing_and_learning(data: tuple[Dataset, Dataset]) -> None:
         t.join(timeout=60)
     assert not errors and not any(t.is_alive() for t in threads)
     assert np.isfinite(router.predict(prompts).quality).all()
+
+
+def test_statistics_from_feedback_only(data: tuple[Dataset, Dataset]) -> None:
+    from mixllm.policy import MixLLMPredictor
+
+    train, test = data
+    prompts = [str(p) for p in test.prompts[:50]]
+    paper = _router(train, alpha=0.5)
+    fresh = Router(MixLLMPredictor(statistics="feedback"), embedder="hashing", alpha=0.5).fit(train)
+    # Before any feedback every LLM has A = I: equal bonuses, so the same decisions as α = 0.
+    assert [d.llm for d in fresh.route_many(prompts)] == [
+        d.llm for d in _router(train).route_many(prompts)
+    ]
+    width = fresh.predict(prompts).uncertainty
+    assert width is not None and np.allclose(width, width[:, :1])
+    d = fresh.route(prompts[0])
+    fresh.learn_one(d, Feedback(quality=0.0, cost_usd=0.001))
+    width = fresh.predict(prompts).uncertainty
+    j = fresh.llms.index(d.llm)
+    assert width is not None and width[0, j] < width[0, (j + 1) % len(fresh.llms)]
+    assert paper.predict(prompts).uncertainty is not None
+    with pytest.raises(ConfigError, match="statistics='both'"):
+        Router(MixLLMPredictor(statistics="both"), embedder="hashing").fit(train)

@@ -71,6 +71,12 @@ class MixLLMPredictor(BasePredictor):
         forgetting; 0.999 re-learns a drifting LLM over a few thousand of its queries).
     binary_weight:
         Weight of a thumbs up/down as a quality label of 1/0 (a measured quality weighs 1).
+    statistics:
+        What A_l holds besides ``ridge``·I: ``"training"`` (the paper's LinUCB: the LLM's
+        training rows and every feedback) or ``"feedback"`` (feedback only: the offline
+        predictors are the prior mean and the bonus is the width of the online correction,
+        so exploration starts wherever the offline predictors might be wrong, unseen tasks
+        included; see docs/results.md, streams).
     seed:
         Seeds every random choice of the parts.
     """
@@ -78,7 +84,7 @@ class MixLLMPredictor(BasePredictor):
     name = "mixllm"
     kind: ClassVar[str] = "mixllm"
     _param_names: ClassVar[tuple[str, ...]] = (
-        "quality", "length", "tagged", "ridge", "discount", "binary_weight", "seed",
+        "quality", "length", "tagged", "ridge", "discount", "binary_weight", "statistics", "seed",
     )  # fmt: skip
 
     def __init__(
@@ -90,6 +96,7 @@ class MixLLMPredictor(BasePredictor):
         ridge: float = 1.0,
         discount: float = 1.0,
         binary_weight: float = 0.5,
+        statistics: str = "training",
         seed: int = 0,
     ) -> None:
         self.quality = quality
@@ -98,6 +105,7 @@ class MixLLMPredictor(BasePredictor):
         self.ridge = ridge
         self.discount = discount
         self.binary_weight = binary_weight
+        self.statistics = statistics
         self.seed = seed
 
     # -- fitting -------------------------------------------------------------------------------
@@ -107,6 +115,8 @@ class MixLLMPredictor(BasePredictor):
             raise ConfigError(f"tagged={self.tagged!r}; expected True or False")
         if not (isinstance(self.binary_weight, int | float) and self.binary_weight > 0):
             raise ConfigError(f"binary_weight={self.binary_weight!r}; expected a number > 0")
+        if self.statistics not in ("training", "feedback"):
+            raise ConfigError(f"statistics={self.statistics!r}; expected 'training' or 'feedback'")
         x = self._check_train(train, queries)
         with one_blas_thread("scipy.linalg"):
             self.projection_: DomainProjection | None = None
@@ -121,7 +131,7 @@ class MixLLMPredictor(BasePredictor):
             self.length_ = LengthModel(self.length, seed=self.seed).fit(
                 f, train.prompt_tokens, train.output_tokens
             )
-            seen = np.isfinite(train.quality)
+            seen = np.isfinite(train.quality) & (self.statistics == "training")
             self.online_ = OnlineRidge(self.ridge, n_targets=2, discount=self.discount)
             self.online_.fit(_with_bias(f), seen, np.zeros((*seen.shape, 2)))
         self.corrected_ = False
@@ -232,8 +242,9 @@ class MixLLMPredictor(BasePredictor):
             self.quality_.add_llm(f, q)
             self.length_.add_llm(f, queries.prompt_tokens, seed.output_tokens[:, col])
             j = self.online_.add_llm()
-            for row in _with_bias(f)[np.isfinite(q)]:
-                self.online_.update(j, row, np.zeros(2))
+            if self.statistics == "training":
+                for row in _with_bias(f)[np.isfinite(q)]:
+                    self.online_.update(j, row, np.zeros(2))
             mean_q = float(np.nanmean(q)) if np.isfinite(q).any() else self._tier_prior(llm)
         else:
             self.quality_.add_llm(np.zeros((0, d)), np.zeros(0))

@@ -22,6 +22,7 @@ import numpy as np
 from mixllm.data import Dataset, concat
 from mixllm.embed import Embedder
 from mixllm.errors import ConfigError
+from mixllm.policy import MixLLMPredictor
 from mixllm.router import Router
 from mixllm.simulate.arrivals import Poisson
 from mixllm.simulate.queues import Service
@@ -31,10 +32,12 @@ from mixllm.types import LLM
 __all__ = ["ONLINE_ROUTERS", "latency_runs", "ood_runs", "pool_runs", "split_for_ood"]
 
 #: Name → (predictor, router keyword arguments, feedback kind) of the OOD comparison.
-ONLINE_ROUTERS: dict[str, tuple[str, dict[str, float], str]] = {
+ONLINE_ROUTERS: dict[str, tuple[str | MixLLMPredictor, dict[str, float], str]] = {
     "mixllm offline": ("mixllm", {}, "none"),
     "mixllm + refined feedback": ("mixllm", {}, "refined"),
     "mixllm + binary feedback": ("mixllm", {}, "binary"),
+    "mixllm (A: feedback) + refined": (MixLLMPredictor(statistics="feedback"), {}, "refined"),
+    "mixllm (A: feedback) + binary": (MixLLMPredictor(statistics="feedback"), {}, "binary"),
     "linucb": ("linucb", {"alpha": 0.05}, "refined"),
     "thompson": ("thompson", {}, "refined"),
     "egreedy": ("egreedy", {}, "refined"),
@@ -76,7 +79,7 @@ def ood_runs(
     seed: int,
     lam: float,
     embedder: Embedder,
-    routers: Mapping[str, tuple[str, dict[str, float], str]] = ONLINE_ROUTERS,
+    routers: Mapping[str, tuple[str | MixLLMPredictor, dict[str, float], str]] = ONLINE_ROUTERS,
 ) -> dict[str, list[Step]]:
     """Stream half of ``task`` through routers trained without it (and one trained with the
     other half: ``"no shift (trained on the task)"``)."""

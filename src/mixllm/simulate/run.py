@@ -104,7 +104,11 @@ def _ood(
     tasks = spec.tasks or ds.task_names
     # The learners that explore by a bonus (MixLLM, LinUCB) share one exploration weight α.
     routers = {
-        name: (p, {"alpha": spec.alpha} if p in ("mixllm", "linucb") and fb != "none" else kw, fb)
+        name: (
+            p,
+            {"alpha": spec.alpha} if _kind(p) in ("mixllm", "linucb") and fb != "none" else kw,
+            fb,
+        )
         for name, (p, kw, fb) in ONLINE_ROUTERS.items()
     }
     names = [NO_SHIFT, *routers]
@@ -163,6 +167,10 @@ def _ood(
         data["overall"][name] = _mean_ci(rec) if rec else {"mean": None}
         lines.append(f"| {name} | {_fmt(data['overall'][name], 2) if rec else 'n/a'} |")
     return lines, data, plots
+
+
+def _kind(predictor: object) -> str:
+    return predictor if isinstance(predictor, str) else str(getattr(predictor, "kind", ""))
 
 
 def _slug(text: str) -> str:
