@@ -229,3 +229,32 @@ def test_statistics_from_feedback_only(data: tuple[Dataset, Dataset]) -> None:
     assert paper.predict(prompts).uncertainty is not None
     with pytest.raises(ConfigError, match="statistics='both'"):
         Router(MixLLMPredictor(statistics="both"), embedder="hashing").fit(train)
+
+
+def test_feedback_that_fails_is_not_marked_applied(data: tuple[Dataset, Dataset]) -> None:
+    from mixllm.errors import DataError
+
+    train, test = data
+    router = _router(train)
+    d = router.route(str(test.prompts[0]))
+    broken = replace(d, embedding=np.ones(3, dtype=np.float32))  # same id, wrong width
+    with pytest.raises(DataError, match="dimension 3"):
+        router.learn_one(broken, Feedback(quality=1.0))
+    assert router.learn_one(d, Feedback(quality=1.0))  # the retry is applied
+    assert not router.learn_one(d, Feedback(quality=1.0))
+
+
+def test_default_query_ids_are_the_same_alone_and_in_a_batch(
+    data: tuple[Dataset, Dataset],
+) -> None:
+    train, test = data
+    router = Router("random", embedder="hashing").fit(train)
+    prompts = [str(p) for p in test.prompts[:30]]
+    batch = router.route_many(prompts)
+    alone = [router.route(p) for p in prompts]
+    assert [d.query_id for d in batch] == [d.query_id for d in alone]
+    assert [d.llm for d in batch] == [d.llm for d in alone]
+    assert len({d.llm for d in alone}) > 1  # a random router, not one fixed draw
+    assert len({d.decision_id for d in batch + alone}) == 60
+    with pytest.raises(ConfigError, match="max_pending=0"):
+        Router("mixllm", max_pending=0)

@@ -90,6 +90,8 @@ class Router:
         self.beta = beta
         self.tau_s = tau_s
         self.load_tracker = load_tracker
+        if not (isinstance(max_pending, int) and max_pending >= 1):
+            raise ConfigError(f"max_pending={max_pending!r}; expected an integer >= 1")
         self.max_pending = max_pending
         self.seed = seed
         self._lock = threading.RLock()
@@ -139,7 +141,7 @@ class Router:
         ids = (
             tuple(query_ids)
             if query_ids is not None
-            else tuple(f"q{i}" for i in range(len(prompts)))
+            else tuple(_default_id(p) for p in prompts)
         )
         if len(ids) != len(prompts):
             raise ConfigError(f"{len(ids)} query ids for {len(prompts)} prompts; expected one each")
@@ -158,8 +160,10 @@ class Router:
         self, prompts: Sequence[str], *, query_ids: Sequence[str] | None = None
     ) -> Prediction:
         """Predicted quality and cost of every LLM for each prompt."""
-        predictor = self._fitted()
-        return predictor.predict(self._queries(prompts, query_ids))
+        self._fitted()
+        queries = self._queries(prompts, query_ids)
+        with self._lock:
+            return self._fitted().predict(queries)
 
     def route(
         self,
@@ -277,8 +281,8 @@ class Router:
                 )
             if applied:
                 return False
-            self._ledger[decision.decision_id] = True
             if decision.llm not in predictor.llms_ or decision.embedding is None:
+                self._ledger[decision.decision_id] = True
                 return False
             predictor.learn(
                 decision.embedding,
@@ -288,6 +292,8 @@ class Router:
                 cost_usd=feedback.cost_usd,
                 reward=feedback.reward,
             )
+            # Marked only once applied: feedback that failed can be sent again.
+            self._ledger[decision.decision_id] = True
             return True
 
     def _learner(self) -> OnlinePredictor:
