@@ -146,3 +146,15 @@ def test_simulate_cli(tmp_path: Path) -> None:
     nope = CliRunner().invoke(cli, ["simulate", "ood", "--data", str(data), "--report",
                                     str(tmp_path / "o"), "--embedder", "hashing"])  # fmt: skip
     assert nope.exit_code == 2 and "task label" in nope.output
+
+
+def test_a_stream_without_outcomes_for_a_routable_llm_is_refused(
+    data: tuple[Dataset, Dataset],
+) -> None:
+    train, test = data
+    router = _router(train)
+    config = StreamConfig(events=(PoolEvent(at=5, add=LLM("ghost/model", 1.0, 1.0)),))
+    with pytest.raises(ConfigError, match="ghost/model"):
+        run_stream(router, test, config)
+    with pytest.raises(ConfigError, match=train.llms[0]):
+        run_stream(router, test.select_llms(train.llms[1:]), StreamConfig())

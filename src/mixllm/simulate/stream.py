@@ -135,6 +135,13 @@ def run_stream(
     :class:`~mixllm.policy.LoadTracker` if it has none.
     """
     n = len(stream)
+    wanted = set(router.llms) | {e.add.name for e in config.events if e.add is not None}
+    missing = sorted(wanted - set(stream.llms))
+    if missing:
+        raise ConfigError(
+            f"{stream.name}: no recorded outcomes for LLMs {missing} that the stream may "
+            f"route to; it has {list(stream.llms)}"
+        )
     times = config.arrivals.times(n, seed=config.seed)
     rng = np.random.default_rng(config.seed)
     if router.load_tracker is None:
