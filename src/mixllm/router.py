@@ -138,11 +138,7 @@ class Router:
         *,
         prompt_tokens: np.ndarray | None = None,
     ) -> QueryBatch:
-        ids = (
-            tuple(query_ids)
-            if query_ids is not None
-            else tuple(_default_id(p) for p in prompts)
-        )
+        ids = tuple(query_ids) if query_ids is not None else tuple(_default_id(p) for p in prompts)
         if len(ids) != len(prompts):
             raise ConfigError(f"{len(ids)} query ids for {len(prompts)} prompts; expected one each")
         tokens = np.asarray(prompt_tokens, dtype=np.float64) if prompt_tokens is not None else None
