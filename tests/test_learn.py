@@ -258,3 +258,11 @@ def test_default_query_ids_are_the_same_alone_and_in_a_batch(
     assert len({d.decision_id for d in batch + alone}) == 60
     with pytest.raises(ConfigError, match="max_pending=0"):
         Router("mixllm", max_pending=0)
+
+
+def test_an_llm_added_without_prices_is_free(data: tuple[Dataset, Dataset]) -> None:
+    train, test = data
+    router = _router(train)
+    router.add_llm(LLM("local/vllm-model"))
+    cost = router.predict([str(p) for p in test.prompts[:10]]).cost_usd
+    assert (cost[:, -1] == 0).all() and (cost[:, :-1] > 0).all()

@@ -82,7 +82,7 @@ class MeanLengthCostModel:
 
     def add_llm(self, llm: LLM) -> None:
         """A new LLM with no recorded answers: its prices and the other LLMs' mean output length
-        (mean recorded cost of the others when it has no prices)."""
+        (an LLM added without prices is taken as free: a self-hosted model)."""
         if not hasattr(self, "use_prices_"):
             raise NotFittedError("MeanLengthCostModel is not fitted yet; call fit(train) first")
         known = np.isfinite(self.mean_output_tokens_)
@@ -94,7 +94,7 @@ class MeanLengthCostModel:
         usable = priced and (llm.price_out_per_mtok == 0 or np.isfinite(tokens))
         self.use_prices_ = np.append(self.use_prices_, usable)
         at_mean = float(self._formula(np.array([self.mean_prompt_tokens_]))[0, -1])
-        fallback = at_mean if usable else float(self.fallback_cost_usd_.mean())
+        fallback = at_mean if usable else 0.0
         self.fallback_cost_usd_ = np.append(self.fallback_cost_usd_, np.nan_to_num(fallback))
 
     def remove_llm(self, j: int) -> None:
