@@ -61,6 +61,11 @@ def test_a_query_waiting_past_tau_fails_and_the_penalty_avoids_it(
     assert all(s.quality == 0 and s.cost_usd == 0 and s.llm == busiest for s in failed)
     aware = run_stream(_router(train, beta=1.0, tau_s=10.0), test, config)
     assert sum(s.timed_out for s in aware) < 0.01 * len(aware)
+    # With only what a gateway sees (starts, finishes, latencies) the estimate still helps.
+    observed = run_stream(
+        _router(train, beta=1.0, tau_s=10.0), test, replace(config, waits="observed")
+    )
+    assert sum(s.timed_out for s in observed) < len(failed) / 2
 
 
 def test_feedback_is_applied_only_once_the_answer_is_complete(
@@ -103,6 +108,8 @@ def test_stream_config_checks() -> None:
         StreamConfig(feedback="maybe")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="tau_s=0"):
         StreamConfig(tau_s=0)
+    with pytest.raises(ConfigError, match="waits='guessed'"):
+        StreamConfig(waits="guessed")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="scenario 'x'"):
         SimSpec(scenario="x")
 

@@ -110,19 +110,23 @@ def latency_runs(
     tau_s: float = 30.0,
     beta: float = 0.05,
 ) -> dict[str, list[Step]]:
-    """The same stream routed latency-blind (β = 0, no τ) and latency-aware (β, τ), and, as
-    the reference, by the same router when nothing ever queues (unlimited slots)."""
+    """The same stream routed latency-blind (β = 0, no τ) and latency-aware (β, τ) with the
+    true waits, latency-aware with the waits a gateway would estimate (in-flight counts and
+    measured latencies), and, as the reference, by the same router when nothing ever queues
+    (unlimited slots)."""
     unlimited = {m: replace(s, concurrency=1_000_000) for m, s in services.items()}
     runs: dict[str, list[Step]] = {}
-    for name, (b, tau, serving) in {
-        "no queues (reference)": (0.0, math.inf, unlimited),
-        "latency-blind": (0.0, math.inf, services),
-        "latency-aware": (beta, tau_s, services),
+    for name, (b, tau, serving, waits) in {
+        "no queues (reference)": (0.0, math.inf, unlimited, "exact"),
+        "latency-blind": (0.0, math.inf, services, "exact"),
+        "latency-aware": (beta, tau_s, services, "exact"),
+        "latency-aware, observed waits": (beta, tau_s, services, "observed"),
     }.items():
         router = Router("mixllm", embedder=embedder, seed=seed, beta=b, tau_s=tau).fit(train)
         config = _config(
-            lam, seed, "none", arrivals=Poisson(rate_per_s), services=serving, tau_s=tau_s
-        )
+            lam, seed, "none", arrivals=Poisson(rate_per_s), services=serving, tau_s=tau_s,
+            waits=waits,
+        )  # fmt: skip
         runs[name] = run_stream(router, stream, config)
     return runs
 

@@ -194,7 +194,9 @@ def _latency(
     embedder = MemoEmbedder(make_embedder(spec.embedder))
     prices = {m: ds.llm(m).price_out_per_mtok + ds.llm(m).price_in_per_mtok for m in ds.llms}
     services = default_services(ds.llms, prices)
-    names = ["no queues (reference)", "latency-blind", "latency-aware"]
+    names = [
+        "no queues (reference)", "latency-blind", "latency-aware", "latency-aware, observed waits",
+    ]  # fmt: skip
     per: dict[str, dict[str, list[float]]] = {
         n: {"quality": [], "cost_usd": [], "timeout_share": [], "mean_wait_s": []} for n in names
     }
@@ -226,7 +228,9 @@ def _latency(
         "",
         "Each LLM serves 4 requests at a time at 20-80 tokens/s (slower when dearer); a query "
         "that would wait past τ fails (quality 0). The reference is the same router when "
-        "nothing queues (unlimited slots). Mean [95% t-interval over seeds "
+        "nothing queues (unlimited slots); *observed waits*: the router's load tracker hears only "
+        "what a gateway sees (requests started and finished, their latencies) and estimates the "
+        "waits. Mean [95% t-interval over seeds "
         f"{list(spec.seeds)}].",
         "",
         "| router | quality | cost (mUSD/query) | share past τ | mean wait (s) |",

@@ -62,7 +62,10 @@ class StreamConfig:
     ``tau_s`` is the environment's limit: a query that would wait longer fails. ``feedback``:
     ``"refined"`` reports the measured quality and cost, ``"binary"`` the simulated user's thumbs
     up/down, ``"none"`` nothing (an offline-only router). ``services`` per LLM (``default_service``
-    for the others).
+    for the others). ``waits``: ``"exact"`` tells the router each LLM's true waiting time before
+    every decision; ``"observed"`` feeds its :class:`~mixllm.policy.LoadTracker` only what a
+    gateway sees: a request started, a request finished after so many seconds (the tracker then
+    estimates waits from in-flight counts, the LLMs' slots and the measured latencies).
     """
 
     lam: float = 1.0
@@ -74,9 +77,12 @@ class StreamConfig:
     default_service: Service = field(default_factory=Service)
     user: ThresholdUser = field(default_factory=ThresholdUser)
     events: Sequence[PoolEvent] = ()
+    waits: Literal["exact", "observed"] = "exact"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.waits not in ("exact", "observed"):
+            raise ConfigError(f"waits={self.waits!r}; expected 'exact' or 'observed'")
         if self.feedback not in FEEDBACK_KINDS:
             raise ConfigError(f"feedback={self.feedback!r}; expected one of {FEEDBACK_KINDS}")
         if not (self.tau_s > 0):
@@ -145,8 +151,10 @@ def run_stream(
     times = config.arrivals.times(n, seed=config.seed)
     rng = np.random.default_rng(config.seed)
     if router.load_tracker is None:
-        router.load_tracker = LoadTracker()
+        slots = {m: _service(config, m).concurrency for m in stream.llms}
+        router.load_tracker = LoadTracker(concurrency=slots)
     tracker = router.load_tracker
+    running: list[tuple[float, int, str, float]] = []  # observed waits: (end, i, llm, latency)
     queues = Queues({m: _service(config, m) for m in router.llms})
     quality = np.nan_to_num(np.asarray(stream.quality, dtype=np.float64), nan=0.0)
     cost = np.asarray(stream.cost_usd, dtype=np.float64)
@@ -164,11 +172,19 @@ def run_stream(
         while events and events[0].at <= i:
             _apply_event(router, queues, events.pop(0), config)
         live = [column[m] for m in router.llms]
-        queues.feed(tracker, now)
+        if config.waits == "exact":
+            queues.feed(tracker, now)
+        while running and running[0][0] <= now:
+            _, _, llm, latency = heapq.heappop(running)
+            tracker.finished(llm, latency_s=latency)
         qid = str(stream.query_ids[i])
         decision = router.route(str(stream.prompts[i]), lam=lam, query_id=qid)
         j = column[decision.llm]
         served = queues.submit(decision.llm, now, output_tokens=tokens[i, j], tau_s=config.tau_s)
+        if config.waits == "observed" and not served.timed_out:
+            tracker.started(decision.llm)
+            latency = served.wait_s + served.service_s
+            heapq.heappush(running, (now + latency, i, decision.llm, latency))
         q = 0.0 if served.timed_out else float(quality[i, j])
         c = 0.0 if served.timed_out else float(np.nan_to_num(cost[i, j]))
         reward = config.user.reward(
