@@ -266,3 +266,20 @@ def test_an_llm_added_without_prices_is_free(data: tuple[Dataset, Dataset]) -> N
     router.add_llm(LLM("local/vllm-model"))
     cost = router.predict([str(p) for p in test.prompts[:10]]).cost_usd
     assert (cost[:, -1] == 0).all() and (cost[:, :-1] > 0).all()
+
+
+def test_a_discount_relearns_an_llm_whose_quality_drifts(data: tuple[Dataset, Dataset]) -> None:
+    from mixllm.policy import MixLLMPredictor
+
+    train, test = data
+    prompt = str(test.prompts[0])
+    after = {}
+    for discount in (1.0, 0.95):
+        router = Router(MixLLMPredictor(discount=discount), embedder="hashing").fit(train)
+        llm = router.llms[0]
+        for k in range(120):  # the LLM answers well 60 times, then badly 60 times
+            d = router.route(prompt, candidates=[llm])
+            router.learn_one(d, Feedback(quality=1.0 if k < 60 else 0.0))
+        after[discount] = router.predict([prompt]).quality[0, 0]
+    assert after[1.0] > 0.3  # without forgetting, the old successes still weigh half
+    assert after[0.95] < 0.1  # with it, the recent failures dominate
