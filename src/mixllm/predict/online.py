@@ -52,10 +52,24 @@ class OnlineRidge:
         self.discount = float(discount)
         self._distinct: tuple[FloatArray, NDArray[np.intp]] | None = None
 
-    def _changed(self) -> None:
+    def _changed(self, j: int | None = None) -> None:
         """Forget what :meth:`bonus` derived from ``a_inv_``; every method that changes
-        ``a_inv_`` calls this (code that writes ``a_inv_`` directly must call it too)."""
-        self._distinct = None
+        ``a_inv_`` calls this (code that writes ``a_inv_`` directly must call it too). With
+        ``j`` (only LLM ``j``'s matrix changed) the stacked distinct matrices are patched in
+        O(d²) instead: ``j`` leaves the group it shared, or its own rows are overwritten."""
+        if j is None or self._distinct is None:
+            self._distinct = None
+            return
+        stacked, column = self._distinct
+        d = self.a_inv_.shape[1]
+        group = int(column[j])
+        if np.count_nonzero(column == group) > 1:
+            stacked = np.concatenate([stacked, self.a_inv_[j]])
+            column = column.copy()
+            column[j] = len(stacked) // d - 1
+        else:
+            stacked[group * d : (group + 1) * d] = self.a_inv_[j]
+        self._distinct = (stacked, column)
 
     # -- fitting -------------------------------------------------------------------------------
     @one_blas_thread()
@@ -127,7 +141,7 @@ class OnlineRidge:
         # stacked @ x.T (the product against a transposed view is ~30x slower for one row).
         t = (stacked @ x.T).reshape(len(stacked) // d, d, len(x))
         out: FloatArray = np.sqrt(np.maximum(np.einsum("udn,nd->nu", t, x), 0.0))
-        return out if len(column) == out.shape[1] else out[:, column]
+        return out[:, column]  # (groups need not be in LLM order once updates split them)
 
     def _find_distinct(self) -> tuple[FloatArray, NDArray[np.intp]]:
         """The distinct A_l⁻¹ stacked (U·d, d), and for each LLM the index of its matrix."""
@@ -165,7 +179,7 @@ class OnlineRidge:
         self.b_[j] += weight * target[:, None] * row[None, :]
         self.counts_[j] += 1
         self._refresh(j)
-        self._changed()
+        self._changed(j)
 
     def add_llm(self, theta0: NDArray[Any] | None = None) -> int:
         """A new LLM with nothing observed (A = ridge·I) and prior mean weights ``theta0``
