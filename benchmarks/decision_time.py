@@ -10,7 +10,9 @@ reported beside the kNN baseline as a ratio; the absolute numbers depend on the 
 BLAS runs on one thread (``OPENBLAS_NUM_THREADS=1``, ``OMP_NUM_THREADS=1``, set before numpy
 is imported, unless already set): a router serving requests runs one decision per core, and a
 threaded BLAS only adds hand-off costs at this size. The ``mixllm α=…`` row is the MixLLM
-router with the LinUCB bonus in its scores (with α = 0 the router does not compute it).
+router with the LinUCB bonus in its scores (with α = 0 the router does not compute it); the
+line after the table times the same router while it learns from the recorded outcome of every
+decision (``learn_one`` after each one), as on a gateway with feedback.
 
 Token counts are memoised by text, and a gateway meets new prompts: every timed decision (and
 every timed batch) starts with the memo emptied, so it counts its prompt's tokens cold. The
@@ -35,8 +37,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from mixllm import Router, load_dataset, split_random  # noqa: E402
-from mixllm.data import tokens  # noqa: E402
+from mixllm import Feedback, Router, load_dataset, split_random  # noqa: E402
+from mixllm.data import Dataset, tokens  # noqa: E402
 from mixllm.embed import make_embedder  # noqa: E402
 
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
@@ -80,6 +82,21 @@ def measure(router: Router, prompts: list[str]) -> tuple[float, float, float, fl
     return float(p50), float(p99), warm, b32, b256
 
 
+def time_learning(router: Router, test: Dataset, n: int) -> np.ndarray:
+    """ms per cold decision when the recorded outcome is fed back (``learn_one``) after each one,
+    so every decision follows an update of the LinUCB statistics."""
+    out = []
+    for i in range(n):
+        forget_token_counts()
+        start = time.perf_counter()
+        d = router.route(str(test.prompts[i]), lam=LAM)
+        out.append(time.perf_counter() - start)
+        j = test.llm_index(d.llm)
+        q, c = float(np.nan_to_num(test.quality[i, j])), float(test.cost_usd[i, j])
+        router.learn_one(d, Feedback(quality=q, cost_usd=c))
+    return np.array(out) * 1e3
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=300)
@@ -96,6 +113,7 @@ def main() -> None:
     train, test = split_random(ds, seed=0)
     prompts = [str(p) for p in test.prompts[: args.n]]
     rows = []
+    online: list[tuple[str, float, float]] = []
     for spec in args.embedders.split(","):
         for name in args.routers.split(","):
             router = Router(name, embedder=make_embedder(spec, cache=False)).fit(train)
@@ -104,7 +122,14 @@ def main() -> None:
                 explore = copy.copy(router)
                 explore.alpha = args.alpha
                 rows.append((spec, f"mixllm α={args.alpha:g}", *measure(explore, prompts)))
+                learning = time_learning(explore, test, len(prompts))
+                online.append((spec, *np.percentile(learning, [50, 99])))
     print_table(rows, len(prompts))
+    for spec, p50, p99 in online:
+        print(
+            f"{spec}: mixllm α={args.alpha:g} learning from every answer (learn_one after "
+            f"each decision): p50 {p50:.3f} ms, p99 {p99:.3f} ms per decision"
+        )
 
 
 def print_table(rows: list[tuple[str, str, float, float, float, float, float]], n: int) -> None:
