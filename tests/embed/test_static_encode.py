@@ -10,8 +10,9 @@ import pytest
 
 from mixllm.data import load_dataset
 from mixllm.embed import StaticEmbedder
+from mixllm.embed._mean import _AsciiWordPiece
 from mixllm.embed._util import normalize_rows
-from mixllm.embed.static import _AsciiWordPiece, distilled_model_dir
+from mixllm.embed.static import distilled_model_dir
 
 ODD = [
     "",
