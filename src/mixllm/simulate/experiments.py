@@ -22,7 +22,7 @@ import numpy as np
 from mixllm.data import Dataset, concat
 from mixllm.embed import Embedder
 from mixllm.errors import ConfigError
-from mixllm.policy import MixLLMPredictor
+from mixllm.policy import make_predictor
 from mixllm.router import Router
 from mixllm.simulate.arrivals import Poisson
 from mixllm.simulate.queues import Service
@@ -31,17 +31,21 @@ from mixllm.types import LLM
 
 __all__ = ["ONLINE_ROUTERS", "latency_runs", "ood_runs", "pool_runs", "split_for_ood"]
 
-#: Name → (predictor, router keyword arguments, feedback kind) of the OOD comparison.
-ONLINE_ROUTERS: dict[str, tuple[str | MixLLMPredictor, dict[str, float], str]] = {
+#: Name → (predictor name, its keyword arguments, feedback kind) of the OOD comparison; each
+#: run builds a fresh predictor from these (seeded like its router).
+ONLINE_ROUTERS: dict[str, tuple[str, dict[str, object], str]] = {
     "mixllm offline": ("mixllm", {}, "none"),
     "mixllm + refined feedback": ("mixllm", {}, "refined"),
     "mixllm + binary feedback": ("mixllm", {}, "binary"),
-    "mixllm (A: feedback) + refined": (MixLLMPredictor(statistics="feedback"), {}, "refined"),
-    "mixllm (A: feedback) + binary": (MixLLMPredictor(statistics="feedback"), {}, "binary"),
-    "linucb": ("linucb", {"alpha": 0.05}, "refined"),
+    "mixllm (A: feedback) + refined": ("mixllm", {"statistics": "feedback"}, "refined"),
+    "mixllm (A: feedback) + binary": ("mixllm", {"statistics": "feedback"}, "binary"),
+    "linucb": ("linucb", {}, "refined"),
     "thompson": ("thompson", {}, "refined"),
     "egreedy": ("egreedy", {}, "refined"),
 }
+#: The predictors that explore through the router's bonus weight α (the others explore
+#: through their own parameters, or not at all when they do not learn).
+_BONUS_EXPLORERS = ("mixllm", "linucb")
 #: Service of every LLM when waits should not matter (plenty of slots, modest arrival rate).
 _IDLE = Service(ttft_s=0.5, tokens_per_s=50.0, concurrency=1_000)
 
@@ -79,10 +83,12 @@ def ood_runs(
     seed: int,
     lam: float,
     embedder: Embedder,
-    routers: Mapping[str, tuple[str | MixLLMPredictor, dict[str, float], str]] = ONLINE_ROUTERS,
+    alpha: float = 0.3,
+    routers: Mapping[str, tuple[str, dict[str, object], str]] = ONLINE_ROUTERS,
 ) -> dict[str, list[Step]]:
     """Stream half of ``task`` through routers trained without it (and one trained with the
-    other half: ``"no shift (trained on the task)"``)."""
+    other half: ``"no shift (trained on the task)"``). ``alpha`` is the exploration weight of
+    the learners that explore by a bonus (MixLLM, LinUCB)."""
     others, seen, stream = split_for_ood(ds, task, seed)
     runs: dict[str, list[Step]] = {}
     reference = Router("mixllm", embedder=embedder, seed=seed).fit(
@@ -91,9 +97,10 @@ def ood_runs(
     runs["no shift (trained on the task)"] = run_stream(
         reference, stream, _config(lam, seed, "none")
     )
-    for name, (predictor, kwargs, feedback) in routers.items():
-        alpha = float(kwargs.get("alpha", 0.0))
-        router = Router(predictor, embedder=embedder, seed=seed, alpha=alpha).fit(others)
+    for name, (kind, kwargs, feedback) in routers.items():
+        predictor = make_predictor(kind, seed=seed, **kwargs)
+        a = alpha if kind in _BONUS_EXPLORERS and feedback != "none" else 0.0
+        router = Router(predictor, embedder=embedder, seed=seed, alpha=a).fit(others)
         runs[name] = run_stream(router, stream, _config(lam, seed, feedback))
     return runs
 

@@ -102,16 +102,7 @@ def _ood(
 ) -> tuple[list[str], JSON, list[Path]]:
     embedder = MemoEmbedder(make_embedder(spec.embedder))
     tasks = spec.tasks or ds.task_names
-    # The learners that explore by a bonus (MixLLM, LinUCB) share one exploration weight α.
-    routers = {
-        name: (
-            p,
-            {"alpha": spec.alpha} if _kind(p) in ("mixllm", "linucb") and fb != "none" else kw,
-            fb,
-        )
-        for name, (p, kw, fb) in ONLINE_ROUTERS.items()
-    }
-    names = [NO_SHIFT, *routers]
+    names = [NO_SHIFT, *ONLINE_ROUTERS]
     per: dict[str, dict[str, dict[str, list[float]]]] = {}
     plots: list[Path] = []
     total, done = len(tasks) * len(spec.seeds), 0
@@ -121,7 +112,7 @@ def _ood(
         }
         for seed in spec.seeds:
             progress(f"ood: stream {task}, seed {seed}", done, total)
-            runs = ood_runs(ds, task, seed=seed, lam=spec.lam, embedder=embedder, routers=routers)
+            runs = ood_runs(ds, task, seed=seed, lam=spec.lam, embedder=embedder, alpha=spec.alpha)
             for name, steps in runs.items():
                 s = run_summary(steps)
                 cell = per[task][name]
@@ -167,10 +158,6 @@ def _ood(
         data["overall"][name] = _mean_ci(rec) if rec else {"mean": None}
         lines.append(f"| {name} | {_fmt(data['overall'][name], 2) if rec else 'n/a'} |")
     return lines, data, plots
-
-
-def _kind(predictor: object) -> str:
-    return predictor if isinstance(predictor, str) else str(getattr(predictor, "kind", ""))
 
 
 def _slug(text: str) -> str:
