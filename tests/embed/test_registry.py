@@ -28,6 +28,8 @@ from tests.embed.conftest import CountingEmbedder
         ("static", StaticEmbedder, "static-minilm-max512"),
         ("static?max_tokens=64", StaticEmbedder, "static-minilm-max64"),
         ("static?max_tokens=none", StaticEmbedder, "static-minilm"),
+        ("static?max_tokens=64&keep=end", StaticEmbedder, "static-minilm-max64-end"),
+        ("static?keep=start", StaticEmbedder, "static-minilm-max512"),
         ("static:/models/potion", StaticEmbedder, "static:/models/potion-max512"),
         (
             "static:C:\\models\\potion?max_tokens=32",
@@ -66,6 +68,8 @@ EMBEDDERS = [
     StaticEmbedder(max_tokens=None),
     StaticEmbedder("minishlab/potion-base-8M", max_tokens=3),
     CachedEmbedder(StaticEmbedder(max_tokens=7)),
+    StaticEmbedder(max_tokens=64, keep="end"),
+    StaticEmbedder(keep="end"),
 ]
 
 
@@ -98,6 +102,8 @@ def test_unknown_spec_names_it_and_the_known_ones(spec: str) -> None:
         ("hashing?max_tokens=3", r"bad option 'max_tokens=3'.*'hashing' takes: \['ngram=...'\]"),
         ("static?max_tokens=-1", "max_tokens must be a positive int"),
         ("static?max_tokens", "bad option 'max_tokens'"),
+        ("static?keep=middle", "keep='middle'; expected 'start' or 'end'"),
+        ("static?max_tokens=none&keep=end", "keep='end' needs max_tokens"),
         ("minilm:other", "'minilm' takes no argument"),
         ("sentence", "names no model"),
         ("sentence:", "names no model"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from mixllm.data import load_dataset
 from mixllm.embed import StaticEmbedder
-from mixllm.embed._mean import _AsciiWordPiece
+from mixllm.embed._mean import _FastWordPiece
 from mixllm.embed._util import normalize_rows
 from mixllm.embed.static import distilled_model_dir
 
@@ -138,38 +139,71 @@ def test_same_vectors_on_the_dataset_prompts(
     texts += ADVERSARIAL + _ascii_fuzz(500)
     e = StaticEmbedder(cache_dir=static_models_dir, max_tokens=max_tokens)
     e._load()
-    assert e._encoder is not None and e._encoder.ascii is not None
+    assert e._encoder is not None and e._encoder.fast is not None
     np.testing.assert_array_equal(e.embed(texts), _model2vec(e, texts))
     one_by_one = np.concatenate([e.embed([t]) for t in ADVERSARIAL])
     np.testing.assert_array_equal(one_by_one, _model2vec(e, ADVERSARIAL))
 
 
+def _unicode_fuzz(n: int, seed: int = 0) -> list[str]:
+    """Random text over many scripts: accents (precomposed and combining), CJK, Hangul, Greek,
+    Cyrillic, Arabic, Devanagari (spacing marks), Thai, punctuation and symbols, emoji, odd
+    whitespace and format characters, mixed with ASCII words."""
+    rng = random.Random(seed)
+    ranges = [
+        (0x80, 0x250), (0x300, 0x370), (0x370, 0x530), (0x600, 0x700), (0x900, 0x980),
+        (0xE00, 0xE80), (0x1100, 0x1200), (0x2000, 0x2070), (0x20A0, 0x2400), (0x3000, 0x3100),
+        (0x4E00, 0x4F00), (0xAC00, 0xAD00), (0xFB00, 0xFB50), (0xFE00, 0xFF70), (0x1F300, 0x1F700),
+    ]  # fmt: skip
+    words = ["the", "Word", " ", "\t", "\n", ".", "'", "-", "café", "naïve"]
+
+    def char() -> str:
+        lo, hi = rng.choice(ranges)
+        return chr(rng.randrange(lo, hi))
+
+    return [
+        "".join(
+            char() if rng.random() < 0.6 else rng.choice(words) for _ in range(rng.randrange(600))
+        )
+        for _ in range(n)
+    ]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("limit", [None, 1, 7, 64, 512])
-def test_ascii_ids_are_the_tokenizers(static_models_dir: Path, limit: int | None) -> None:
-    """The fast path's ids are the tokenizer's own on every ASCII character, in any context."""
+def test_fast_ids_are_the_tokenizers(static_models_dir: Path, limit: int | None) -> None:
+    """The fast path's ids are the tokenizer's own on every ASCII character, on every character
+    of the Basic Multilingual Plane below the private use area, and on mixed text, in any context."""
     e = StaticEmbedder(cache_dir=static_models_dir, max_tokens=None)
     e._load()
     assert e._encoder is not None
     tokenizer = e._encoder.tokenizer
-    fast = _AsciiWordPiece.for_tokenizer(tokenizer)
+    fast = _FastWordPiece.for_tokenizer(tokenizer)
     assert fast is not None
     singles = [chr(c) for c in range(128)]
     pairs = [f"a{chr(c)}b{chr(d)} [U{chr(c)}NK]" for c in range(128) for d in (32, 46, 97, 0)]
-    texts = [
-        t
-        for t in singles + pairs + ADVERSARIAL + _ascii_fuzz(2000, seed=1, added=False)
-        if t.isascii()
+    # Every character up to U+D7FF once, 64 to a text, between words and beside punctuation.
+    every = [
+        " x".join(f"{chr(c)}y{chr(c)}." for c in range(start, min(start + 64, 0xD800)))
+        for start in range(128, 0xD800, 64)
     ]
+    # Musical symbols whose NFD holds spacing marks that it may reorder: the tokenizer's texts.
+    marks = ["\U0001d15f\U0001d165 x", "a\U0001d160b \U0001d16d\U0001d165"]
+    texts = (
+        singles + pairs + ADVERSARIAL + ODD + every + marks
+        + _ascii_fuzz(2000, seed=1, added=False) + _unicode_fuzz(1000, seed=2)
+    )  # fmt: skip
+    expected_all = tokenizer.encode_batch(texts, add_special_tokens=False)
     fell_back = 0
-    for text in texts:
+    for text, encoding in zip(texts, expected_all, strict=True):
         got = fast.ids(text, limit)
-        expected = tokenizer.encode(text, add_special_tokens=False).ids[:limit]
         if got is None:
             fell_back += 1
-            assert "[" in text  # only texts that may hold an added token go to the tokenizer
+            # only texts that may hold an added token, or a mark that NFD may reorder
+            nfd = unicodedata.normalize("NFD", text)
+            assert "[" in text or any(unicodedata.combining(c) for c in nfd), text
         else:
-            assert got == expected, text
+            assert got == encoding.ids[:limit], text
     assert fell_back < len(texts) / 10
 
 
@@ -178,4 +212,26 @@ def test_no_fast_path_for_other_tokenizers() -> None:
 
     tokenizer = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    assert _AsciiWordPiece.for_tokenizer(tokenizer) is None
+    assert _FastWordPiece.for_tokenizer(tokenizer) is None
+
+
+@pytest.mark.slow
+def test_keep_end_reads_the_last_tokens(static_models_dir: Path, data_dir: Path) -> None:
+    """``keep="end"``: the fast path gives the vectors of the tokenizer's own left truncation,
+    and a shared long preamble no longer hides the question at the end."""
+    e = StaticEmbedder(cache_dir=static_models_dir, max_tokens=64, keep="end")
+    e._load()
+    assert e._encoder is not None and e._encoder.fast is not None
+    ds = load_dataset(data_dir / "routerbench" / "routerbench_0shot_subset.csv")
+    texts = [str(p) for p in ds.prompts[:200]] + ODD + ADVERSARIAL
+    fast = e.embed(texts)
+    e._encoder.fast = None  # the tokenizer alone, truncating from the left
+    np.testing.assert_array_equal(fast, e.embed(texts))
+    preamble = "Here are some worked examples of questions and answers. " * 40
+    asks = [preamble + "What is the capital of France?", preamble + "def fib(n): return n"]
+    head = StaticEmbedder(cache_dir=static_models_dir, max_tokens=64)
+    assert np.array_equal(*head.embed(asks))  # the first 64 tokens are the same
+    tail = StaticEmbedder(cache_dir=static_models_dir, max_tokens=64, keep="end").embed(asks)
+    assert not np.array_equal(tail[0], tail[1])
+    only_question = head.embed(["What is the capital of France?"])[0]
+    assert float(tail[0] @ only_question) > float(head.embed(asks)[0] @ only_question)

@@ -7,8 +7,10 @@ A spec is ``kind[:argument][?option=value&...]``. A saved router keeps its embed
 =====================  ==========================================  ===========================
 spec                   embedder                                    options
 =====================  ==========================================  ===========================
-``static``             model2vec distilled from MiniLM (default)   ``max_tokens=<n>|none``
-``static:<model>``     a model2vec folder or downloaded name       ``max_tokens=<n>|none``
+``static``             model2vec distilled from MiniLM (default)   ``max_tokens=<n>|none``,
+                                                                   ``keep=start|end``
+``static:<model>``     a model2vec folder or downloaded name       ``max_tokens=<n>|none``,
+                                                                   ``keep=start|end``
 ``minilm``             all-MiniLM-L6-v2 (bundled, offline)         ``max_seq_length=<n>``
 ``sentence:<model>``   any sentence-transformers name or folder    ``max_seq_length=<n>``
 ``hashing[:<dim>]``    hashed word n-grams (tests; never cached)   ``ngram=<lo>-<hi>``
@@ -37,7 +39,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "hashing": ("ngram",),
     "minilm": ("max_seq_length",),
     "sentence": ("max_seq_length",),
-    "static": ("max_tokens",),
+    "static": ("max_tokens", "keep"),
 }
 
 
@@ -148,7 +150,8 @@ def _construct(spec: _Spec, environ: Mapping[str, str]) -> Embedder:
     if spec.kind == "static":
         tokens = spec.options.get("max_tokens")
         max_tokens = DEFAULT_MAX_TOKENS if tokens is None else _int_or_none(tokens, spec)
-        return StaticEmbedder(spec.arg or None, max_tokens=max_tokens, environ=environ)
+        keep = spec.options.get("keep", "start")
+        return StaticEmbedder(spec.arg or None, max_tokens=max_tokens, keep=keep, environ=environ)
     if spec.kind == "minilm" and spec.arg:
         raise ConfigError(
             f"embedder spec {spec.text!r}: 'minilm' takes no argument; "

@@ -81,6 +81,11 @@ class StaticEmbedder:
     max_tokens:
         Read at most this many tokens of each text; ``None`` reads it all. Truncation changes the
         vectors, so it is part of :attr:`name` and :attr:`spec`.
+    keep:
+        Which tokens ``max_tokens`` keeps: ``"start"`` (model2vec's own truncation) or ``"end"``,
+        the last ones (cut to ``max_tokens`` × the vocabulary's median token length characters
+        from the end, then the last ``max_tokens`` tokens). Prompts that open with a long system
+        prompt or few-shot examples put the question at the end.
     cache_dir:
         Folder that keeps the distilled model; default ``models/`` under ``$MIXLLM_CACHE_DIR``
         (else ``$XDG_CACHE_HOME/mixllm`` or ``~/.cache/mixllm``). Unused when ``model`` is given.
@@ -94,6 +99,9 @@ class StaticEmbedder:
     ('static-minilm-max512', 'static', 256)
     >>> StaticEmbedder("models/potion", max_tokens=None).spec
     'static:models/potion?max_tokens=none'
+    >>> tail = StaticEmbedder(max_tokens=64, keep="end")
+    >>> tail.name, tail.spec
+    ('static-minilm-max64-end', 'static?max_tokens=64&keep=end')
     """
 
     def __init__(
@@ -101,6 +109,7 @@ class StaticEmbedder:
         model: str | None = None,
         *,
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
+        keep: str = "start",
         cache_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -108,8 +117,13 @@ class StaticEmbedder:
             raise ConfigError("StaticEmbedder model must be a non-empty path or name, got ''")
         if max_tokens is not None and (isinstance(max_tokens, bool) or max_tokens < 1):
             raise ConfigError(f"max_tokens must be >= 1 or None, got {max_tokens!r}")
+        if keep not in ("start", "end"):
+            raise ConfigError(f"keep={keep!r}; expected 'start' or 'end'")
+        if keep == "end" and max_tokens is None:
+            raise ConfigError("keep='end' needs max_tokens (without it every token is read)")
         self.model = model
         self.max_tokens = max_tokens
+        self.keep = keep
         self.cache_dir = cache_dir
         self.environ = environ
         self._model: StaticModel | None = None
@@ -118,17 +132,23 @@ class StaticEmbedder:
 
     @property
     def name(self) -> str:
-        """``static-minilm`` or ``static:<model>``, then ``-max<n>`` if ``max_tokens`` is set."""
+        """``static-minilm`` or ``static:<model>``, then ``-max<n>`` if ``max_tokens`` is set
+        and ``-end`` if it keeps the last tokens."""
         base = _DISTILLED_NAME if self.model is None else f"static:{self.model}"
-        return base if self.max_tokens is None else f"{base}-max{self.max_tokens}"
+        if self.max_tokens is None:
+            return base
+        return f"{base}-max{self.max_tokens}" + ("-end" if self.keep == "end" else "")
 
     @property
     def spec(self) -> str:
         """The :func:`~mixllm.embed.make_embedder` spec that re-creates this embedder."""
         base = "static" if self.model is None else f"static:{self.model}"
-        if self.max_tokens == DEFAULT_MAX_TOKENS:
-            return base
-        return f"{base}?max_tokens={'none' if self.max_tokens is None else self.max_tokens}"
+        options = []
+        if self.max_tokens != DEFAULT_MAX_TOKENS:
+            options.append(f"max_tokens={'none' if self.max_tokens is None else self.max_tokens}")
+        if self.keep != "start":
+            options.append(f"keep={self.keep}")
+        return base + ("?" + "&".join(options) if options else "")
 
     @property
     def dim(self) -> int:
@@ -138,7 +158,8 @@ class StaticEmbedder:
         return int(self._load().dim)
 
     def __repr__(self) -> str:
-        return f"StaticEmbedder(model={self.model!r}, max_tokens={self.max_tokens})"
+        keep = "" if self.keep == "start" else f", keep={self.keep!r}"
+        return f"StaticEmbedder(model={self.model!r}, max_tokens={self.max_tokens}{keep})"
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed ``texts`` into a float32 ``(len(texts), dim)`` matrix of unit rows."""
@@ -148,6 +169,9 @@ class StaticEmbedder:
             return np.zeros((0, int(model.dim)), dtype=np.float32)
         if self._encoder is not None:
             return self._encoder.encode(batch)
+        if self.keep == "end":  # model2vec truncates at the start: hand it the last characters
+            cut = int(self.max_tokens or 0) * int(model.median_token_length)
+            batch = [t[-cut:] if cut else t for t in batch]
         vectors = model.encode(
             batch,
             max_length=self.max_tokens,
@@ -163,7 +187,7 @@ class StaticEmbedder:
         with self._lock:
             if self._model is None:
                 model = self._build()
-                self._encoder = _MeanEncoder.for_model(model, self.max_tokens)
+                self._encoder = _MeanEncoder.for_model(model, self.max_tokens, keep=self.keep)
                 self._model = model
         return self._model
 
