@@ -173,7 +173,7 @@ def _unicode_fuzz(n: int, seed: int = 0) -> list[str]:
 @pytest.mark.parametrize("limit", [None, 1, 7, 64, 512])
 def test_fast_ids_are_the_tokenizers(static_models_dir: Path, limit: int | None) -> None:
     """The fast path's ids are the tokenizer's own on every ASCII character, on every character
-    of the Basic Multilingual Plane below the private use area, and on mixed text, in any context."""
+    of the Basic Multilingual Plane below the surrogates, and on mixed text, in any context."""
     e = StaticEmbedder(cache_dir=static_models_dir, max_tokens=None)
     e._load()
     assert e._encoder is not None

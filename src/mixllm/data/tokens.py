@@ -53,6 +53,7 @@ def _encoding() -> _Encoding:
     return fallback
 
 
+@functools.lru_cache(maxsize=4)
 def _counter(encoding: _Encoding) -> Callable[[str], int]:
     """A function that counts a text's tokens as ``len(encoding.encode_ordinary(text))`` does.
 
@@ -74,8 +75,46 @@ def _counter(encoding: _Encoding) -> Callable[[str], int]:
     return fast
 
 
+_PARAGRAPHS: dict[str, int] = {}
+_MAX_PARAGRAPHS = 1 << 16
+"""Memoised paragraph counts; the memo is emptied when it grows past this."""
+
+
 def _count_one(encoding: _Encoding, text: str) -> int:
+    """``text``'s tokens, summed over its paragraphs, each counted once across texts.
+
+    ``cl100k_base`` splits text into pieces before its BPE (a regular expression) and no piece
+    runs past a line break that is followed by a printable ASCII character other than a space,
+    so the count of a text is the sum of the counts of its parts cut there. Cutting after each
+    blank line (``"\n\n"``) followed by such a character gives paragraphs: prompts that share a
+    system prompt or few-shot examples share their paragraphs, and a new prompt counts only its
+    new ones (~0.015 ms instead of ~0.05 ms for a RouterBench prompt). Tests check the sums
+    against whole-text counts.
+    """
     count = _counter(encoding)
+    parts = text.split("\n\n")
+    if len(parts) == 1:
+        return _count_long(count, text)
+    memo, total, paragraph = _PARAGRAPHS, 0, parts[0]
+    for i in range(1, len(parts) + 1):
+        nxt = parts[i] if i < len(parts) else None
+        if nxt is not None and not (nxt and "!" <= nxt[0] <= "~"):
+            paragraph = f"{paragraph}\n\n{nxt}"  # no cut before a space, a line break, ...
+            continue
+        if nxt is not None:
+            paragraph += "\n\n"
+        n = memo.get(paragraph)
+        if n is None:
+            n = _count_long(count, paragraph)
+            if len(memo) >= _MAX_PARAGRAPHS:
+                memo.clear()
+            memo[paragraph] = n
+        total += n
+        paragraph = nxt or ""
+    return total
+
+
+def _count_long(count: Callable[[str], int], text: str) -> int:
     if len(text) <= _CHUNK_CHARS:
         return count(text)
     chunks = range(0, len(text), _CHUNK_CHARS)
