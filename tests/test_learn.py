@@ -213,7 +213,8 @@ def test_statistics_from_feedback_only(data: tuple[Dataset, Dataset]) -> None:
 
     train, test = data
     prompts = [str(p) for p in test.prompts[:50]]
-    paper = _router(train, alpha=0.5)
+    paper = Router(MixLLMPredictor(), embedder="hashing", alpha=0.5).fit(train)
+    assert paper.predictor_.statistics == "training"  # the default
     fresh = Router(MixLLMPredictor(statistics="feedback"), embedder="hashing", alpha=0.5).fit(train)
     # Before any feedback every LLM has A = I: equal bonuses, so the same decisions as α = 0.
     assert [d.llm for d in fresh.route_many(prompts)] == [
@@ -227,8 +228,41 @@ def test_statistics_from_feedback_only(data: tuple[Dataset, Dataset]) -> None:
     j = fresh.llms.index(d.llm)
     assert width is not None and width[0, j] < width[0, (j + 1) % len(fresh.llms)]
     assert paper.predict(prompts).uncertainty is not None
-    with pytest.raises(ConfigError, match="statistics='both'"):
+    with pytest.raises(ConfigError, match=r"statistics='both'; expected one of \('training'"):
         Router(MixLLMPredictor(statistics="both"), embedder="hashing").fit(train)
+
+
+def test_split_statistics_bonus_from_training_corrections_from_feedback(
+    data: tuple[Dataset, Dataset], tmp_path: Path
+) -> None:
+    from mixllm.policy import MixLLMPredictor
+
+    train, test = data
+    prompts = [str(p) for p in test.prompts[:30]]
+    routers = {
+        s: Router(MixLLMPredictor(statistics=s), embedder="hashing", alpha=0.5).fit(train)
+        for s in ("training", "feedback", "split")
+    }
+    before = {s: r.predict(prompts) for s, r in routers.items()}
+    assert np.allclose(before["split"].uncertainty, before["training"].uncertainty)
+    assert not np.allclose(before["split"].uncertainty, before["feedback"].uncertainty)
+    first, second = train.llms[:2]  # the same feedback for every router
+    for r in routers.values():
+        d = r.route(prompts[0], lam=0.0, candidates=[first])
+        assert r.learn_one(d, Feedback(quality=0.0, cost_usd=0.01))
+        d2 = r.route(prompts[1], lam=0.0, candidates=[second])
+        assert r.learn_one(d2, Feedback(reward=True))
+    after = {s: r.predict(prompts) for s, r in routers.items()}
+    np.testing.assert_allclose(after["split"].quality, after["feedback"].quality)
+    assert not np.allclose(after["split"].quality, after["training"].quality)
+    assert not np.allclose(after["split"].uncertainty, before["split"].uncertainty)
+    routers["split"].save(tmp_path / "split")
+    again = Router.load(tmp_path / "split").predict(prompts)
+    np.testing.assert_array_equal(again.quality, after["split"].quality)
+    np.testing.assert_array_equal(again.uncertainty, after["split"].uncertainty)
+    routers["split"].add_llm(LLM("newcomer", 1.0, 2.0))
+    routers["split"].remove_llm(routers["split"].llms[0])
+    assert np.isfinite(routers["split"].predict(prompts).uncertainty).all()
 
 
 def test_feedback_that_fails_is_not_marked_applied(data: tuple[Dataset, Dataset]) -> None:

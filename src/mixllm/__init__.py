@@ -11,6 +11,7 @@ from mixllm.clock import Clock, ManualClock, SystemClock
 from mixllm.data import Dataset, Outcome, load_dataset, split_by_task, split_random
 from mixllm.embed import Embedder, make_embedder
 from mixllm.errors import (
+    BackendError,
     ConfigError,
     DataError,
     MixLLMError,
@@ -24,6 +25,7 @@ from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
 
 __all__ = [
     "LLM",
+    "BackendError",
     "Clock",
     "ConfigError",
     "DataError",

@@ -43,3 +43,16 @@ class NotFittedError(MixLLMError):
 
 class PersistError(MixLLMError):
     """A saved router directory cannot be read: unknown format version, tampered or missing."""
+
+
+class BackendError(MixLLMError):
+    """An LLM backend (upstream server, replay data) failed to answer.
+
+    ``retryable`` says whether another attempt, on this LLM or the next one, may succeed
+    (timeouts, connection errors, 429, 5xx); ``status`` is the upstream's HTTP status, if any.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status

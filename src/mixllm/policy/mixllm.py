@@ -44,6 +44,14 @@ FloatArray = NDArray[np.float64]
 _PARTS = ("projection", "quality", "length", "uncertainty")
 
 
+STATISTICS = ("training", "feedback", "split")
+"""What the LinUCB statistics hold: see :class:`MixLLMPredictor`'s ``statistics``."""
+
+COLD_START_PRIOR_WEIGHT = 0.25
+"""Weight of an LLM's price-tier prior, added with no data, relative to the prior of an LLM
+with fitted predictors (A = weight·ridge·I: a bonus 1/sqrt(weight) = 2 times wider)."""
+
+
 class MixLLMPredictor(BasePredictor):
     """Quality, cost and uncertainty per LLM, as in MixLLM (§3.1–3.3).
 
@@ -72,11 +80,13 @@ class MixLLMPredictor(BasePredictor):
     binary_weight:
         Weight of a thumbs up/down as a quality label of 1/0 (a measured quality weighs 1).
     statistics:
-        What A_l holds besides ``ridge``·I: ``"training"`` (the paper's LinUCB: the LLM's
-        training rows and every feedback) or ``"feedback"`` (feedback only: the offline
-        predictors are the prior mean and the bonus is the width of the online correction,
-        so exploration starts wherever the offline predictors might be wrong, unseen tasks
-        included; see docs/results.md, streams).
+        What A_l holds besides ``ridge``·I. ``"training"``: the paper's LinUCB, the LLM's
+        training rows (with residual 0) and every feedback, for both the bonus and the online
+        corrections; corrections then stay small near the training data, and an unseen task
+        is learned slowly. ``"feedback"``: feedback only, for both; corrections are learned
+        fast, but the bonus no longer knows where the offline predictors are reliable, so the
+        router explores everywhere. ``"split"``: the bonus from training rows and feedback,
+        the corrections from feedback only (docs/results.md, streams).
     seed:
         Seeds every random choice of the parts.
     """
@@ -115,8 +125,8 @@ class MixLLMPredictor(BasePredictor):
             raise ConfigError(f"tagged={self.tagged!r}; expected True or False")
         if not (isinstance(self.binary_weight, int | float) and self.binary_weight > 0):
             raise ConfigError(f"binary_weight={self.binary_weight!r}; expected a number > 0")
-        if self.statistics not in ("training", "feedback"):
-            raise ConfigError(f"statistics={self.statistics!r}; expected 'training' or 'feedback'")
+        if self.statistics not in STATISTICS:
+            raise ConfigError(f"statistics={self.statistics!r}; expected one of {STATISTICS}")
         x = self._check_train(train, queries)
         with one_blas_thread("scipy.linalg"):
             self.projection_: DomainProjection | None = None
@@ -131,9 +141,14 @@ class MixLLMPredictor(BasePredictor):
             self.length_ = LengthModel(self.length, seed=self.seed).fit(
                 f, train.prompt_tokens, train.output_tokens
             )
-            seen = np.isfinite(train.quality) & (self.statistics == "training")
+            seen = np.isfinite(train.quality)
+            fa = _with_bias(f)
             self.online_ = OnlineRidge(self.ridge, n_targets=2, discount=self.discount)
-            self.online_.fit(_with_bias(f), seen, np.zeros((*seen.shape, 2)))
+            self.online_.fit(fa, seen & (self.statistics == "training"), np.zeros((*seen.shape, 2)))
+            self.novelty_: OnlineRidge | None = None
+            if self.statistics == "split":
+                self.novelty_ = OnlineRidge(self.ridge, n_targets=0, discount=self.discount)
+                self.novelty_.fit(fa, seen, np.zeros((*seen.shape, 0)))
         self.corrected_ = False
         self.mean_quality_ = column_means(train.quality)
         self.cost_fallback_ = MeanLengthCostModel().fit(train, queries.prompt_tokens)
@@ -177,7 +192,7 @@ class MixLLMPredictor(BasePredictor):
             llms=self.llms_,
             quality=quality,  # in [0, 1]
             cost_usd=np.maximum(cost, 0.0),
-            uncertainty=self.online_.bonus(fa) if uncertainty else None,
+            uncertainty=(self.novelty_ or self.online_).bonus(fa) if uncertainty else None,
         )
 
     def _offline(self, f: FloatArray, ptok: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -224,13 +239,17 @@ class MixLLMPredictor(BasePredictor):
             ]
         )
         self.online_.update(j, fa[0], target, weight=weight)
+        if self.novelty_ is not None:
+            self.novelty_.update(j, fa[0], np.zeros(0), weight=weight)
         self.corrected_ = True
 
     def add_llm(
         self, llm: LLM, seed: Dataset | None = None, queries: QueryBatch | None = None
     ) -> None:
         """Add ``llm`` without refitting the others: from seed outcomes (``seed``, one column
-        for it, with its row-aligned ``queries``) or, without them, from a price-tier prior."""
+        for it, with its row-aligned ``queries``) or, without them, from a price-tier prior
+        held with :data:`COLD_START_PRIOR_WEIGHT` (its bonus is twice the others' before any
+        feedback)."""
         self._check_fitted()
         if llm.name in self.llms_:
             raise ConfigError(f"LLM {llm.name!r} is already in the pool")
@@ -245,6 +264,10 @@ class MixLLMPredictor(BasePredictor):
             if self.statistics == "training":
                 for row in _with_bias(f)[np.isfinite(q)]:
                     self.online_.update(j, row, np.zeros(2))
+            if self.novelty_ is not None:
+                k = self.novelty_.add_llm()
+                for row in _with_bias(f)[np.isfinite(q)]:
+                    self.novelty_.update(k, row, np.zeros(0))
             mean_q = float(np.nanmean(q)) if np.isfinite(q).any() else self._tier_prior(llm)
         else:
             self.quality_.add_llm(np.zeros((0, d)), np.zeros(0))
@@ -253,7 +276,10 @@ class MixLLMPredictor(BasePredictor):
             offset = mean_q - float(self.quality_.predict(np.zeros((1, d)))[0, -1])
             theta0 = np.zeros((2, d + 1))
             theta0[0, -1] = offset  # the constant feature carries the prior
-            self.online_.add_llm(theta0)
+            # A price tier says less than fitted predictors: a weaker prior, a wider bonus.
+            self.online_.add_llm(theta0, prior_weight=COLD_START_PRIOR_WEIGHT)
+            if self.novelty_ is not None:
+                self.novelty_.add_llm(prior_weight=COLD_START_PRIOR_WEIGHT)
             self.corrected_ = self.corrected_ or offset != 0.0
         self.cost_fallback_.add_llm(llm)
         self.mean_quality_ = np.append(self.mean_quality_, mean_q)
@@ -285,6 +311,8 @@ class MixLLMPredictor(BasePredictor):
         self.quality_.remove_llm(j)
         self.length_.remove_llm(j)
         self.online_.remove_llm(j)
+        if self.novelty_ is not None:
+            self.novelty_.remove_llm(j)
         self.cost_fallback_.remove_llm(j)
         for attr in ("mean_quality_", "price_in_", "price_out_", "from_tokens_"):
             setattr(self, attr, np.delete(getattr(self, attr), j))
@@ -305,6 +333,8 @@ class MixLLMPredictor(BasePredictor):
         }
         if self.projection_ is not None:
             parts["projection"] = self.projection_
+        if self.novelty_ is not None:
+            parts["novelty"] = self.novelty_
         params: dict[str, object] = {}
         arrays: Arrays = {
             "price_in": self.price_in_,
@@ -330,6 +360,7 @@ class MixLLMPredictor(BasePredictor):
         self.quality_ = QualityModel.from_state(*part("quality"))
         self.length_ = LengthModel.from_state(*part("length"))
         self.online_ = OnlineRidge.from_state(*part("online"))
+        self.novelty_ = OnlineRidge.from_state(*part("novelty")) if "novelty" in params else None
         self.corrected_ = bool(np.any(self.online_.theta_ != 0))
         self.mean_quality_ = np.asarray(arrays["mean_quality"], dtype=np.float64)
         self.cost_fallback_ = restore_cost(arrays)

@@ -181,15 +181,20 @@ class OnlineRidge:
         self._refresh(j)
         self._changed(j)
 
-    def add_llm(self, theta0: NDArray[Any] | None = None) -> int:
-        """A new LLM with nothing observed (A = ridge·I) and prior mean weights ``theta0``
-        ((T, d), default 0: b = ridge·θ₀); returns its index."""
+    def add_llm(self, theta0: NDArray[Any] | None = None, *, prior_weight: float = 1.0) -> int:
+        """A new LLM with nothing observed (A = prior_weight·ridge·I) and prior mean weights
+        ``theta0`` ((T, d), default 0: b = prior_weight·ridge·θ₀); returns its index. A
+        ``prior_weight`` below 1 is a weaker prior: a wider bonus, and feedback moves the mean
+        sooner."""
+        if not (prior_weight > 0 and np.isfinite(prior_weight)):
+            raise ConfigError(f"prior_weight={prior_weight!r}; expected a number > 0")
         d = self.dim_
         theta = np.zeros((self.n_targets, d))
         if theta0 is not None:
             theta = np.asarray(theta0, dtype=np.float64).reshape(self.n_targets, d)
-        self.a_inv_ = np.concatenate([self.a_inv_, (np.eye(d) / self.ridge)[None]])
-        self.b_ = np.concatenate([self.b_, self.ridge * theta[None]])
+        ridge = self.ridge * prior_weight
+        self.a_inv_ = np.concatenate([self.a_inv_, (np.eye(d) / ridge)[None]])
+        self.b_ = np.concatenate([self.b_, ridge * theta[None]])
         self.theta_ = np.concatenate([self.theta_, theta[None]])
         self.counts_ = np.append(self.counts_, 0)
         self._changed()
