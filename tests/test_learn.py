@@ -317,3 +317,20 @@ def test_a_discount_relearns_an_llm_whose_quality_drifts(data: tuple[Dataset, Da
         after[discount] = router.predict([prompt]).quality[0, 0]
     assert after[1.0] > 0.3  # without forgetting, the old successes still weigh half
     assert after[0.95] < 0.1  # with it, the recent failures dominate
+
+
+def test_remember_decisions_made_before_a_restart(
+    data: tuple[Dataset, Dataset], tmp_path: Path
+) -> None:
+    train, test = data
+    router = _router(train)
+    done = router.route(str(test.prompts[0]))
+    assert router.learn_one(done, Feedback(quality=1.0))
+    router.save(tmp_path / "ckpt")
+    later = router.route(str(test.prompts[1]))  # made after the checkpoint
+    restored = Router.load(tmp_path / "ckpt")
+    with pytest.raises(UnknownDecisionError):
+        restored.learn_one(later, Feedback(quality=0.0))
+    restored.remember([later.decision_id, done.decision_id])
+    assert restored.learn_one(later, Feedback(quality=0.0))
+    assert not restored.learn_one(done, Feedback(quality=0.0))  # applied before: stays applied

@@ -1,7 +1,8 @@
 """The ``mixllm`` command: parse arguments, build library objects, call one function, print.
 
-Commands: ``fit``, ``route``, ``evaluate``, ``demo`` and ``data fetch``. Every error a user can
-cause ends with a one-line message naming the bad value and a non-zero exit (status 2).
+Commands: ``fit``, ``route``, ``evaluate``, ``demo``, ``simulate``, ``serve`` and ``data
+fetch``. Every error a user can cause ends with a one-line message naming the bad value and a
+non-zero exit (status 2).
 """
 
 from __future__ import annotations
@@ -275,6 +276,31 @@ def simulate(
         text, paths = run_simulation(ds, spec, report_dir, progress=on_progress)
     click.echo(text)
     click.echo(f"report written to {paths[0].parent}")
+
+
+@cli.command()
+@click.argument("router_dir", type=click.Path(path_type=Path))
+@click.option("--config", type=click.Path(path_type=Path), default=None, help="mixllm.toml.")
+@click.option("--replay", default=None, help="Answer from the recorded responses of DATA.")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=None,
+              help="Store and checkpoints (default: ROUTER_DIR.state).")  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def serve(
+    router_dir: Path, config: Path | None, replay: str | None, state_dir: Path | None,
+    host: str, port: int,
+) -> None:  # fmt: skip
+    """Serve ROUTER_DIR as an OpenAI-compatible gateway (POST /v1/chat/completions)."""
+    import os
+
+    from mixllm.serve.run import build_app
+    from mixllm.serve.run import serve as run_server
+
+    app = build_app(
+        router_dir, environ=os.environ, config=config, replay=replay, state_dir=state_dir
+    )
+    click.echo(f"mixllm gateway for {router_dir} on http://{host}:{port}/v1", err=True)
+    run_server(app, host=host, port=port)
 
 
 @cli.group()

@@ -231,6 +231,13 @@ class Router:
             for qid, did, j, s, q, c, e, t in rows
         ]
 
+    def remember(self, decision_ids: Sequence[str]) -> None:
+        """Accept feedback for these decisions, made by this router before it was saved and
+        loaded again (a gateway restores them from its store after a restart). Ids already
+        known keep their state: feedback applied stays applied."""
+        with self._lock:
+            self._remember([d for d in decision_ids if d not in self._ledger])
+
     def _remember(self, decision_ids: Sequence[str]) -> None:
         """Accept feedback for these decisions; forget the oldest past ``max_pending``."""
         for did in decision_ids:
@@ -354,7 +361,8 @@ class Router:
         """Write this router to directory ``path`` (manifest.json + arrays; no pickle)."""
         from mixllm.persist import save_router
 
-        return save_router(self, Path(path))
+        with self._lock:  # a consistent snapshot while other threads route and learn
+            return save_router(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> Router:

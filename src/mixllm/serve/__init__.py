@@ -1,0 +1,29 @@
+"""The OpenAI-compatible routing gateway (``pip install 'mixllm[serve]'``).
+
+``create_app(router, backends, store, settings)`` builds the FastAPI app; ``mixllm serve`` runs
+it with uvicorn. Backends answer for one LLM each: :class:`OpenAIBackend` (any OpenAI-compatible
+upstream), :class:`ReplayBackend` (recorded answers of a dataset, offline) and
+:class:`FakeBackend` (tests). See docs/gateway.md.
+"""
+
+from mixllm.serve.app import create_app
+from mixllm.serve.backends import Backend, ChatResult, FakeBackend, OpenAIBackend, ReplayBackend
+from mixllm.serve.gateway import Gateway, restore_router
+from mixllm.serve.settings import ApiKey, Profile, Settings, load_settings
+from mixllm.serve.store import Store
+
+__all__ = [
+    "ApiKey",
+    "Backend",
+    "ChatResult",
+    "FakeBackend",
+    "Gateway",
+    "OpenAIBackend",
+    "Profile",
+    "ReplayBackend",
+    "Settings",
+    "Store",
+    "create_app",
+    "load_settings",
+    "restore_router",
+]

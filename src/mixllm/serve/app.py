@@ -1,0 +1,372 @@
+"""The OpenAI-compatible HTTP gateway: ``create_app(router, backends, store, settings)``.
+
+Endpoints: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
+``POST /v1/feedback``, ``GET /healthz``, ``GET /metrics`` and the admin API under ``/admin``.
+Errors are JSON (``{"error": {"message", "type", "code"}}``) with a 4xx status for bad input;
+they are mapped to HTTP in :func:`_error_response` alone.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mixllm.clock import Clock
+from mixllm.errors import (
+    BackendError,
+    ConfigError,
+    MixLLMError,
+    UnknownDecisionError,
+    UnknownLLMError,
+)
+from mixllm.router import Router
+from mixllm.serve.admin import admin_routes
+from mixllm.serve.backends import Backend
+from mixllm.serve.fallback import NoHealthyBackendError
+from mixllm.serve.gateway import Answer, Gateway, SpendLimitError, UnknownModelError
+from mixllm.serve.schemas import ChatRequest, FeedbackRequest
+from mixllm.serve.settings import ApiKey, Settings
+from mixllm.serve.store import Store
+from mixllm.types import Feedback
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+class AuthError(MixLLMError):
+    """Missing or wrong API key (401), or a key without the right (403)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(
+    router: Router,
+    backends: Mapping[str, Backend],
+    store: Store,
+    settings: Settings | None = None,
+    *,
+    state_dir: str | Path | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """The gateway app. ``state_dir`` holds router checkpoints (none without it); the app
+    checkpoints on shutdown and closes the backends' connections."""
+    gw = Gateway(
+        router, backends, store, settings or Settings(),
+        state_dir=None if state_dir is None else Path(state_dir), clock=clock,
+    )  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(gw.checkpoint)
+        await gw.aclose()
+
+    app = FastAPI(title="mixllm gateway", lifespan=lifespan)
+    app.state.gateway = gw
+    app.add_middleware(_BodyLimit, max_bytes=gw.settings.max_body_bytes)
+    for kind in (MixLLMError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(kind, _handler)
+    app.add_exception_handler(Exception, _unexpected)
+
+    @app.middleware("http")
+    async def count(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = str(getattr(route, "path", "unmatched"))
+        gw.metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        gw.metrics.request_latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatRequest, request: Request) -> Response:
+        key = _client(gw.settings, request)
+        options = body.mixllm.model_dump(exclude_none=True) if body.mixllm else {}
+        prompt = body.prompt()
+        decision = gw.decide(prompt, gw.profile(body.model), options, key)
+        await gw.record(decision, key, body.model)
+        reserved = await gw.reserve(key, decision)
+        messages = [m.model_dump(exclude_none=True) for m in body.messages]
+        params = body.upstream_params()
+        if body.stream:
+            answer, first, rest = await gw.open_stream(decision, messages, params, prompt)
+            return StreamingResponse(
+                _sse(answer, body.model, first, rest),
+                media_type="text/event-stream",
+                headers=_headers(answer),
+            )
+        answer = await gw.complete(
+            decision, messages, params, prompt, key=key, reserved_usd=reserved
+        )
+        return JSONResponse(_completion(answer, body.model), headers=_headers(answer))
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        _client(gw.settings, request)
+        names = ["mixllm", *sorted(gw.settings.profiles), *sorted(gw.router.llms)]
+        return {
+            "object": "list",
+            "data": [
+                {"id": n, "object": "model", "owned_by": "mixllm"} for n in dict.fromkeys(names)
+            ],
+        }
+
+    @app.post("/v1/feedback")
+    async def feedback(body: FeedbackRequest, request: Request) -> dict[str, str]:
+        _client(gw.settings, request)
+        decision_id = body.id.removeprefix("chatcmpl-")
+        fb = Feedback(quality=body.quality, cost_usd=body.cost_usd, reward=body.reward)
+        status = await run_in_threadpool(gw.feedback, decision_id, fb)
+        return {"id": body.id, "status": status}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        counts = await run_in_threadpool(gw.store.counts)
+        circuits = {m: b.state for m, b in gw.breakers.items()}
+        return {"status": "ok", "llms": list(gw.router.llms), "circuits": circuits, "store": counts}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.include_router(admin_routes(gw, lambda request: _admin(gw.settings, request)))
+    return app
+
+
+# -- auth ------------------------------------------------------------------------------------
+def _key(settings: Settings, request: Request) -> ApiKey | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    found = None
+    for key in settings.keys:  # every key compared, in constant time
+        if hmac.compare_digest(key.secret.encode(), token.strip().encode()):
+            found = key
+    return found
+
+
+def _client(settings: Settings, request: Request) -> ApiKey | None:
+    """The caller's key for chat and feedback (``None`` when the gateway has no keys)."""
+    if settings.open_access:
+        return None
+    key = _key(settings, request)
+    if key is None:
+        raise AuthError(
+            "missing or invalid API key; expected 'Authorization: Bearer <key>'", status=401
+        )
+    return key
+
+
+def _admin(settings: Settings, request: Request) -> ApiKey:
+    if not any(k.admin for k in settings.keys):
+        raise AuthError("the admin API is off: no admin key is configured", status=403)
+    key = _key(settings, request)
+    if key is None:
+        raise AuthError("missing or invalid API key; expected an admin key", status=401)
+    if not key.admin:
+        raise AuthError(f"key {key.name!r} is not an admin key", status=403)
+    return key
+
+
+# -- responses -------------------------------------------------------------------------------
+def _explain(answer: Answer) -> dict[str, Any]:
+    d = answer.decision
+    return {
+        "decision_id": d.decision_id,
+        "llm": answer.llm,
+        "routed_to": d.llm,
+        "runner_up": d.runner_up,
+        "lam": d.lam,
+        "predicted_quality": d.predicted_quality.get(d.llm),
+        "predicted_cost_usd": d.predicted_cost_usd.get(d.llm),
+        "predicted_wait_s": d.predicted_wait_s.get(d.llm, 0.0),
+        "scores": dict(d.scores),
+        "attempts": [
+            {
+                "llm": a.llm,
+                "ok": a.ok,
+                "error": a.error,
+                "status": a.status,
+                "seconds": round(a.seconds, 4),
+            }
+            for a in answer.attempts
+        ],
+    }
+
+
+def _headers(answer: Answer) -> dict[str, str]:
+    d = answer.decision
+    return {
+        "x-mixllm-llm": answer.llm,
+        "x-mixllm-decision-id": d.decision_id,
+        "x-mixllm-routed-to": d.llm,
+        "x-mixllm-runner-up": d.runner_up or "",
+        "x-mixllm-predicted-quality": f"{d.predicted_quality.get(d.llm, float('nan')):.4f}",
+        "x-mixllm-predicted-cost-usd": f"{d.predicted_cost_usd.get(d.llm, float('nan')):.8f}",
+        "x-mixllm-predicted-wait-s": f"{d.predicted_wait_s.get(d.llm, 0.0):.3f}",
+        "x-mixllm-fallbacks": str(sum(not a.ok for a in answer.attempts)),
+    }
+
+
+def _completion(answer: Answer, model: str) -> dict[str, Any]:
+    result = answer.result
+    assert result is not None
+    usage = None
+    if result.prompt_tokens is not None and result.completion_tokens is not None:
+        usage = {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "total_tokens": result.prompt_tokens + result.completion_tokens,
+        }
+    return {
+        "id": f"chatcmpl-{answer.decision.decision_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": answer.llm,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "finish_reason": result.finish_reason,
+            }
+        ],
+        "usage": usage,
+        "mixllm": _explain(answer),
+    }
+
+
+async def _sse(
+    answer: Answer, model: str, first: str, rest: AsyncIterator[str]
+) -> AsyncIterator[bytes]:
+    """OpenAI's chunk stream: the role, each delta, the finish reason, ``[DONE]``. A failure
+    after the first delta ends the stream with an error event (no fallback mid-answer)."""
+    base = {
+        "id": f"chatcmpl-{answer.decision.decision_id}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": answer.llm,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        body = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(body)}\n\n".encode()
+
+    yield chunk({"role": "assistant", "content": first}, mixllm=_explain(answer))
+    try:
+        async for delta in rest:
+            yield chunk({"content": delta})
+    except BackendError as exc:
+        logger.warning("stream from %s broke after it started: %s", answer.llm, exc)
+        error = {"error": {"message": str(exc), "type": "upstream_error", "code": 502}}
+        yield f"data: {json.dumps(error)}\n\n".encode()
+        return
+    yield chunk({}, "stop")
+    yield b"data: [DONE]\n\n"
+
+
+# -- errors ----------------------------------------------------------------------------------
+def _error_response(exc: Exception) -> JSONResponse:
+    """The one place errors become HTTP statuses."""
+    if isinstance(exc, RequestValidationError):
+        return _json(400, "invalid_request_error", _validation_message(exc))
+    if isinstance(exc, StarletteHTTPException):
+        return _json(exc.status_code, "invalid_request_error", str(exc.detail))
+    if isinstance(exc, AuthError):
+        return _json(
+            exc.status,
+            "authentication_error" if exc.status == 401 else "permission_error",
+            str(exc),
+        )
+    if isinstance(exc, SpendLimitError):
+        return _json(429, "spend_limit_exceeded", str(exc))
+    if isinstance(exc, (UnknownModelError, UnknownDecisionError, UnknownLLMError)):
+        return _json(404, "not_found_error", str(exc))
+    if isinstance(exc, NoHealthyBackendError):
+        return _json(503, "no_healthy_backend", str(exc))
+    if isinstance(exc, BackendError):
+        status = exc.status if exc.status is not None and 400 <= exc.status < 500 else 502
+        return _json(status, "upstream_error", str(exc))
+    if isinstance(exc, ConfigError):
+        return _json(400, "invalid_request_error", str(exc))
+    return _json(500, "server_error", f"internal error: {type(exc).__name__}")
+
+
+async def _handler(request: Request, exc: Exception) -> Response:
+    return _error_response(exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _error_response(exc)
+
+
+def _json(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": status}}, status_code=status
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+class _BodyLimit:
+    """413 for a request body larger than ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _json(413, "invalid_request_error", f"request body over {self.max_bytes} bytes")(
+                scope, receive, send
+            )
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLargeError:
+            await _json(413, "invalid_request_error", f"request body over {self.max_bytes} bytes")(
+                scope, receive, send
+            )
+
+
+class _TooLargeError(Exception):
+    pass

@@ -1,0 +1,52 @@
+"""Prometheus metrics of one gateway (its own registry: two apps in a process never mix)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """Requests, decisions per LLM, fallbacks, latencies, spend; ``render()`` for ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "mixllm_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.decisions = Counter(
+            "mixllm_decisions", "Routing decisions by chosen LLM", ["llm"], registry=r
+        )
+        self.answers = Counter(
+            "mixllm_answers", "Answers by the LLM that gave them", ["llm"], registry=r
+        )
+        self.fallbacks = Counter(
+            "mixllm_fallbacks", "Failed attempts that moved on to the next LLM", ["llm"],
+            registry=r,
+        )  # fmt: skip
+        self.upstream_latency = Histogram(
+            "mixllm_upstream_latency_seconds", "Upstream answer latency by LLM", ["llm"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.request_latency = Histogram(
+            "mixllm_request_latency_seconds", "Whole request latency by endpoint", ["endpoint"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.spend = Counter(
+            "mixllm_spend_usd", "Estimated spend in USD by LLM", ["llm"], registry=r
+        )
+        self.feedback = Counter(
+            "mixllm_feedback", "Feedback received, by outcome", ["outcome"], registry=r
+        )
+        self.in_flight = Gauge(
+            "mixllm_in_flight", "Upstream requests in flight by LLM", ["llm"], registry=r
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,85 @@
+"""Build and run the gateway from a router folder, a config file and/or replay data (what
+``mixllm serve`` calls)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from mixllm.data import load_dataset
+from mixllm.errors import ConfigError
+from mixllm.serve.app import create_app
+from mixllm.serve.backends import Backend, ReplayBackend, make_backend
+from mixllm.serve.gateway import restore_router
+from mixllm.serve.settings import Settings, load_settings
+from mixllm.serve.store import Store
+
+__all__ = ["build_app", "default_state_dir", "serve"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_state_dir(router_dir: Path) -> Path:
+    """``<router_dir>.state`` beside the router folder: the store and checkpoints."""
+    return router_dir.with_name(router_dir.name + ".state")
+
+
+def build_app(
+    router_dir: str | Path,
+    *,
+    environ: Mapping[str, str],
+    config: str | Path | None = None,
+    replay: str | None = None,
+    state_dir: str | Path | None = None,
+) -> FastAPI:
+    """The gateway for the router in ``router_dir`` (or its last checkpoint in ``state_dir``).
+
+    Backends come from the config's ``[[upstreams]]`` and, with ``replay``, from the recorded
+    answers of that dataset for every router LLM it has; at least one is needed.
+    """
+    router_path = Path(router_dir)
+    if not (router_path / "manifest.json").is_file():
+        raise ConfigError(
+            f"{str(router_path)!r} is not a router folder; expected one written by 'mixllm fit'"
+        )
+    settings = Settings() if config is None else load_settings(config, environ=environ)
+    state = Path(state_dir) if state_dir is not None else default_state_dir(router_path)
+    state.mkdir(parents=True, exist_ok=True)
+    store = Store(state / "gateway.db")
+    try:
+        router = restore_router(router_path, store)
+        backends: dict[str, Backend] = {}
+        if replay is not None:
+            data = load_dataset(replay)
+            for llm in router.llms:
+                if llm in data.llms:
+                    backends[llm] = ReplayBackend(llm, data, embedder=router.embedder_)
+        for upstream in settings.upstreams:
+            backend = make_backend(upstream, environ=environ)
+            backends[backend.llm] = backend
+        unknown = sorted(set(backends) - set(router.llms))
+        if unknown:
+            raise ConfigError(
+                f"upstreams for LLMs the router does not know: {unknown}; "
+                f"known: {sorted(router.llms)}"
+            )
+        if not backends:
+            raise ConfigError("no backends: give --replay DATA or [[upstreams]] in --config")
+    except BaseException:
+        store.close()
+        raise
+    missing = sorted(set(router.llms) - set(backends))
+    if missing:
+        logger.warning("no backend for %s: the router will not choose them", missing)
+    return create_app(router, backends, store, settings, state_dir=state)
+
+
+def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run ``app`` with uvicorn until interrupted (SIGINT/SIGTERM drain requests, then the app
+    checkpoints and closes)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)

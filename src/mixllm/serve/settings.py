@@ -1,0 +1,177 @@
+"""The gateway's settings: API keys, named profiles, fallback limits, upstreams, storage.
+
+Read from a TOML file by :func:`load_settings` (secrets come from environment variables named in
+the file, never from the file itself), or built directly in Python and tests.
+
+>>> s = load_settings_text('''
+... [server]
+... max_attempts = 2
+... [[keys]]
+... name = "app"
+... secret_env = "APP_KEY"
+... spend_limit_usd = 5.0
+... [profiles.cheap]
+... lam = 1000.0
+... ''', environ={"APP_KEY": "sk-test"})
+>>> s.max_attempts, s.keys[0].name, s.keys[0].spend_limit_usd, s.profiles["cheap"].lam
+(2, 'app', 5.0, 1000.0)
+>>> s.keys[0]
+ApiKey(name='app', admin=False, spend_limit_usd=5.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from mixllm.errors import ConfigError
+
+__all__ = ["ApiKey", "Profile", "Settings", "load_settings", "load_settings_text"]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A client (chat and feedback) or admin key. ``name`` appears in logs and metrics; the
+    secret never does (it is left out of ``repr``)."""
+
+    name: str
+    secret: str = field(repr=False)
+    admin: bool = False
+    spend_limit_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Routing options a request selects by its ``model`` name (``"mixllm"`` is the default)."""
+
+    lam: float | None = None
+    candidates: tuple[str, ...] | None = None
+    max_cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway needs besides the router, its backends and its store.
+
+    With no keys, chat and feedback are open (bind to 127.0.0.1) and the admin API is off.
+    """
+
+    keys: tuple[ApiKey, ...] = ()
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
+    max_attempts: int = 3
+    deadline_s: float = 60.0
+    breaker_failures: int = 5
+    breaker_reset_s: float = 30.0
+    max_body_bytes: int = 1_000_000
+    checkpoint_every: int = 100
+    upstreams: tuple[Mapping[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        _positive("max_attempts", self.max_attempts, integer=True)
+        _positive("deadline_s", self.deadline_s)
+        _positive("breaker_failures", self.breaker_failures, integer=True)
+        _positive("breaker_reset_s", self.breaker_reset_s)
+        _positive("max_body_bytes", self.max_body_bytes, integer=True)
+        _positive("checkpoint_every", self.checkpoint_every, integer=True)
+        names = [k.name for k in self.keys]
+        if len(set(names)) != len(names) or len({k.secret for k in self.keys}) != len(names):
+            raise ConfigError(f"API keys {names!r}; expected distinct names and secrets")
+        if any(not k.secret or not k.name for k in self.keys):
+            raise ConfigError("an API key has an empty name or secret; expected both")
+
+    @property
+    def open_access(self) -> bool:
+        """No keys configured: anyone who can reach the server may chat and send feedback."""
+        return not self.keys
+
+
+def load_settings(path: str | Path, *, environ: Mapping[str, str]) -> Settings:
+    """Settings from a TOML file (see ``docs/gateway.md`` for an example)."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read gateway config {str(file)!r}: {exc}") from exc
+    return load_settings_text(text, environ=environ, source=str(file))
+
+
+def load_settings_text(
+    text: str, *, environ: Mapping[str, str], source: str = "<config>"
+) -> Settings:
+    """Settings from TOML text; ``[[keys]]`` name the environment variable of each secret."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    _only(data, {"server", "keys", "profiles", "upstreams"}, source)
+    server = data.get("server", {})
+    _only(
+        server, {f for f in Settings.__dataclass_fields__ if f not in _TABLES}, f"{source} [server]"
+    )
+    keys = tuple(_key(k, environ, source) for k in data.get("keys", []))
+    profiles = {
+        str(n): _profile(p, f"{source} [profiles.{n}]") for n, p in data.get("profiles", {}).items()
+    }
+    upstreams = tuple(dict(u) for u in data.get("upstreams", []))
+    try:
+        return Settings(keys=keys, profiles=profiles, upstreams=upstreams, **server)
+    except TypeError as exc:
+        raise ConfigError(f"{source} [server]: {exc}") from exc
+
+
+_TABLES = ("keys", "profiles", "upstreams")
+
+
+def _key(raw: Mapping[str, Any], environ: Mapping[str, str], source: str) -> ApiKey:
+    _only(raw, {"name", "secret_env", "admin", "spend_limit_usd"}, f"{source} [[keys]]")
+    name, env = raw.get("name"), raw.get("secret_env")
+    if not isinstance(name, str) or not isinstance(env, str):
+        raise ConfigError(f"{source} [[keys]] {raw!r}: expected string 'name' and 'secret_env'")
+    if env not in environ or not environ[env]:
+        raise ConfigError(
+            f"{source}: key {name!r} reads environment variable {env!r}, which is unset"
+        )
+    limit = raw.get("spend_limit_usd")
+    if limit is not None:
+        _positive(f"key {name!r} spend_limit_usd", limit)
+    return ApiKey(name, environ[env], admin=bool(raw.get("admin", False)), spend_limit_usd=limit)
+
+
+def _profile(raw: Mapping[str, Any], where: str) -> Profile:
+    _only(raw, {"lam", "candidates", "max_cost_usd"}, where)
+    candidates = raw.get("candidates")
+    if candidates is not None and not (
+        isinstance(candidates, list) and candidates and all(isinstance(c, str) for c in candidates)
+    ):
+        raise ConfigError(f"{where}: candidates={candidates!r}; expected a list of LLM names")
+    return Profile(
+        lam=raw.get("lam"),
+        candidates=None if candidates is None else tuple(candidates),
+        max_cost_usd=raw.get("max_cost_usd"),
+    )
+
+
+def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown settings {unknown}; expected some of {sorted(allowed)}"
+        )
+
+
+def _positive(name: str, value: Any, *, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    ok = (
+        isinstance(value, kind)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+    if not ok:
+        expected = "an integer > 0" if integer else "a number > 0"
+        raise ConfigError(f"{name}={value!r}; expected {expected}")

@@ -1,0 +1,256 @@
+"""The gateway end to end: a real uvicorn on 127.0.0.1, the official openai client, httpx."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from mixllm import Router
+from mixllm.serve import ApiKey, FakeBackend, Settings, Store, create_app, restore_router
+from mixllm.serve.settings import Profile
+
+from .conftest import running
+
+TEXT = "Routers route. Each answer comes from the LLM with the best quality for the money."
+
+
+def _app(router: Router, tmp_path: Path, **kwargs: Any) -> Any:
+    fail = kwargs.pop("fail", {})
+    backends = {m: FakeBackend(m, text=TEXT, fail=fail.get(m)) for m in router.llms}
+    backends.update(kwargs.pop("backends", {}))
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    store = Store(tmp_path / "gateway.db")
+    settings = kwargs.pop("settings", Settings(deadline_s=5.0))
+    return create_app(router, backends, store, settings, state_dir=tmp_path / "state", **kwargs)
+
+
+def test_openai_client_gets_answers_and_the_chosen_llm(router: Router, tmp_path: Path) -> None:
+    with running(_app(router, tmp_path)) as base:
+        client = openai.OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=10)
+        raw = client.chat.completions.with_raw_response.create(
+            model="mixllm", messages=[{"role": "user", "content": "What is 2 + 2?"}]
+        )
+        reply = raw.parse()
+        assert reply.choices[0].message.content == TEXT
+        assert raw.headers["x-mixllm-llm"] in router.llms
+        assert reply.model == raw.headers["x-mixllm-llm"]
+        why = (reply.model_extra or {})["mixllm"]
+        assert why["llm"] == raw.headers["x-mixllm-llm"] and why["runner_up"] in router.llms
+        assert why["predicted_cost_usd"] >= 0 and 0 <= why["predicted_quality"] <= 1
+        chunks = client.chat.completions.create(
+            model="mixllm",
+            messages=[{"role": "user", "content": "Write a haiku about routers."}],
+            stream=True,
+        )
+        parts = [c.choices[0].delta.content or "" for c in chunks if c.choices]
+        assert "".join(parts) == TEXT
+        models = [m.id for m in client.models.list()]
+        assert models[0] == "mixllm" and set(router.llms) <= set(models)
+
+
+def test_per_request_options_and_profiles(router: Router, tmp_path: Path) -> None:
+    one, other = router.llms[0], router.llms[1]
+    settings = Settings(profiles={"pinned": Profile(candidates=(other,))})
+    with running(_app(router, tmp_path, settings=settings)) as base:
+        client = openai.OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=10)
+        ask = [{"role": "user", "content": "hello"}]
+        raw = client.chat.completions.with_raw_response.create(
+            model="mixllm", messages=ask, extra_body={"mixllm": {"candidates": [one], "lam": 5.0}}
+        )
+        assert raw.headers["x-mixllm-llm"] == one
+        assert (raw.parse().model_extra or {})["mixllm"]["lam"] == 5.0
+        raw = client.chat.completions.with_raw_response.create(model="pinned", messages=ask)
+        assert raw.headers["x-mixllm-llm"] == other
+        raw = client.chat.completions.with_raw_response.create(model=one, messages=ask)
+        assert raw.headers["x-mixllm-llm"] == one
+        with pytest.raises(openai.NotFoundError, match="unknown model 'gpt-5'"):
+            client.chat.completions.create(model="gpt-5", messages=ask)
+        with pytest.raises(openai.BadRequestError, match="lam"):
+            client.chat.completions.create(
+                model="mixllm", messages=ask, extra_body={"mixllm": {"lam": -1}}
+            )
+
+
+def test_fallback_to_the_next_llm_and_503_when_none_answers(router: Router, tmp_path: Path) -> None:
+    ask = {"model": "mixllm", "messages": [{"role": "user", "content": "fall back please"}]}
+    chosen = router.route("fall back please").llm
+    with running(_app(router, tmp_path, fail={chosen: "500"})) as base:
+        reply = httpx.post(f"{base}/chat/completions", json=ask, timeout=10)
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["x-mixllm-routed-to"] == chosen
+        assert reply.headers["x-mixllm-llm"] != chosen
+        assert reply.headers["x-mixllm-fallbacks"] == "1"
+        attempts = reply.json()["mixllm"]["attempts"]
+        assert attempts[0]["llm"] == chosen and not attempts[0]["ok"] and attempts[1]["ok"]
+        metrics = httpx.get(f"{base.removesuffix('/v1')}/metrics", timeout=10).text
+        assert f'mixllm_fallbacks_total{{llm="{chosen}"}} 1.0' in metrics
+    dead = {m: "timeout" for m in router.llms}
+    with running(_app(router, tmp_path / "c", fail=dead)) as base:
+        reply = httpx.post(f"{base}/chat/completions", json=ask, timeout=30)
+        assert reply.status_code == 503
+        assert reply.json()["error"]["type"] == "no_healthy_backend"
+
+
+def test_feedback_is_idempotent_and_learned(router: Router, tmp_path: Path) -> None:
+    app = _app(router, tmp_path)
+    with running(app) as base:
+        ask = {"model": "mixllm", "messages": [{"role": "user", "content": "rate me"}]}
+        reply = httpx.post(f"{base}/chat/completions", json=ask, timeout=10).json()
+        before = router.predict(["rate me"]).quality.copy()
+        sent = {"id": reply["id"], "quality": 0.0, "cost_usd": 0.01}
+        first = httpx.post(f"{base}/feedback", json=sent, timeout=10)
+        assert first.status_code == 200 and first.json()["status"] == "applied"
+        after = router.predict(["rate me"]).quality
+        assert not np.array_equal(before, after)
+        again = httpx.post(f"{base}/feedback", json={**sent, "quality": 1.0}, timeout=10)
+        assert again.json()["status"] == "duplicate"
+        np.testing.assert_array_equal(router.predict(["rate me"]).quality, after)
+        unknown = httpx.post(f"{base}/feedback", json={"id": "chatcmpl-nope", "reward": True})
+        assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
+        empty = httpx.post(f"{base}/feedback", json={"id": reply["id"]}, timeout=10)
+        assert empty.status_code == 400 and "carries nothing" in empty.text
+
+
+def test_restart_restores_checkpoint_and_later_feedback(router: Router, tmp_path: Path) -> None:
+    fitted = tmp_path / "fitted"
+    router.save(fitted)
+    app = _app(router, tmp_path)
+    with running(app) as base:
+        ids = []
+        for text in ("first question", "second question", "third question"):
+            ask = {"model": "mixllm", "messages": [{"role": "user", "content": text}]}
+            ids.append(httpx.post(f"{base}/chat/completions", json=ask, timeout=10).json()["id"])
+        httpx.post(f"{base}/feedback", json={"id": ids[0], "quality": 0.0}, timeout=10)
+        app.state.gateway.checkpoint()
+        httpx.post(f"{base}/feedback", json={"id": ids[1], "quality": 1.0}, timeout=10)
+    expected = router.predict(["first question", "third question"]).quality
+    # the server stopped: it checkpointed again on shutdown; restart from the store alone
+    store = Store(tmp_path / "gateway.db")
+    restored = restore_router(fitted, store)
+    np.testing.assert_array_equal(
+        restored.predict(["first question", "third question"]).quality, expected
+    )
+    # feedback on a decision made before the restart is accepted once
+    app2 = create_app(restored, {m: FakeBackend(m, text=TEXT) for m in restored.llms}, store)
+    with running(app2) as base:
+        late = httpx.post(f"{base}/feedback", json={"id": ids[2], "reward": True}, timeout=10)
+        assert late.json()["status"] == "applied"
+        dup = httpx.post(f"{base}/feedback", json={"id": ids[1], "reward": False}, timeout=10)
+        assert dup.json()["status"] == "duplicate"
+
+
+def test_keys_guard_chat_feedback_and_admin(
+    router: Router, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = (ApiKey("app", "sk-client-123"), ApiKey("ops", "sk-admin-456", admin=True))
+    with (
+        caplog.at_level(logging.DEBUG),
+        running(_app(router, tmp_path, settings=Settings(keys=keys))) as base,
+    ):
+        root = base.removesuffix("/v1")
+        ask = {"model": "mixllm", "messages": [{"role": "user", "content": "hi"}]}
+        client, admin = ({"authorization": f"Bearer {k.secret}"} for k in keys)
+        assert httpx.post(f"{base}/chat/completions", json=ask).status_code == 401
+        bad = {"authorization": "Bearer sk-wrong"}
+        assert httpx.post(f"{base}/chat/completions", json=ask, headers=bad).status_code == 401
+        reply = httpx.post(f"{base}/chat/completions", json=ask, headers=client, timeout=10)
+        assert reply.status_code == 200
+        fb = {"id": reply.json()["id"], "reward": True}
+        assert httpx.post(f"{base}/feedback", json=fb).status_code == 401
+        assert httpx.post(f"{base}/feedback", json=fb, headers=client).status_code == 200
+        assert httpx.get(f"{root}/admin/llms", headers=client).status_code == 403
+        assert httpx.get(f"{root}/admin/llms").status_code == 401
+        listed = httpx.get(f"{root}/admin/llms", headers=admin)
+        assert listed.status_code == 200 and len(listed.json()["llms"]) == len(router.llms)
+        patched = httpx.patch(f"{root}/admin/defaults", json={"lam": 7.0}, headers=admin)
+        assert patched.json()["lam"] == 7.0 and router.lam == 7.0
+        gone = httpx.delete(f"{root}/admin/llms/{router.llms[-1]}", headers=admin)
+        assert gone.status_code == 200 and len(router.llms) == 3
+        assert httpx.post(f"{root}/admin/checkpoint", headers=admin).json()["checkpoint"]
+    logged = caplog.text
+    assert "sk-client-123" not in logged and "sk-admin-456" not in logged
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b"{not json", 400, "JSON"),
+        (b'{"model": "mixllm"}', 400, "messages"),
+        (b'{"model": "mixllm", "messages": "hi"}', 400, "messages"),
+        (b'{"model": "mixllm", "messages": [{"role": "robot", "content": "x"}]}', 400, "role"),
+        (b'{"model": "mixllm", "messages": [], "stream": true}', 400, "messages"),
+        (b'{"model": 5, "messages": [{"role": "user", "content": "x"}]}', 400, "model"),
+        (b'{"model": "mixllm", "messages": [{"role": "user", "content": "x"}], "n": 2}', 400, "n"),
+        (b'{"model": "nope", "messages": [{"role": "user", "content": "x"}]}', 404, "nope"),
+        (b"[]", 400, "body"),
+        (
+            b'{"model": "mixllm", "messages": [{"role": "user", "content": "x"}]}'
+            + b" " * 2_000_000,
+            413,
+            "bytes",
+        ),
+    ],
+)
+def test_bad_requests_get_4xx_json(
+    router: Router, tmp_path: Path, body: bytes, status: int, words: str
+) -> None:
+    with running(_app(router, tmp_path)) as base:
+        reply = httpx.post(
+            f"{base}/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
+        assert reply.status_code == status, reply.text
+        error = reply.json()["error"]
+        assert words.lower() in error["message"].lower() and error["code"] == status
+
+
+def test_replay_backend_serves_recorded_answers(tmp_path: Path) -> None:
+    from mixllm.data import Dataset, Outcome
+    from mixllm.serve import ReplayBackend
+
+    rows = [
+        Outcome(f"q{i}", f"question {i} about {('cats', 'dogs')[i % 2]}", m, float((i + j) % 2),
+                0.001 * (j + 1), response=f"{m} says {i}")
+        for i in range(40) for j, m in enumerate(["small", "big"])
+    ]  # fmt: skip
+    data = Dataset.from_outcomes(rows)
+    router = Router("mixllm", embedder="hashing").fit(data)
+    backends = {m: ReplayBackend(m, data, embedder=router.embedder_) for m in data.llms}
+    app = create_app(router, backends, Store(tmp_path / "g.db"))
+    with running(app) as base:
+        ask = {
+            "model": "mixllm",
+            "messages": [{"role": "user", "content": "question 3 about dogs"}],
+        }
+        reply = httpx.post(f"{base}/chat/completions", json=ask, timeout=10)
+        llm = reply.headers["x-mixllm-llm"]
+        assert reply.json()["choices"][0]["message"]["content"] == f"{llm} says 3"
+
+
+def test_spend_limit_refuses_requests_past_it(router: Router, tmp_path: Path) -> None:
+    prompt = "how much is this?"
+    cost = router.route(prompt).predicted_cost_usd[router.route(prompt).llm]
+    assert cost > 0
+    keys = (ApiKey("tight", "sk-tight", spend_limit_usd=cost * 1.5),)
+    app = _app(router, tmp_path, settings=Settings(keys=keys))
+    with running(app) as base:
+        ask = {"model": "mixllm", "messages": [{"role": "user", "content": prompt}]}
+        auth = {"authorization": "Bearer sk-tight"}
+        first = httpx.post(f"{base}/chat/completions", json=ask, headers=auth, timeout=10)
+        assert first.status_code == 200
+        usage = first.json()["usage"]  # charged the answer's cost, not the prediction
+        price = router.prices_[first.headers["x-mixllm-llm"]]
+        actual = (usage["prompt_tokens"] * price.price_in_per_mtok
+                  + usage["completion_tokens"] * price.price_out_per_mtok) / 1e6  # fmt: skip
+        assert app.state.gateway.store.spent("tight") == pytest.approx(actual)
+        refused = [httpx.post(f"{base}/chat/completions", json=ask, headers=auth, timeout=10)
+                   for _ in range(3)]  # fmt: skip
+        statuses = [r.status_code for r in refused]
+        assert 429 in statuses, statuses
+        assert "spending limit" in refused[statuses.index(429)].json()["error"]["message"]
+        assert app.state.gateway.store.spent("tight") <= cost * 1.5 + 1e-9
