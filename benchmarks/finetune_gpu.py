@@ -210,11 +210,12 @@ def evaluate(args: argparse.Namespace) -> None:
     rows = {"train": [where[q] for q in tr.query_ids], "test": [where[q] for q in te.query_ids]}
     labels = {"train": [str(t) for t in tr.tasks], "test": [str(t) for t in te.tasks]}
 
-    def fmt(point: float, boots: NDArray[np.float64]) -> str:
+    def fmt(point: float, boots: NDArray[np.float64], sign: str = "") -> str:
         if not np.isfinite(point):
             return "fit failed"
         a, b = ev.interval(boots.tolist())
-        return f"{point:.3f}" if a is None or b is None else f"{point:.3f} [{a:.3f}, {b:.3f}]"
+        f = f"{sign}.3f"
+        return f"{point:{f}}" if a is None or b is None else f"{point:{f}} [{a:{f}}, {b:{f}}]"
 
     res: dict[tuple[str, str], tuple[float, NDArray[np.float64]]] = {}
     sil: dict[tuple[str, str], float] = {}
@@ -254,8 +255,8 @@ def evaluate(args: argparse.Namespace) -> None:
         lines.append(
             f"| {kind} | {' | '.join(cells)} | {sil[kind, 'test']:.3f} | {sil[kind, 'train']:.3f} |"
         )
-    diff = [fmt(res["tuned", n][0] - res["frozen", n][0], res["tuned", n][1] - res["frozen", n][1])
-            for n in ROUTERS]  # fmt: skip
+    diff = [fmt(res["tuned", n][0] - res["frozen", n][0],
+                res["tuned", n][1] - res["frozen", n][1], "+") for n in ROUTERS]  # fmt: skip
     dsil = [sil["tuned", p] - sil["frozen", p] for p in ("test", "train")]
     lines.append(
         f"| tuned − frozen (paired) | {' | '.join(diff)} | {dsil[0]:+.3f} | {dsil[1]:+.3f} |"
