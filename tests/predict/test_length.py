@@ -139,3 +139,22 @@ def test_checks(data: tuple[np.ndarray, ...]) -> None:
         LengthModel().fit(x, p, -out)
     with pytest.raises(DataError, match="prompt_tokens has shape"):
         LengthModel().fit(x, p[:5], out)
+
+
+def test_ridge_survives_an_svd_that_does_not_converge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy's SVD (LAPACK gesdd) can fail on degenerate features (many identical rows); the
+    ridge fit then uses the QR-based driver and gets the same coefficients."""
+    from mixllm.predict import learners
+
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.normal(size=(3, 8)), 50, axis=0)  # 150 rows, 3 distinct
+    y = rng.normal(size=150)
+    expected = learners._ridge(x, y, [0.1, 10.0])
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(np.linalg, "svd", broken)
+    got = learners._ridge(x, y, [0.1, 10.0])
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a.predict(x), b.predict(x), atol=1e-9)

@@ -147,13 +147,26 @@ def _logistic(x: FloatArray, y: FloatArray, Cs: Sequence[float]) -> list[Head]:
 def _ridge(x: FloatArray, y: FloatArray, alphas: Sequence[float]) -> list[Head]:
     """Ridge regression (unpenalised intercept) for each alpha, from one SVD."""
     mean_x, mean_y = x.mean(axis=0), y.mean()
-    u, s, vt = np.linalg.svd(x - mean_x, full_matrices=False)
+    u, s, vt = _svd(x - mean_x)
     uty = u.T @ (y - mean_y)
     heads: list[Head] = []
     for alpha in alphas:
         coef = vt.T @ (s / (s**2 + alpha) * uty)
         heads.append(LinearHead(coef, float(mean_y - mean_x @ coef), logistic=False))
     return heads
+
+
+def _svd(x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Thin SVD. LAPACK's divide and conquer (numpy's) fails to converge on some degenerate
+    matrices (many identical rows: prompts that share a long preamble, truncated to the same
+    tokens); the QR-based driver is slower but converges."""
+    try:
+        u, s, vt = np.linalg.svd(x, full_matrices=False)
+    except np.linalg.LinAlgError:
+        import scipy.linalg
+
+        u, s, vt = scipy.linalg.svd(x, full_matrices=False, lapack_driver="gesvd")
+    return u, s, vt
 
 
 def _forest(x: FloatArray, y: FloatArray, leaf: int, seed: int, trees: TreeSettings) -> Head:
