@@ -334,3 +334,26 @@ def test_remember_decisions_made_before_a_restart(
     restored.remember([later.decision_id, done.decision_id])
     assert restored.learn_one(later, Feedback(quality=0.0))
     assert not restored.learn_one(done, Feedback(quality=0.0))  # applied before: stays applied
+
+
+def test_a_failed_add_llm_leaves_the_pool_as_it_was(
+    data: tuple[Dataset, Dataset], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixllm.policy import MixLLMPredictor
+
+    train, test = data
+    router = _router(train, alpha=0.1)
+    prompts = [str(p) for p in test.prompts[:10]]
+    before = router.predict(prompts)
+
+    def broken(self: MixLLMPredictor, llm: LLM) -> float:
+        raise RuntimeError("prior failed")  # after the quality and length heads were added
+
+    monkeypatch.setattr(MixLLMPredictor, "_tier_prior", broken)
+    with pytest.raises(RuntimeError, match="prior failed"):
+        router.add_llm(LLM("newcomer", 1.0, 2.0))
+    after = router.predict(prompts)
+    assert after.llms == before.llms and "newcomer" not in router.prices_
+    np.testing.assert_array_equal(after.quality, before.quality)
+    np.testing.assert_array_equal(after.uncertainty, before.uncertainty)
+    router.route(prompts[0])  # still routes

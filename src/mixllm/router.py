@@ -6,6 +6,7 @@ no second code path for offline use.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import threading
@@ -325,15 +326,19 @@ class Router:
                 [str(q) for q in seed.query_ids],
                 prompt_tokens=seed.prompt_tokens,
             )
-        with self._lock:
-            self._learner().add_llm(llm, seed, queries)
+        with self._lock:  # all or nothing: a failure leaves the pool as it was
+            predictor = copy.deepcopy(self._learner())
+            predictor.add_llm(llm, seed, queries)
+            self.predictor_ = predictor
             self.prices_[llm.name] = llm
 
     def remove_llm(self, name: str) -> None:
         """Take ``name`` out of the pool; the others keep what they learned. Decisions already
         made for it stay valid (their feedback is accepted and ignored)."""
         with self._lock:
-            self._learner().remove_llm(name)
+            predictor = copy.deepcopy(self._learner())
+            predictor.remove_llm(name)
+            self.predictor_ = predictor
             self.prices_.pop(name, None)
 
     def lambda_sweep(

@@ -254,3 +254,27 @@ def test_spend_limit_refuses_requests_past_it(router: Router, tmp_path: Path) ->
         assert 429 in statuses, statuses
         assert "spending limit" in refused[statuses.index(429)].json()["error"]["message"]
         assert app.state.gateway.store.spent("tight") <= cost * 1.5 + 1e-9
+
+
+def test_admin_adds_an_upstream_only_with_an_allowed_key_variable(
+    router: Router, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIXLLM_TEST_UPSTREAM_KEY", "sk-upstream")
+    keys = (ApiKey("ops", "sk-admin-456", admin=True),)
+    settings = Settings(keys=keys, upstream_key_envs=("MIXLLM_TEST_UPSTREAM_KEY",))
+    with running(_app(router, tmp_path, settings=settings)) as base:
+        root, admin = base.removesuffix("/v1"), {"authorization": "Bearer sk-admin-456"}
+        new = {
+            "name": "acme-new", "price_in_per_mtok": 0.5, "price_out_per_mtok": 1.5,
+            "upstream": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+        }  # fmt: skip
+        leak = {**new, "upstream": {**new["upstream"], "api_key_env": "HOME"}}
+        refused = httpx.post(f"{root}/admin/llms", json=leak, headers=admin)
+        assert refused.status_code == 400 and "'HOME' is not allowed" in refused.text
+        assert "acme-new" not in router.llms
+        ok = {**new, "upstream": {**new["upstream"], "api_key_env": "MIXLLM_TEST_UPSTREAM_KEY"}}
+        added = httpx.post(f"{root}/admin/llms", json=ok, headers=admin)
+        assert added.status_code == 201, added.text
+        assert "acme-new" in router.llms and added.json()["backend"] == "OpenAIBackend"
+        again = httpx.post(f"{root}/admin/llms", json=ok, headers=admin)
+        assert again.status_code == 400 and "already in the pool" in again.text

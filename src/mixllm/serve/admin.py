@@ -40,20 +40,30 @@ def admin_routes(gw: Gateway, require_admin: Callable[[Request], ApiKey]) -> API
                 f"LLM {body.name!r} has no backend; expected an 'upstream' "
                 "(base_url, model, api_key_env)"
             )
+        backend = None
         if body.upstream is not None:
+            _check_key_env(gw, body.upstream.api_key_env)
             config = {"llm": body.name, **body.upstream.model_dump(exclude_none=True)}
-            gw.backends[body.name] = make_backend(config, environ=os.environ)
+            backend = make_backend(config, environ=os.environ)
         llm = LLM(body.name, body.price_in_per_mtok, body.price_out_per_mtok)
-        await run_in_threadpool(gw.router.add_llm, llm)
+        try:
+            await run_in_threadpool(gw.router.add_llm, llm)
+        except BaseException:
+            if backend is not None:
+                await backend.aclose()
+            raise
+        if backend is not None:
+            gw.backends[body.name] = backend
         return _describe(gw, body.name)
 
     @api.delete("/llms/{name:path}")
     async def remove_llm(name: str, request: Request) -> dict[str, Any]:
         require_admin(request)
         await run_in_threadpool(gw.router.remove_llm, name)
-        backend = gw.backends.pop(name, None)  # requests in flight keep their reference
-        if backend is not None:
-            gw.breakers.pop(name, None)
+        backend = gw.backends.pop(name, None)
+        gw.breakers.pop(name, None)
+        if backend is not None:  # closed once the requests in flight have finished
+            gw.retire(name, backend)
         return {"removed": name, "llms": list(gw.router.llms)}
 
     @api.patch("/defaults")
@@ -84,6 +94,19 @@ def _describe(gw: Gateway, name: str) -> dict[str, Any]:
         "circuit": "closed" if breaker is None else breaker.state,
         "in_flight": gw.tracker.in_flight(name),
     }
+
+
+def _check_key_env(gw: Gateway, name: str | None) -> None:
+    """An upstream added at run time may read only the key variables the config allows (else
+    an admin could send any of the server's environment variables to any URL)."""
+    if name is None:
+        return
+    allowed = gw.settings.allowed_key_envs()
+    if name not in allowed:
+        raise ConfigError(
+            f"api_key_env {name!r} is not allowed; expected one of {sorted(allowed)} "
+            "(the config's upstreams and [server] upstream_key_envs)"
+        )
 
 
 def _finite(x: float) -> float | None:

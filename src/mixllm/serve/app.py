@@ -288,6 +288,10 @@ def _error_response(exc: Exception) -> JSONResponse:
     """The one place errors become HTTP statuses."""
     if isinstance(exc, RequestValidationError):
         return _json(400, "invalid_request_error", _validation_message(exc))
+    if isinstance(exc, StarletteHTTPException) and isinstance(exc.__cause__, _TooLargeError):
+        exc = exc.__cause__  # FastAPI turns any error of a body read into a 400
+    if isinstance(exc, _TooLargeError):
+        return _json(413, "invalid_request_error", str(exc))
     if isinstance(exc, StarletteHTTPException):
         return _json(exc.status_code, "invalid_request_error", str(exc.detail))
     if isinstance(exc, AuthError):
@@ -320,6 +324,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def _json(status: int, kind: str, message: str) -> JSONResponse:
+    # a message may quote the request: lone surrogates in it cannot be encoded as UTF-8
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse(
         {"error": {"message": message, "type": kind, "code": status}}, status_code=status
     )
@@ -328,6 +334,10 @@ def _json(status: int, kind: str, message: str) -> JSONResponse:
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":  # its loc is the character where it broke
+            why = err.get("ctx", {}).get("error", "decode error")
+            parts.append(f"body: invalid JSON ({why} at character {err['loc'][-1]})")
+            continue
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
@@ -344,11 +354,10 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        too_large = _TooLargeError(f"request body over {self.max_bytes} bytes")
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _json(413, "invalid_request_error", f"request body over {self.max_bytes} bytes")(
-                scope, receive, send
-            )
+            await _error_response(too_large)(scope, receive, send)
             return
         seen = 0
 
@@ -357,16 +366,14 @@ class _BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _TooLargeError
+                raise too_large
             return message
 
         try:
             await self.app(scope, limited, send)
-        except _TooLargeError:
-            await _json(413, "invalid_request_error", f"request body over {self.max_bytes} bytes")(
-                scope, receive, send
-            )
+        except _TooLargeError as exc:
+            await _error_response(exc)(scope, receive, send)
 
 
-class _TooLargeError(Exception):
-    pass
+class _TooLargeError(MixLLMError):
+    """A request body over ``max_body_bytes`` (413), declared or streamed."""

@@ -79,6 +79,7 @@ class Gateway:
         self._learn_lock = threading.Lock()  # feedback applied and checkpoints taken in turn
         self._applied_seq = _last_seq(store)
         self._since_checkpoint = 0
+        self._retiring: set[asyncio.Task[None]] = set()
 
     # -- routing -------------------------------------------------------------------------------
     def profile(self, model: str) -> Profile:
@@ -293,8 +294,24 @@ class Gateway:
         logger.info("checkpoint %s (feedback up to #%d)", path.name, self._applied_seq)
         return path
 
+    def retire(self, llm: str, backend: Backend, *, grace_s: float = 60.0) -> None:
+        """Close a removed LLM's backend once its requests in flight have finished (or after
+        ``grace_s``); call from the event loop."""
+
+        async def close_when_idle() -> None:
+            waited = 0.0
+            while self.tracker.in_flight(llm) > 0 and waited < grace_s:
+                await asyncio.sleep(0.05)
+                waited += 0.05
+            await backend.aclose()
+
+        task = asyncio.get_running_loop().create_task(close_when_idle())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
     async def aclose(self) -> None:
-        """Close the backends' connections."""
+        """Close the backends' connections (those being retired too)."""
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await asyncio.gather(*(b.aclose() for b in self.backends.values()), return_exceptions=True)
 
 
@@ -322,8 +339,14 @@ def _usd(value: float) -> float:
 
 
 def _last_seq(store: Store) -> int:
+    """The last feedback seq the served router holds: the last checkpoint's, or that of the
+    feedback stored after it, which :func:`restore_router` learned again. (The checkpoint's
+    alone would make the next checkpoint claim less than it holds, and the restart after it
+    learn that feedback twice once the router has forgotten those decisions.)"""
     last = store.last_checkpoint()
-    return 0 if last is None else int(last[1])
+    seq = 0 if last is None else int(last[1])
+    later = store.feedback_since(seq)
+    return later[-1][0] if later else seq
 
 
 def restore_router(router_dir: str | Path, store: Store) -> Router:

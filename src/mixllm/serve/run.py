@@ -68,6 +68,9 @@ def build_app(
             )
         if not backends:
             raise ConfigError("no backends: give --replay DATA or [[upstreams]] in --config")
+        # load the tokenizer and embedder now, not in the first request (seconds, while
+        # /healthz already says the gateway is up)
+        router.predict(["warm up"])
     except BaseException:
         store.close()
         raise

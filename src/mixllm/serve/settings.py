@@ -70,6 +70,7 @@ class Settings:
     max_body_bytes: int = 1_000_000
     checkpoint_every: int = 100
     upstreams: tuple[Mapping[str, Any], ...] = ()
+    upstream_key_envs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _positive("max_attempts", self.max_attempts, integer=True)
@@ -83,6 +84,22 @@ class Settings:
             raise ConfigError(f"API keys {names!r}; expected distinct names and secrets")
         if any(not k.secret or not k.name for k in self.keys):
             raise ConfigError("an API key has an empty name or secret; expected both")
+        for name, p in self.profiles.items():
+            for field_name in ("lam", "max_cost_usd"):
+                value = getattr(p, field_name)
+                ok = value is None or (
+                    isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 1e12
+                )
+                if not ok:
+                    raise ConfigError(
+                        f"profile {name!r}: {field_name}={value!r}; expected a number in [0, 1e12]"
+                    )
+
+    def allowed_key_envs(self) -> set[str]:
+        """Environment variables an upstream added by the admin API may read its key from:
+        ``upstream_key_envs`` and those of the configured upstreams."""
+        used = {str(u["api_key_env"]) for u in self.upstreams if u.get("api_key_env")}
+        return set(self.upstream_key_envs) | used
 
     @property
     def open_access(self) -> bool:
@@ -109,7 +126,14 @@ def load_settings_text(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
     _only(data, {"server", "keys", "profiles", "upstreams"}, source)
-    server = data.get("server", {})
+    server = dict(data.get("server", {}))
+    if "upstream_key_envs" in server:
+        envs = server["upstream_key_envs"]
+        if not (isinstance(envs, list) and all(isinstance(e, str) for e in envs)):
+            raise ConfigError(
+                f"{source} [server] upstream_key_envs={envs!r}; expected a list of names"
+            )
+        server["upstream_key_envs"] = tuple(envs)
     _only(
         server, {f for f in Settings.__dataclass_fields__ if f not in _TABLES}, f"{source} [server]"
     )
