@@ -70,6 +70,8 @@ def save_router(router: Router, path: Path) -> Path:
     with tempfile.NamedTemporaryFile(dir=path, suffix=".npz", delete=False) as tmp:
         # (cast: numpy's stub lets ** match its allow_pickle flag)
         cast(Any, np.savez)(tmp, allow_pickle=False, **arrays)
+        tmp.flush()
+        os.fsync(tmp.fileno())  # on disk before the manifest names it (a gateway checkpoint)
     tmp_path = Path(tmp.name)
     tmp_path.chmod(0o644)  # NamedTemporaryFile creates 0600; a saved router is shareable
     manifest: dict[str, Any] = {
@@ -95,8 +97,24 @@ def save_router(router: Router, path: Path) -> Path:
         "arrays_sha256": _sha256(tmp_path),
     }
     os.replace(tmp_path, path / _ARRAYS)
-    (path / _MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _write_durably(path / _MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file, sync it, rename it over ``path``, sync the folder:
+    after a crash or power loss ``path`` holds the old text or the new, never a part."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

@@ -73,6 +73,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # load the tokenizer and embedder before the first request, not during it
+        await run_in_threadpool(gw.router.predict, ["warm up"])
         yield
         await run_in_threadpool(gw.checkpoint)
         await gw.aclose()
