@@ -366,8 +366,13 @@ class Router:
         """Write this router to directory ``path`` (manifest.json + arrays; no pickle)."""
         from mixllm.persist import save_router
 
-        with self._lock:  # a consistent snapshot while other threads route and learn
-            return save_router(self, Path(path))
+        with self._lock:  # a consistent snapshot, taken quickly; written without the lock
+            snapshot = copy.copy(self)
+            snapshot.predictor_ = copy.deepcopy(self._fitted())
+            snapshot.prices_ = dict(self.prices_)
+            snapshot._ledger = OrderedDict(self._ledger)
+            snapshot._lock = threading.RLock()
+        return save_router(snapshot, Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> Router:

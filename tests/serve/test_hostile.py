@@ -913,8 +913,9 @@ def test_what_broke_before_is_a_400(target: Target) -> None:
 
 
 def test_at_least_2000_hostile_requests_in_all() -> None:
-    """The campaigns above sent 2,000 requests or more (when they all ran in this process)."""
+    """The campaigns' minimums add up to 2,000 requests or more; each campaign asserts that it
+    sent at least its own (so the total holds however pytest-xdist spreads them), and when they
+    all ran in this process their actual total is checked too."""
     assert sum(BUDGET.values()) >= 2_000
-    if set(TALLY) != set(BUDGET):
-        pytest.skip(f"only {sorted(TALLY)} of the campaigns ran in this process")
-    assert sum(TALLY.values()) >= 2_000, TALLY
+    if set(TALLY) == set(BUDGET):
+        assert sum(TALLY.values()) >= 2_000, TALLY

@@ -53,6 +53,8 @@ _FAKE_ERRORS: dict[str, tuple[str, bool, int | None]] = {  # FakeBackend fail ki
 }
 
 
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=2.0)
+
 @dataclass(frozen=True)
 class ChatResult:
     """One complete answer: its text, token counts (``None`` if unknown) and where it came from."""
@@ -155,7 +157,9 @@ class OpenAIBackend:
         headers = dict(self._extra_headers)
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        self._client = self._client or httpx.AsyncClient()
+        # Idle connections are dropped after 2 s, before uvicorn-style upstreams close theirs
+        # (5 s), so a request never goes out on a connection the server is closing.
+        self._client = self._client or httpx.AsyncClient(limits=_LIMITS)
         url, timeout = f"{self.base_url}/chat/completions", self.timeout_s
         request = self._client.build_request(
             "POST", url, json=body, headers=headers, timeout=timeout
@@ -222,9 +226,9 @@ class OpenAIBackend:
                     if not line.startswith("data:"):
                         continue  # blank separators, comments, "event:" lines
                     payload = line[5:].strip()
-                    if payload == "[DONE]":
+                    if payload == "[DONE]" or finished:
                         finished = True
-                        break
+                        continue  # read to the end, so the connection can be reused
                     delta, done = self._parse_event(payload, started=started)
                     finished = finished or done
                     if delta:
