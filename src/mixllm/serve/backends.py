@@ -55,6 +55,7 @@ _FAKE_ERRORS: dict[str, tuple[str, bool, int | None]] = {  # FakeBackend fail ki
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=2.0)
 
+
 @dataclass(frozen=True)
 class ChatResult:
     """One complete answer: its text, token counts (``None`` if unknown) and where it came from."""
