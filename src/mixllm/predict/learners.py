@@ -163,9 +163,9 @@ def _svd(x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     try:
         u, s, vt = np.linalg.svd(x, full_matrices=False)
     except np.linalg.LinAlgError:
-        import scipy.linalg
+        from scipy.linalg import svd  # type: ignore[import-untyped]
 
-        u, s, vt = scipy.linalg.svd(x, full_matrices=False, lapack_driver="gesvd")
+        u, s, vt = svd(x, full_matrices=False, lapack_driver="gesvd")
     return u, s, vt
 
 
