@@ -54,21 +54,18 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
-from collections.abc import AsyncIterator, Iterator  # noqa: E402
-from contextlib import AsyncExitStack, contextmanager  # noqa: E402
+from collections.abc import AsyncIterator  # noqa: E402
+from contextlib import AsyncExitStack  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
-import uvicorn  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, Response, StreamingResponse  # noqa: E402
@@ -79,6 +76,7 @@ from mixllm.data import Dataset, make_routing_dataset  # noqa: E402
 from mixllm.embed import make_embedder  # noqa: E402
 from mixllm.embed.base import Embedder  # noqa: E402
 from mixllm.serve import OpenAIBackend, Settings, Store, create_app  # noqa: E402
+from mixllm.serve.run import serve_in_thread  # noqa: E402
 from mixllm.types import Decision  # noqa: E402
 
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
@@ -134,26 +132,9 @@ def fake_upstream(delay_s: float) -> Starlette:
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
 
 
-@contextmanager
-def serving(app: Any, *, timeout_s: float = 30.0) -> Iterator[str]:
+def serving(app: Any, *, timeout_s: float = 30.0) -> Any:
     """``app`` on uvicorn at 127.0.0.1 in a thread; yields its base URL (``.../v1``)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout_s
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("a benchmark server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=timeout_s)
+    return serve_in_thread(app, timeout_s=timeout_s)
 
 
 # -- the client --------------------------------------------------------------------------------

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 
 from mixllm import Router
 from mixllm.data import make_routing_dataset, split_random
+from mixllm.serve.run import serve_in_thread
 
 
 @pytest.fixture(scope="session")
@@ -40,18 +38,5 @@ def free_port() -> int:
 @contextmanager
 def running(app: Any, *, timeout_s: float = 20.0) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 in a thread; yields the base URL (``.../v1``)."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout_s
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=timeout_s)
+    with serve_in_thread(app, timeout_s=timeout_s) as base:
+        yield base

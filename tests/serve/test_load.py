@@ -24,7 +24,6 @@ import asyncio
 import json
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -32,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -40,8 +38,9 @@ from starlette.routing import Route
 
 from mixllm import Router
 from mixllm.serve import OpenAIBackend, Settings, Store, create_app
+from mixllm.serve.run import serve_in_thread
 
-from .conftest import free_port, running
+from .conftest import running
 
 TEXT = "Routers route. Each answer comes from the LLM with the best quality for the money."
 FIRST_TOKEN_DELAY_S = 0.03  # the upstream waits this long before answering
@@ -102,27 +101,10 @@ def fake_upstream() -> Starlette:
 @contextmanager
 def _upstream_server(app: Starlette, *, keep_alive_s: int = 30) -> Iterator[str]:
     """Like ``running``, but the server keeps idle connections ``keep_alive_s`` (uvicorn's
-    default is 5 s). OpenAIBackend's httpx pool also drops idle connections after 5 s, so with
-    both at 5 s a request can go out on a connection the upstream is closing: a retryable
-    ReadError, hence a fallback (the same race gave the test client ReadErrors from the gateway,
-    see ``_load``). With 30 s every fallback here is a real failure."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=keep_alive_s
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20.0
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the fake upstream did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20.0)
+    default is 5 s), so that every fallback here is a real failure, not a connection the
+    upstream was closing as the gateway reused it (see ``_load``)."""
+    with serve_in_thread(app, timeout_s=20.0, keep_alive_s=keep_alive_s) as base:
+        yield base
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -17,7 +22,7 @@ from mixllm.serve.gateway import restore_router
 from mixllm.serve.settings import Settings, load_settings
 from mixllm.serve.store import Store
 
-__all__ = ["build_app", "default_state_dir", "serve"]
+__all__ = ["build_app", "default_state_dir", "serve", "serve_in_thread"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +91,36 @@ def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+
+
+@contextmanager
+def serve_in_thread(
+    app: Any, *, host: str = "127.0.0.1", port: int | None = None, timeout_s: float = 30.0,
+    keep_alive_s: int = 5,
+) -> Iterator[str]:  # fmt: skip
+    """Run ``app`` (any ASGI app) with uvicorn in a background thread, for tests, benchmarks and
+    notebooks; yields its base URL (``http://host:port/v1``) and stops it on exit. ``port=None``
+    picks a free one; ``keep_alive_s`` is how long idle connections are kept."""
+    import uvicorn
+
+    if port is None:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_keep_alive=keep_alive_s
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError(f"the server on {host}:{port} did not start in {timeout_s:g} s")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout_s)
