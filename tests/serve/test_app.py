@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,10 @@ def test_keys_guard_chat_feedback_and_admin(
         assert httpx.post(f"{root}/admin/checkpoint", headers=admin).json()["checkpoint"]
     logged = caplog.text
     assert "sk-client-123" not in logged and "sk-admin-456" not in logged
+    access = [json.loads(r.getMessage()) for r in caplog.records if r.name == "mixllm.serve.access"]
+    chats = [a for a in access if a["endpoint"] == "/v1/chat/completions" and a["status"] == 200]
+    assert chats and chats[0]["key"] == "app" and chats[0]["llm"] and chats[0]["decision_id"]
+    assert {a["status"] for a in access} >= {200, 401, 403}
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,8 @@ from mixllm.types import Feedback
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
+access_log = logging.getLogger("mixllm.serve.access")
+"""One JSON object per request: method, endpoint, status, ms, key name, LLM, decision id."""
 
 
 class AuthError(MixLLMError):
@@ -92,10 +94,24 @@ def create_app(
     ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
+        seconds = time.perf_counter() - started
         route = request.scope.get("route")
         endpoint = str(getattr(route, "path", "unmatched"))
         gw.metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        gw.metrics.request_latency.labels(endpoint).observe(time.perf_counter() - started)
+        gw.metrics.request_latency.labels(endpoint).observe(seconds)
+        key = _key(gw.settings, request)  # its name only, never the secret
+        access_log.info(
+            json.dumps(
+                {
+                    "method": request.method, "endpoint": endpoint,
+                    "status": response.status_code, "ms": round(seconds * 1e3, 2),
+                    "key": None if key is None else key.name,
+                    "llm": response.headers.get("x-mixllm-llm"),
+                    "decision_id": response.headers.get("x-mixllm-decision-id"),
+                    "fallbacks": response.headers.get("x-mixllm-fallbacks"),
+                }
+            )
+        )  # fmt: skip
         return response
 
     @app.post("/v1/chat/completions")
