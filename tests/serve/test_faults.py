@@ -137,12 +137,15 @@ def _backend(
 ) -> Backend:  # fmt: skip
     """A backend for ``llm`` that fails with ``kind`` (``None``: healthy): a FakeBackend that
     takes ``latency_s`` to fail, or an OpenAIBackend (timeout ``timeout_s``) for real sockets."""
+    # Only a hanging upstream needs the short timeout; the others fail at once, and a long
+    # timeout keeps a busy machine's stall from turning their failure into a timeout.
+    timeout = timeout_s if kind == "hang" else max(timeout_s, 10.0)
     if kind in ("drop", "reset", "hang", "midstream"):
         url = upstream.base_url(kind)
-        return OpenAIBackend(llm, base_url=url, model="m", timeout_s=timeout_s)
+        return OpenAIBackend(llm, base_url=url, model="m", timeout_s=timeout)
     if kind == "refused":  # nothing listens there
         url = f"http://127.0.0.1:{free_port()}/v1"
-        return OpenAIBackend(llm, base_url=url, model="m", timeout_s=timeout_s)
+        return OpenAIBackend(llm, base_url=url, model="m", timeout_s=timeout)
     return FakeBackend(llm, text=TEXT, fail=kind, latency_s=latency_s)
 
 
