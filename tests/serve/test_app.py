@@ -283,3 +283,19 @@ def test_admin_adds_an_upstream_only_with_an_allowed_key_variable(
         assert "acme-new" in router.llms and added.json()["backend"] == "OpenAIBackend"
         again = httpx.post(f"{root}/admin/llms", json=ok, headers=admin)
         assert again.status_code == 400 and "already in the pool" in again.text
+
+
+def test_no_answer_no_charge(router: Router, tmp_path: Path) -> None:
+    keys = (ApiKey("app", "sk-app", spend_limit_usd=1.0),)
+    dead = {m: "500" for m in router.llms}
+    app = _app(router, tmp_path, settings=Settings(keys=keys, deadline_s=5.0), fail=dead)
+    with running(app) as base:
+        ask = {"model": "mixllm", "messages": [{"role": "user", "content": "anyone there?"}]}
+        auth = {"authorization": "Bearer sk-app"}
+        for stream in (False, True):
+            reply = httpx.post(
+                f"{base}/chat/completions", json={**ask, "stream": stream}, headers=auth,
+                timeout=10,
+            )  # fmt: skip
+            assert reply.status_code == 503
+        assert app.state.gateway.store.spent("app") == 0.0

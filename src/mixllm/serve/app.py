@@ -124,16 +124,20 @@ def create_app(
         reserved = await gw.reserve(key, decision)
         messages = [m.model_dump(exclude_none=True) for m in body.messages]
         params = body.upstream_params()
-        if body.stream:
-            answer, first, rest = await gw.open_stream(decision, messages, params, prompt)
-            return StreamingResponse(
-                _sse(answer, body.model, first, rest),
-                media_type="text/event-stream",
-                headers=_headers(answer),
+        try:
+            if body.stream:
+                answer, first, rest = await gw.open_stream(decision, messages, params, prompt)
+                return StreamingResponse(
+                    _sse(answer, body.model, first, rest),
+                    media_type="text/event-stream",
+                    headers=_headers(answer),
+                )
+            answer = await gw.complete(
+                decision, messages, params, prompt, key=key, reserved_usd=reserved
             )
-        answer = await gw.complete(
-            decision, messages, params, prompt, key=key, reserved_usd=reserved
-        )
+        except BaseException:
+            await gw.refund(key, reserved)  # no answer, no charge
+            raise
         return JSONResponse(_completion(answer, body.model), headers=_headers(answer))
 
     @app.get("/v1/models")

@@ -154,7 +154,7 @@ class Gateway:
 
         async def call(llm: str) -> ChatResult:
             return await self._timed(
-                llm, self.backends[llm].complete(messages, params, prompt=prompt)
+                llm, self._backend(llm).complete(messages, params, prompt=prompt)
             )
 
         llm, result, attempts = await self._with_fallbacks(decision, call)
@@ -171,7 +171,7 @@ class Gateway:
         fallback after that: the client is already reading)."""
 
         async def first(llm: str) -> tuple[str, AsyncIterator[str]]:
-            stream = self.backends[llm].stream(messages, params, prompt=prompt).__aiter__()
+            stream = self._backend(llm).stream(messages, params, prompt=prompt).__aiter__()
             self._started(llm)
             started = time.perf_counter()
             try:
@@ -186,6 +186,17 @@ class Gateway:
 
         llm, (delta, rest), attempts = await self._with_fallbacks(decision, first)
         return Answer(decision, llm, tuple(attempts)), delta, rest
+
+    def _backend(self, llm: str) -> Backend:
+        backend = self.backends.get(llm)
+        if backend is None:  # removed by the admin API since the decision
+            raise BackendError(f"{llm} has left the pool", retryable=True)
+        return backend
+
+    async def refund(self, key: ApiKey | None, reserved_usd: float) -> None:
+        """Give back a reservation when no answer came."""
+        if key is not None and reserved_usd > 0:
+            await run_in_threadpool(self.store.settle_spend, key.name, reserved_usd, 0.0)
 
     async def _with_fallbacks(self, decision: Decision, call: Any) -> Any:
         order = self.fallback_order(decision)
