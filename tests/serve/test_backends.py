@@ -19,14 +19,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from mixllm.data.dataset import Dataset, Outcome
 from mixllm.embed import HashingEmbedder
 from mixllm.errors import BackendError, ConfigError, UnknownLLMError
-from mixllm.serve.backends import (
-    Backend,
-    ChatResult,
-    FakeBackend,
-    OpenAIBackend,
-    ReplayBackend,
-    make_backend,
-)
+from mixllm.serve.backends import Backend, ChatResult, OpenAIBackend, make_backend
+from mixllm.serve.fake import FakeBackend
+from mixllm.serve.replay import ReplayBackend
 
 SECRET = "sk-test-SECRET-1234567890"
 MESSAGES = [{"role": "user", "content": "hello"}]

@@ -10,7 +10,8 @@ import pytest
 
 from mixllm.clock import ManualClock
 from mixllm.errors import BackendError, ConfigError
-from mixllm.serve.backends import ChatResult, FakeBackend
+from mixllm.serve.backends import ChatResult
+from mixllm.serve.fake import FakeBackend
 from mixllm.serve.fallback import (
     Attempt,
     CircuitBreaker,

@@ -7,8 +7,10 @@ upstream), :class:`ReplayBackend` (recorded answers of a dataset, offline) and
 """
 
 from mixllm.serve.app import create_app
-from mixllm.serve.backends import Backend, ChatResult, FakeBackend, OpenAIBackend, ReplayBackend
+from mixllm.serve.backends import Backend, ChatResult, OpenAIBackend
+from mixllm.serve.fake import FakeBackend
 from mixllm.serve.gateway import Gateway, restore_router
+from mixllm.serve.replay import ReplayBackend
 from mixllm.serve.settings import ApiKey, Profile, Settings, load_settings
 from mixllm.serve.store import Store
 

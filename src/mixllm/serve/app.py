@@ -3,7 +3,7 @@
 Endpoints: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
 ``POST /v1/feedback``, ``GET /healthz``, ``GET /metrics`` and the admin API under ``/admin``.
 Errors are JSON (``{"error": {"message", "type", "code"}}``) with a 4xx status for bad input;
-they are mapped to HTTP in :func:`_error_response` alone.
+they are mapped to HTTP in :func:`mixllm.serve.http_errors.error_response` alone.
 """
 
 from __future__ import annotations
@@ -22,21 +22,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mixllm.clock import Clock
 from mixllm.errors import (
     BackendError,
-    ConfigError,
     MixLLMError,
-    UnknownDecisionError,
-    UnknownLLMError,
 )
 from mixllm.router import Router
 from mixllm.serve.admin import admin_routes
 from mixllm.serve.backends import Backend
-from mixllm.serve.fallback import NoHealthyBackendError
-from mixllm.serve.gateway import Answer, Gateway, SpendLimitError, UnknownModelError
+from mixllm.serve.gateway import Answer, Gateway
+from mixllm.serve.http_errors import AuthError, BodyLimit, handle, handle_unexpected
 from mixllm.serve.schemas import ChatRequest, FeedbackRequest
 from mixllm.serve.settings import ApiKey, Settings
 from mixllm.serve.store import Store
@@ -47,14 +43,6 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("mixllm.serve.access")
 """One JSON object per request: method, endpoint, status, ms, key name, LLM, decision id."""
-
-
-class AuthError(MixLLMError):
-    """Missing or wrong API key (401), or a key without the right (403)."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def create_app(
@@ -83,10 +71,10 @@ def create_app(
 
     app = FastAPI(title="mixllm gateway", lifespan=lifespan)
     app.state.gateway = gw
-    app.add_middleware(_BodyLimit, max_bytes=gw.settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=gw.settings.max_body_bytes)
     for kind in (MixLLMError, RequestValidationError, StarletteHTTPException):
-        app.add_exception_handler(kind, _handler)
-    app.add_exception_handler(Exception, _unexpected)
+        app.add_exception_handler(kind, handle)
+    app.add_exception_handler(Exception, handle_unexpected)
 
     @app.middleware("http")
     async def count(
@@ -99,13 +87,12 @@ def create_app(
         endpoint = str(getattr(route, "path", "unmatched"))
         gw.metrics.requests.labels(endpoint, str(response.status_code)).inc()
         gw.metrics.request_latency.labels(endpoint).observe(seconds)
-        key = _key(gw.settings, request)  # its name only, never the secret
         access_log.info(
             json.dumps(
                 {
                     "method": request.method, "endpoint": endpoint,
                     "status": response.status_code, "ms": round(seconds * 1e3, 2),
-                    "key": None if key is None else key.name,
+                    "key": getattr(request.state, "key_name", None),  # never the secret
                     "llm": response.headers.get("x-mixllm-llm"),
                     "decision_id": response.headers.get("x-mixllm-decision-id"),
                     "fallbacks": response.headers.get("x-mixllm-fallbacks"),
@@ -183,6 +170,7 @@ def _key(settings: Settings, request: Request) -> ApiKey | None:
     for key in settings.keys:  # every key compared, in constant time
         if hmac.compare_digest(key.secret.encode(), token.strip().encode()):
             found = key
+    request.state.key_name = None if found is None else found.name  # for the access log
     return found
 
 
@@ -303,99 +291,3 @@ async def _sse(
         return
     yield chunk({}, "stop")
     yield b"data: [DONE]\n\n"
-
-
-# -- errors ----------------------------------------------------------------------------------
-def _error_response(exc: Exception) -> JSONResponse:
-    """The one place errors become HTTP statuses."""
-    if isinstance(exc, RequestValidationError):
-        return _json(400, "invalid_request_error", _validation_message(exc))
-    if isinstance(exc, StarletteHTTPException) and isinstance(exc.__cause__, _TooLargeError):
-        exc = exc.__cause__  # FastAPI turns any error of a body read into a 400
-    if isinstance(exc, _TooLargeError):
-        return _json(413, "invalid_request_error", str(exc))
-    if isinstance(exc, StarletteHTTPException):
-        return _json(exc.status_code, "invalid_request_error", str(exc.detail))
-    if isinstance(exc, AuthError):
-        return _json(
-            exc.status,
-            "authentication_error" if exc.status == 401 else "permission_error",
-            str(exc),
-        )
-    if isinstance(exc, SpendLimitError):
-        return _json(429, "spend_limit_exceeded", str(exc))
-    if isinstance(exc, (UnknownModelError, UnknownDecisionError, UnknownLLMError)):
-        return _json(404, "not_found_error", str(exc))
-    if isinstance(exc, NoHealthyBackendError):
-        return _json(503, "no_healthy_backend", str(exc))
-    if isinstance(exc, BackendError):
-        status = exc.status if exc.status is not None and 400 <= exc.status < 500 else 502
-        return _json(status, "upstream_error", str(exc))
-    if isinstance(exc, ConfigError):
-        return _json(400, "invalid_request_error", str(exc))
-    return _json(500, "server_error", f"internal error: {type(exc).__name__}")
-
-
-async def _handler(request: Request, exc: Exception) -> Response:
-    return _error_response(exc)
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
-    return _error_response(exc)
-
-
-def _json(status: int, kind: str, message: str) -> JSONResponse:
-    # a message may quote the request: lone surrogates in it cannot be encoded as UTF-8
-    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    return JSONResponse(
-        {"error": {"message": message, "type": kind, "code": status}}, status_code=status
-    )
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        if err.get("type") == "json_invalid":  # its loc is the character where it broke
-            why = err.get("ctx", {}).get("error", "decode error")
-            parts.append(f"body: invalid JSON ({why} at character {err['loc'][-1]})")
-            continue
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
-
-
-class _BodyLimit:
-    """413 for a request body larger than ``max_bytes`` (declared or streamed)."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_large = _TooLargeError(f"request body over {self.max_bytes} bytes")
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _error_response(too_large)(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise too_large
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLargeError as exc:
-            await _error_response(exc)(scope, receive, send)
-
-
-class _TooLargeError(MixLLMError):
-    """A request body over ``max_body_bytes`` (413), declared or streamed."""

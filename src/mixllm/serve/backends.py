@@ -1,8 +1,9 @@
 """Backends: what answers a chat request once the router has picked an LLM.
 
-:class:`OpenAIBackend` calls an OpenAI-compatible ``/chat/completions`` endpoint over httpx,
-:class:`ReplayBackend` answers from the responses recorded in a :class:`~mixllm.data.Dataset`,
-:class:`FakeBackend` answers (or fails) on command for tests. Every failure is a
+:class:`OpenAIBackend` calls an OpenAI-compatible ``/chat/completions`` endpoint over httpx;
+:class:`~mixllm.serve.replay.ReplayBackend` answers from the responses recorded in a
+:class:`~mixllm.data.Dataset`, :class:`~mixllm.serve.fake.FakeBackend` answers (or fails) on
+command for tests. Every failure is a
 :class:`~mixllm.errors.BackendError` whose ``retryable`` says whether trying again or trying the
 next LLM may help: timeouts, connection errors, 429 and 5xx are retryable, other 4xx are not.
 A backend never returns an empty answer: no text is a retryable error.
@@ -10,7 +11,6 @@ A backend never returns an empty answer: no text is a retryable error.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -19,38 +19,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import httpx
-import numpy as np
-from numpy.typing import NDArray
 
-from mixllm.data.dataset import Dataset
-from mixllm.embed.base import Embedder
 from mixllm.errors import BackendError, ConfigError
 
-__all__ = [
-    "Backend",
-    "ChatResult",
-    "FakeBackend",
-    "Messages",
-    "OpenAIBackend",
-    "Params",
-    "ReplayBackend",
-    "make_backend",
-]
+__all__ = ["Backend", "ChatResult", "Messages", "OpenAIBackend", "Params", "make_backend"]
 
 Messages: TypeAlias = list[dict[str, Any]]  # OpenAI chat messages, passed on as they are
 Params: TypeAlias = Mapping[str, Any]  # OpenAI sampling params: temperature, max_tokens, ...
 
 _DETAIL_CHARS = 200
 _WORDS_PER_CHUNK = 8
-_FAKE_ERRORS: dict[str, tuple[str, bool, int | None]] = {  # FakeBackend fail kind -> error
-    "500": ("returned HTTP 500: internal error", True, 500),
-    "429": ("returned HTTP 429: rate limited", True, 429),
-    "400": ("returned HTTP 400: bad request", False, 400),
-    "timeout": ("timed out", True, None),
-    "connection": ("connection failed", True, None),
-    "empty": ("returned no answer (content is None)", True, None),
-    "mid_stream": ("lost the connection mid-answer", True, None),
-}
 
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=2.0)
@@ -266,186 +244,6 @@ class OpenAIBackend:
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
-
-
-class ReplayBackend:
-    """Answers with the responses that ``llm`` gave in ``dataset`` (offline demos and tests).
-
-    The prompt's own recorded response when the prompt is in the dataset; otherwise, with an
-    ``embedder``, the response to the most similar recorded prompt (cosine); otherwise a
-    non-retryable :class:`BackendError`. No recorded response by ``llm`` is a retryable error,
-    so the gateway falls back to another LLM. ``latency_s`` is waited before each answer.
-
-    >>> from mixllm.data import Outcome
-    >>> ds = Dataset.from_outcomes([Outcome("q1", "2+2?", "small", 1.0, 0.001, response="4")])
-    >>> asyncio.run(ReplayBackend("small", ds).complete([], {}, prompt="2+2?")).text
-    '4'
-    """
-
-    def __init__(
-        self,
-        llm: str,
-        dataset: Dataset,
-        *,
-        embedder: Embedder | None = None,
-        latency_s: float = 0.0,
-    ) -> None:
-        self._col = dataset.llm_index(llm)
-        if dataset.responses is None:
-            raise ConfigError(f"dataset {dataset.name!r} has no recorded responses to replay")
-        if not latency_s >= 0:
-            raise ConfigError(f"latency_s must be a number >= 0, got {latency_s!r}")
-        self.llm, self.dataset, self.embedder = llm, dataset, embedder
-        self.latency_s = float(latency_s)
-        self._rows: dict[str, int] | None = None  # prompt -> first row, built on first use
-        self._vectors: tuple[list[int], NDArray[np.float32]] | None = None
-
-    def _response(self, row: int) -> str | None:
-        assert self.dataset.responses is not None
-        text = self.dataset.responses[row, self._col]
-        return text if isinstance(text, str) and text else None
-
-    def _find(self, prompt: str) -> tuple[int, bool]:
-        """(dataset row to answer from, whether it holds the prompt itself)."""
-        if self._rows is None:
-            pairs = reversed(list(enumerate(self.dataset.prompts)))
-            self._rows = {str(p).strip(): i for i, p in pairs}
-        if (row := self._rows.get(prompt.strip())) is not None:
-            return row, True
-        if self.embedder is None:
-            raise BackendError(
-                f"prompt {prompt[:60]!r} is not in the replay data of {self.dataset.name!r} "
-                "(give ReplayBackend an embedder to answer with the nearest recorded prompt)",
-                retryable=False,
-            )
-        if self._vectors is None:
-            rows = [i for i in range(len(self.dataset)) if self._response(i) is not None]
-            if not rows:
-                name = self.dataset.name
-                raise BackendError(
-                    f"no recorded responses by {self.llm!r} in {name!r}", retryable=True
-                )
-            texts = [str(self.dataset.prompts[i]) for i in rows]
-            self._vectors = rows, _unit(self.embedder.embed(texts))
-        rows, vectors = self._vectors
-        similarity = vectors @ _unit(self.embedder.embed([prompt]))[0]
-        return rows[int(np.argmax(similarity))], False
-
-    async def complete(self, messages: Messages, params: Params, *, prompt: str) -> ChatResult:
-        """The recorded answer for ``prompt`` (the text the gateway routed on)."""
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
-        row, exact = self._find(prompt)
-        text = self._response(row)
-        if text is None:
-            raise BackendError(
-                f"no recorded response by {self.llm!r} to query "
-                f"{self.dataset.query_ids[row]!r} in {self.dataset.name!r}",
-                retryable=True,
-            )
-        p_tok = float(self.dataset.prompt_tokens[row])
-        c_tok = float(self.dataset.output_tokens[row, self._col])
-        return ChatResult(
-            text=text,
-            prompt_tokens=round(p_tok) if exact and np.isfinite(p_tok) else None,
-            completion_tokens=round(c_tok) if np.isfinite(c_tok) else None,
-            upstream_model=f"replay:{self.llm}",
-        )
-
-    async def stream(
-        self, messages: Messages, params: Params, *, prompt: str
-    ) -> AsyncIterator[str]:
-        """The recorded answer in chunks of a few words."""
-        result = await self.complete(messages, params, prompt=prompt)
-        for chunk in _chunks(result.text):
-            yield chunk
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
-
-def _unit(m: NDArray[np.float32]) -> NDArray[np.float32]:
-    m = np.asarray(m, dtype=np.float32)
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    return np.asarray(m / np.maximum(norms, 1e-12), dtype=np.float32)
-
-
-class FakeBackend:
-    """A backend that answers ``text`` (or fails on command) without any network, for tests.
-
-    ``fail`` (``None``: healthy) is one of ``"500"``, ``"429"``, ``"400"``, ``"timeout"``,
-    ``"connection"``, ``"empty"``, ``"mid_stream"``, and raises the :class:`BackendError` that
-    :class:`OpenAIBackend` would. ``"mid_stream"`` streams one delta, then fails (non-retryable);
-    in :meth:`complete` it is a retryable lost connection. With ``fail_times=N`` only the first
-    N calls fail. ``calls`` counts the calls; each first waits ``latency_s`` (real time).
-
-    >>> b = FakeBackend("small", text="hi there", fail="500", fail_times=1)
-    >>> asyncio.run(b.complete([], {}, prompt="q"))
-    Traceback (most recent call last):
-    ...
-    mixllm.errors.BackendError: fake upstream for 'small' returned HTTP 500: internal error
-    >>> asyncio.run(b.complete([], {}, prompt="q")).text, b.calls
-    ('hi there', 2)
-    """
-
-    def __init__(
-        self,
-        llm: str,
-        *,
-        text: str | None = None,
-        latency_s: float = 0.0,
-        fail: str | None = None,
-        fail_times: int | None = None,
-    ) -> None:
-        if fail is not None and fail not in _FAKE_ERRORS:
-            raise ConfigError(f"unknown fail kind {fail!r}; known: {list(_FAKE_ERRORS)}")
-        if not latency_s >= 0:
-            raise ConfigError(f"latency_s must be a number >= 0, got {latency_s!r}")
-        self.llm = llm
-        self.text = f"fake answer from {llm}" if text is None else text
-        self.latency_s, self.fail, self.fail_times = float(latency_s), fail, fail_times
-        self.calls = 0
-        self.closed = False
-
-    async def _start(self) -> str | None:
-        """Count the call, wait, and say which failure (if any) this call has."""
-        self.calls += 1
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
-        failing = self.fail_times is None or self.calls <= self.fail_times
-        return self.fail if failing else None
-
-    def _error(self, fail: str) -> BackendError:
-        what, retryable, status = _FAKE_ERRORS[fail]
-        return BackendError(
-            f"fake upstream for {self.llm!r} {what}", retryable=retryable, status=status
-        )
-
-    async def complete(self, messages: Messages, params: Params, *, prompt: str) -> ChatResult:
-        """``text``, or the configured failure."""
-        if (fail := await self._start()) is not None:
-            raise self._error(fail)
-        n_out = len(self.text.split())
-        return ChatResult(self.text, len(prompt.split()), n_out, upstream_model=f"fake:{self.llm}")
-
-    async def stream(
-        self, messages: Messages, params: Params, *, prompt: str
-    ) -> AsyncIterator[str]:
-        """``text`` in chunks of a few words, or the configured failure."""
-        fail = await self._start()
-        if fail is not None and fail != "mid_stream":
-            raise self._error(fail)
-        for chunk in _chunks(self.text):
-            yield chunk
-            if fail == "mid_stream":
-                raise BackendError(
-                    f"fake upstream for {self.llm!r} lost the connection mid-stream",
-                    retryable=False,
-                )
-
-    async def aclose(self) -> None:
-        """Mark the backend closed."""
-        self.closed = True
 
 
 def make_backend(config: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -> Backend:

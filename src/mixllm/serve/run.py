@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from mixllm.data import load_dataset
 from mixllm.errors import ConfigError
 from mixllm.serve.app import create_app
-from mixllm.serve.backends import Backend, ReplayBackend, make_backend
+from mixllm.serve.backends import Backend, make_backend
 from mixllm.serve.gateway import restore_router
+from mixllm.serve.replay import ReplayBackend
 from mixllm.serve.settings import Settings, load_settings
 from mixllm.serve.store import Store
 

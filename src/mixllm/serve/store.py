@@ -19,20 +19,24 @@ True
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import sqlite3
 import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-from numpy.typing import NDArray
-
-from mixllm.errors import ConfigError, DataError, PersistError, UnknownDecisionError
+from mixllm.errors import ConfigError, PersistError, UnknownDecisionError
+from mixllm.serve._records import (
+    _check_id,
+    _check_seq,
+    _decision_from_row,
+    _decision_row,
+    _feedback_from_row,
+    _number,
+    _time,
+    _usd,
+)
 from mixllm.types import Decision, Feedback
 
 __all__ = ["MIGRATIONS", "Store"]
@@ -365,127 +369,4 @@ def _spent(conn: sqlite3.Connection, key_id: str) -> float:
 def _unknown_decision(decision_id: str) -> UnknownDecisionError:
     return UnknownDecisionError(
         f"decision {decision_id!r} is not in the store; expected the id of a recorded decision"
-    )
-
-
-def _check_id(name: str, value: object) -> None:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{name}={value!r}; expected a non-empty string")
-
-
-def _check_seq(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name}={value!r}; expected a feedback seq (an integer >= 0)")
-
-
-def _number(name: str, value: object, expected: str, *, minimum: float = -math.inf) -> float:
-    """``value`` as a float when it is a finite real number >= ``minimum``; else ConfigError."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        number = float(value)
-        if math.isfinite(number) and number >= minimum:
-            return number
-    raise ConfigError(f"{name}={value!r}; expected {expected}")
-
-
-def _usd(name: str, value: object) -> float:
-    return _number(name, value, "a finite number of USD >= 0", minimum=0.0)
-
-
-def _time(now: float | None) -> float:
-    return time.time() if now is None else _number("now", now, "a finite Unix time in seconds")
-
-
-def _decision_row(
-    decision: Decision, *, key_id: str, request_model: str, now: float | None
-) -> dict[str, object]:
-    """The decisions-table row of ``decision`` (as named parameters), validated."""
-    _check_id("decision_id", decision.decision_id)
-    _check_id("llm", decision.llm)
-    texts = {"query_id": decision.query_id, "key_id": key_id, "request_model": request_model}
-    for name, text in texts.items():
-        if not isinstance(text, str):
-            raise ConfigError(f"{name}={text!r}; expected a string")
-    tokens: object = decision.prompt_tokens
-    if isinstance(tokens, (float, np.floating)) and math.isnan(tokens):
-        tokens = None  # unknown
-    else:
-        tokens = _number("prompt_tokens", tokens, "a number >= 0 or NaN", minimum=0.0)
-    embedding, dim = _encode_embedding(decision.embedding)
-    return {
-        "decision_id": decision.decision_id,
-        "created_at": _time(now),
-        **texts,
-        "llm": decision.llm,
-        "lam": _number("lam", decision.lam, "a finite number"),
-        "prompt_tokens": tokens,
-        "scores": _encode_mapping("scores", decision.scores),
-        "predicted_quality": _encode_mapping("predicted_quality", decision.predicted_quality),
-        "predicted_cost_usd": _encode_mapping("predicted_cost_usd", decision.predicted_cost_usd),
-        "predicted_wait_s": _encode_mapping("predicted_wait_s", decision.predicted_wait_s),
-        "embedding": embedding,
-        "embedding_dim": dim,
-    }
-
-
-def _encode_mapping(name: str, mapping: Mapping[str, float]) -> str:
-    try:
-        if all(isinstance(key, str) for key in mapping):
-            return json.dumps({key: float(value) for key, value in mapping.items()})
-    except (TypeError, ValueError, AttributeError):
-        pass
-    raise ConfigError(f"decision {name}={mapping!r}; expected a mapping of LLM name to number")
-
-
-def _encode_embedding(embedding: object) -> tuple[bytes | None, int | None]:
-    if embedding is None:
-        return None, None
-    array = np.asarray(embedding)
-    if array.ndim != 1 or array.dtype.kind not in "iuf":
-        raise ConfigError(
-            f"decision embedding of shape {array.shape} and dtype {array.dtype}; "
-            "expected a 1-D float32 vector"
-        )
-    return np.ascontiguousarray(array, dtype="<f4").tobytes(), int(array.shape[0])
-
-
-def _decision_from_row(row: sqlite3.Row) -> Decision:
-    did = str(row["decision_id"])
-    blob, dim = row["embedding"], row["embedding_dim"]
-    embedding: NDArray[np.float32] | None = None
-    if blob is not None or dim is not None:
-        if blob is None or dim is None or len(blob) != 4 * dim:
-            raise DataError(
-                f"decision {did!r}: embedding of {0 if blob is None else len(blob)} bytes "
-                f"with embedding_dim={dim!r}; expected 4 bytes per dimension"
-            )
-        embedding = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-    tokens = row["prompt_tokens"]
-    return Decision(
-        query_id=str(row["query_id"]),
-        llm=str(row["llm"]),
-        lam=float(row["lam"]),
-        scores=_decode_mapping(did, row, "scores"),
-        predicted_quality=_decode_mapping(did, row, "predicted_quality"),
-        predicted_cost_usd=_decode_mapping(did, row, "predicted_cost_usd"),
-        embedding=embedding,
-        decision_id=did,
-        predicted_wait_s=_decode_mapping(did, row, "predicted_wait_s"),
-        prompt_tokens=math.nan if tokens is None else float(tokens),
-    )
-
-
-def _feedback_from_row(row: sqlite3.Row) -> Feedback:
-    reward = row["reward"]
-    return Feedback(row["quality"], row["cost_usd"], None if reward is None else reward == 1)
-
-
-def _decode_mapping(decision_id: str, row: sqlite3.Row, name: str) -> dict[str, float]:
-    try:
-        value = json.loads(row[name])
-        if isinstance(value, dict):
-            return {str(key): float(number) for key, number in value.items()}
-    except (TypeError, ValueError):  # JSONDecodeError is a ValueError
-        pass
-    raise DataError(
-        f"decision {decision_id!r}: column {name}={row[name]!r}; expected a JSON object of numbers"
     )

@@ -1,0 +1,113 @@
+"""The replay backend: answers from the responses a dataset recorded (offline demos, tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mixllm.data.dataset import Dataset
+from mixllm.embed.base import Embedder
+from mixllm.errors import BackendError, ConfigError
+from mixllm.predict.neighbours import unit_rows
+from mixllm.serve.backends import ChatResult, Messages, Params, _chunks
+
+__all__ = ["ReplayBackend"]
+
+
+class ReplayBackend:
+    """Answers with the responses that ``llm`` gave in ``dataset`` (offline demos and tests).
+
+    The prompt's own recorded response when the prompt is in the dataset; otherwise, with an
+    ``embedder``, the response to the most similar recorded prompt (cosine); otherwise a
+    non-retryable :class:`BackendError`. No recorded response by ``llm`` is a retryable error,
+    so the gateway falls back to another LLM. ``latency_s`` is waited before each answer.
+
+    >>> from mixllm.data import Outcome
+    >>> ds = Dataset.from_outcomes([Outcome("q1", "2+2?", "small", 1.0, 0.001, response="4")])
+    >>> asyncio.run(ReplayBackend("small", ds).complete([], {}, prompt="2+2?")).text
+    '4'
+    """
+
+    def __init__(
+        self,
+        llm: str,
+        dataset: Dataset,
+        *,
+        embedder: Embedder | None = None,
+        latency_s: float = 0.0,
+    ) -> None:
+        self._col = dataset.llm_index(llm)
+        if dataset.responses is None:
+            raise ConfigError(f"dataset {dataset.name!r} has no recorded responses to replay")
+        if not latency_s >= 0:
+            raise ConfigError(f"latency_s must be a number >= 0, got {latency_s!r}")
+        self.llm, self.dataset, self.embedder = llm, dataset, embedder
+        self.latency_s = float(latency_s)
+        self._rows: dict[str, int] | None = None  # prompt -> first row, built on first use
+        self._vectors: tuple[list[int], NDArray[np.float64]] | None = None
+
+    def _response(self, row: int) -> str | None:
+        assert self.dataset.responses is not None
+        text = self.dataset.responses[row, self._col]
+        return text if isinstance(text, str) and text else None
+
+    def _find(self, prompt: str) -> tuple[int, bool]:
+        """(dataset row to answer from, whether it holds the prompt itself)."""
+        if self._rows is None:
+            pairs = reversed(list(enumerate(self.dataset.prompts)))
+            self._rows = {str(p).strip(): i for i, p in pairs}
+        if (row := self._rows.get(prompt.strip())) is not None:
+            return row, True
+        if self.embedder is None:
+            raise BackendError(
+                f"prompt {prompt[:60]!r} is not in the replay data of {self.dataset.name!r} "
+                "(give ReplayBackend an embedder to answer with the nearest recorded prompt)",
+                retryable=False,
+            )
+        if self._vectors is None:
+            rows = [i for i in range(len(self.dataset)) if self._response(i) is not None]
+            if not rows:
+                name = self.dataset.name
+                raise BackendError(
+                    f"no recorded responses by {self.llm!r} in {name!r}", retryable=True
+                )
+            texts = [str(self.dataset.prompts[i]) for i in rows]
+            self._vectors = rows, unit_rows(self.embedder.embed(texts))
+        rows, vectors = self._vectors
+        similarity = vectors @ unit_rows(self.embedder.embed([prompt]))[0]
+        return rows[int(np.argmax(similarity))], False
+
+    async def complete(self, messages: Messages, params: Params, *, prompt: str) -> ChatResult:
+        """The recorded answer for ``prompt`` (the text the gateway routed on)."""
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        row, exact = self._find(prompt)
+        text = self._response(row)
+        if text is None:
+            raise BackendError(
+                f"no recorded response by {self.llm!r} to query "
+                f"{self.dataset.query_ids[row]!r} in {self.dataset.name!r}",
+                retryable=True,
+            )
+        p_tok = float(self.dataset.prompt_tokens[row])
+        c_tok = float(self.dataset.output_tokens[row, self._col])
+        return ChatResult(
+            text=text,
+            prompt_tokens=round(p_tok) if exact and np.isfinite(p_tok) else None,
+            completion_tokens=round(c_tok) if np.isfinite(c_tok) else None,
+            upstream_model=f"replay:{self.llm}",
+        )
+
+    async def stream(
+        self, messages: Messages, params: Params, *, prompt: str
+    ) -> AsyncIterator[str]:
+        """The recorded answer in chunks of a few words."""
+        result = await self.complete(messages, params, prompt=prompt)
+        for chunk in _chunks(result.text):
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
