@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +173,53 @@ def test_mixllm_router_saves_and_loads_with_identical_decisions(tmp_path: Path) 
     # The uncertainty bonus is part of the score: alpha moves the scores of a fitted router.
     plain = Router("mixllm", embedder="hashing").fit(train).route(prompts[0], lam=0.0)
     assert router.route(prompts[0], lam=0.0).scores != plain.scores
+
+
+def _long_on_topic_one(n: int = 300) -> Dataset:
+    """make_clustered where 'big' writes 400-token answers to topic-1 queries, 5 to topic 0."""
+    ds = make_clustered(n)
+    tokens = np.array(ds.output_tokens, dtype=np.float64)
+    tokens[:, 1] = np.where(ds.tasks.astype(str) == "topic1", 400.0, 5.0)
+    return replace(ds, output_tokens=tokens)
+
+
+@pytest.mark.parametrize("scale", ["service", "flat"])
+def test_penalty_scales_with_the_answers_predicted_service_time(scale: str) -> None:
+    train, test = split_random(_long_on_topic_one(), seed=0)
+    prompts = [str(p) for p in test.prompts]
+    long = test.tasks.astype(str) == "topic1"
+    load = LoadTracker(default_service_s=5.0)
+    for _ in range(5):  # 'big' takes 0.5 s + 20 tokens/s
+        for tokens in (5.0, 400.0):
+            load.served("big", service_s=0.5 + tokens / 20.0, output_tokens=tokens)
+    router = Router("mixllm", embedder="hashing", beta=0.2, tau_s=30.0, load_tracker=load,
+                    penalty_scale=scale).fit(train)  # fmt: skip
+    idle = router.route_many(prompts, lam=0.0)
+    for _ in range(3):
+        load.started("big")  # 15 s of queue ahead
+    busy = router.route_many(prompts, lam=0.0)
+    penalty = np.array([a.scores["big"] - b.scores["big"] for a, b in zip(idle, busy)])
+    assert (penalty > 0).all()
+    flat = 0.2 * np.expm1(15.0 / 30.0)
+    if scale == "flat":
+        np.testing.assert_allclose(penalty, flat)
+    else:  # long answers hold the slot ~20x longer: they pay more, short ones less
+        assert penalty[long].mean() > 5 * penalty[~long].mean()
+        assert penalty[~long].max() < flat < penalty[long].min()
+    assert all(a.scores["small"] == b.scores["small"] for a, b in zip(idle, busy))
+
+
+def test_penalty_scale_is_checked_saved_and_old_routers_keep_the_flat_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="penalty_scale='per token'"):
+        Router("knn", penalty_scale="per token")
+    router = Router("knn", embedder="hashing", beta=0.1, tau_s=9.0).fit(make_clustered(60))
+    assert router.penalty_scale == "service"  # the default
+    router.penalty_scale = "flat"
+    assert Router.load(router.save(tmp_path / "flat")).penalty_scale == "flat"
+    router.penalty_scale = "service"
+    path = router.save(tmp_path / "service")
+    assert Router.load(path).penalty_scale == "service"
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["penalty_scale"]  # as written before the option existed
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    assert Router.load(path).penalty_scale == "flat"

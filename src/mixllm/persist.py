@@ -84,6 +84,7 @@ def save_router(router: Router, path: Path) -> Path:
         "alpha": float(router.alpha),
         "beta": float(router.beta),
         "tau_s": None if math.isinf(router.tau_s) else float(router.tau_s),
+        "penalty_scale": router.penalty_scale,
         "seed": int(router.seed),
         "max_pending": int(router.max_pending),
         "llms": [
@@ -167,6 +168,8 @@ def load_router(path: Path) -> Router:
             alpha=manifest.get("alpha", 0.0),
             beta=manifest.get("beta", 0.0),
             tau_s=math.inf if tau is None else float(tau),
+            # Routers saved before the penalty could scale with service time kept it flat.
+            penalty_scale=manifest.get("penalty_scale", "flat"),
         )
         router.seed = int(manifest["seed"])
         router.max_pending = int(manifest["max_pending"])

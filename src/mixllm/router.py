@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset
 from mixllm.data.tokens import count_tokens
@@ -32,6 +33,9 @@ from mixllm.policy import (
     scores,
 )
 from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
+
+#: How the latency penalty is spread over queries (see :class:`Router`'s ``penalty_scale``).
+PENALTY_SCALES = ("service", "flat")
 
 __all__ = ["Router"]
 
@@ -53,6 +57,11 @@ class Router:
     beta, tau_s:
         Weight of the latency penalty and the waiting time (seconds) past which an LLM is not
         chosen (MixLLM §3.3).
+    penalty_scale:
+        ``"service"`` (default): a query's latency penalty grows with how long its predicted
+        answer would hold the LLM's slot, relative to that LLM's average request (a long answer
+        pays for the queue it builds; see :meth:`~mixllm.policy.LoadTracker.service_weights`);
+        ``"flat"``: every query pays the same (the paper's penalty).
     load_tracker:
         Where waits come from (a :class:`~mixllm.policy.LoadTracker` that the gateway or the
         simulator feeds); without one every wait is zero.
@@ -80,6 +89,7 @@ class Router:
         alpha: float = 0.0,
         beta: float = 0.0,
         tau_s: float = math.inf,
+        penalty_scale: str = "service",
         load_tracker: LoadTracker | None = None,
         max_pending: int = 100_000,
         seed: int = 0,
@@ -90,6 +100,9 @@ class Router:
         self.alpha = alpha
         self.beta = beta
         self.tau_s = tau_s
+        if penalty_scale not in PENALTY_SCALES:
+            raise ConfigError(f"penalty_scale={penalty_scale!r}; expected one of {PENALTY_SCALES}")
+        self.penalty_scale = penalty_scale
         self.load_tracker = load_tracker
         if not (isinstance(max_pending, int) and max_pending >= 1):
             raise ConfigError(f"max_pending={max_pending!r}; expected an integer >= 1")
@@ -203,7 +216,10 @@ class Router:
             predictor = self._fitted()
             pred = self._restrict(_predict(predictor, queries, uncertainty=a != 0), candidates)
             wait = None if self.load_tracker is None else self.load_tracker.wait_s(pred.llms)
-            total = scores(pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait)
+            weight = self._service_weight(pred, queries, wait)
+            total = scores(
+                pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait, service_weight=weight
+            )
             chosen = choose_from_scores(
                 pred, total, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd
             )
@@ -231,6 +247,27 @@ class Router:
             )
             for qid, did, j, s, q, c, e, t in rows
         ]
+
+    def _service_weight(
+        self, pred: Prediction, queries: QueryBatch, wait: NDArray[np.float64] | None
+    ) -> NDArray[np.float64] | None:
+        """Per query and LLM, how long the answer would hold a slot relative to the LLM's
+        average (``None``: every query pays the same penalty)."""
+        tracker = self.load_tracker
+        if (
+            tracker is None or wait is None or self.penalty_scale != "service"
+            or self.beta == 0 or not math.isfinite(self.tau_s) or not wait.any()
+        ):  # fmt: skip
+            return None
+        tokens = pred.output_tokens
+        if tokens is None:  # from the predicted cost: (cost − prompt × in price) / out price
+            price_in = np.array([self.prices_[m].price_in_per_mtok for m in pred.llms])
+            price_out = np.array([self.prices_[m].price_out_per_mtok for m in pred.llms])
+            prompt = np.asarray(queries.prompt_tokens, dtype=np.float64)[:, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tokens = (pred.cost_usd * 1e6 - prompt * price_in) / price_out
+            tokens = np.where(price_out > 0, tokens, np.nan)
+        return tracker.service_weights(pred.llms, tokens)
 
     def remember(self, decision_ids: Sequence[str]) -> None:
         """Accept feedback for these decisions, made by this router before it was saved and
@@ -359,6 +396,7 @@ class Router:
             quality=pred.quality[:, cols],
             cost_usd=pred.cost_usd[:, cols],
             uncertainty=None if pred.uncertainty is None else pred.uncertainty[:, cols],
+            output_tokens=None if pred.output_tokens is None else pred.output_tokens[:, cols],
         )
 
     # -- persistence --------------------------------------------------------------------------

@@ -46,13 +46,15 @@ class QueryBatch:
 class Prediction:
     """Per-query, per-LLM predicted quality and cost (arrays of shape (n_queries, n_llms)).
 
-    ``uncertainty`` is optional (same shape); columns follow ``llms``.
+    ``uncertainty`` and ``output_tokens`` (the predicted length of each answer, from predictors
+    that predict it) are optional (same shape); columns follow ``llms``.
     """
 
     llms: tuple[str, ...]
     quality: NDArray[np.float64]
     cost_usd: NDArray[np.float64]
     uncertainty: NDArray[np.float64] | None = None
+    output_tokens: NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True)

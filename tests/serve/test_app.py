@@ -299,3 +299,29 @@ def test_no_answer_no_charge(router: Router, tmp_path: Path) -> None:
             )  # fmt: skip
             assert reply.status_code == 503
         assert app.state.gateway.store.spent("app") == 0.0
+
+
+def test_answers_teach_the_load_tracker_their_length(
+    router: Router, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(router, tmp_path)
+    tracker = app.state.gateway.tracker
+    heard: list[tuple[str, float | None]] = []
+    finished = tracker.finished
+
+    def record(
+        llm: str, *, latency_s: float | None = None, output_tokens: float | None = None
+    ) -> None:
+        heard.append((llm, output_tokens))
+        finished(llm, latency_s=latency_s, output_tokens=output_tokens)
+
+    monkeypatch.setattr(tracker, "finished", record)
+    with running(app) as base:
+        client = openai.OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=10)
+        question = [{"role": "user", "content": "What is 2 + 2?"}]
+        raw = client.chat.completions.with_raw_response.create(model="mixllm", messages=question)
+        llm = raw.headers["x-mixllm-llm"]
+        list(client.chat.completions.create(model="mixllm", messages=question, stream=True))
+    # The answer's usage (its word count, for the fake upstream) comes with its latency; a
+    # stream carries no usage, so it reports none.
+    assert heard == [(llm, float(len(TEXT.split()))), (llm, None)]

@@ -7,14 +7,17 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from mixllm import Router
 from mixllm.cli import cli
 from mixllm.data import Dataset, make_routing_dataset, split_random
+from mixllm.embed import make_embedder
 from mixllm.errors import ConfigError
 from mixllm.simulate import FixedRate, Poisson, Service
+from mixllm.simulate.experiments import AWARE, REFERENCE, latency_runs
 from mixllm.simulate.run import SimSpec, run_simulation
 from mixllm.simulate.stream import PoolEvent, StreamConfig, run_stream
 from mixllm.types import LLM
@@ -165,3 +168,40 @@ def test_a_stream_without_outcomes_for_a_routable_llm_is_refused(
         run_stream(router, test, config)
     with pytest.raises(ConfigError, match=train.llms[0]):
         run_stream(router, test.select_llms(train.llms[1:]), StreamConfig())
+
+
+@pytest.mark.parametrize("waits", ["exact", "observed"])
+def test_the_tracker_learns_how_long_answers_take_from_the_stream(
+    waits: str, data: tuple[Dataset, Dataset]
+) -> None:
+    train, test = data
+    router = _router(train)
+    service = Service(ttft_s=0.5, tokens_per_s=20.0, concurrency=64)  # nothing queues
+    config = StreamConfig(lam=0.0, arrivals=Poisson(5.0), feedback="none", default_service=service,
+                          waits=waits)  # type: ignore[arg-type]  # fmt: skip
+    steps = run_stream(router, test, config)
+    assert router.load_tracker is not None
+    used = max(set(s.llm for s in steps), key=[s.llm for s in steps].count)
+    w = router.load_tracker.service_weights([used], np.array([[0.0], [20.0], [200.0]]))[:, 0]
+    # With no queue, latency = service = 0.5 s + tokens / 20: the fit finds both parts.
+    assert w[1] / w[0] == pytest.approx(1.5 / 0.5, rel=1e-6)
+    assert w[2] / w[0] == pytest.approx(10.5 / 0.5, rel=1e-6)
+
+
+def test_latency_runs_mix_the_stream_order_unless_asked_not_to(
+    data: tuple[Dataset, Dataset],
+) -> None:
+    train, test = data[0], data[1].subset(np.arange(120))
+    services = {m: Service(ttft_s=0.2, tokens_per_s=100.0, concurrency=2) for m in train.llms}
+    kwargs = {"seed": 0, "lam": 50.0, "embedder": make_embedder("hashing"), "rate_per_s": 3.0,
+              "services": services, "tau_s": 5.0, "beta": 0.2}  # fmt: skip
+    given = latency_runs(train, test, order="as given", **kwargs)  # type: ignore[arg-type]
+    mixed = latency_runs(train, test, order="mixed", **kwargs)  # type: ignore[arg-type]
+    assert [s.query_id for s in given[AWARE]] == [str(q) for q in test.query_ids]
+    ids = [s.query_id for s in mixed[AWARE]]
+    assert ids != [str(q) for q in test.query_ids] and sorted(ids) == sorted(
+        map(str, test.query_ids)
+    )
+    assert set(mixed) == set(given) and REFERENCE in mixed
+    with pytest.raises(ConfigError, match="order='sorted'"):
+        latency_runs(train, test, order="sorted", **kwargs)  # type: ignore[arg-type]

@@ -93,14 +93,19 @@ def scores(
     beta: float = 0.0,
     tau_s: float = math.inf,
     wait_s: NDArray[np.float64] | None = None,
+    service_weight: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
     """MixLLM's score (§3.3): quality − lam·cost + alpha·uncertainty − beta·latency penalty.
 
     ``wait_s`` is each LLM's current waiting time (one value per column); offline it is zero.
+    ``service_weight`` (same shape as the predictions) scales each query's penalty by how long
+    its answer would hold a slot relative to the LLM's average request (see
+    :meth:`~mixllm.policy.LoadTracker.service_weights`); without it every query pays the same.
     """
     s = trade_off(pred.quality, pred.cost_usd, lam) + uncertainty_bonus(pred.uncertainty, alpha)
     if wait_s is not None:
-        s = s - latency_penalty(np.asarray(wait_s, dtype=np.float64), beta, tau_s)[None, :]
+        penalty = latency_penalty(np.asarray(wait_s, dtype=np.float64), beta, tau_s)[None, :]
+        s = s - (penalty if service_weight is None else penalty * service_weight)
     return s
 
 

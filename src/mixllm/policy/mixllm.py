@@ -182,7 +182,9 @@ class MixLLMPredictor(BasePredictor):
         scores do not use the bonus.
         """
         f = self._features(self._check_queries(queries))
-        quality, cost = self._offline(f, np.asarray(queries.prompt_tokens, dtype=np.float64))
+        quality, cost, tokens = self._offline(
+            f, np.asarray(queries.prompt_tokens, dtype=np.float64)
+        )
         fa = _with_bias(f) if self.corrected_ or uncertainty else f
         if self.corrected_:  # offline predictions are left bit for bit until feedback arrives
             corr = self.online_.mean(fa)
@@ -193,19 +195,22 @@ class MixLLMPredictor(BasePredictor):
             quality=quality,  # in [0, 1]
             cost_usd=np.maximum(cost, 0.0),
             uncertainty=(self.novelty_ or self.online_).bonus(fa) if uncertainty else None,
+            output_tokens=tokens,
         )
 
-    def _offline(self, f: FloatArray, ptok: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Quality and cost from the offline predictors alone."""
+    def _offline(
+        self, f: FloatArray, ptok: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Quality, cost and output tokens from the offline predictors alone."""
+        tokens = self.length_.predict(f, ptok)
         if self.from_tokens_.any():
-            tokens = self.length_.predict(f, ptok)
             priced = cost_from_tokens(ptok, tokens, self.price_in_, self.price_out_)
             use = self.from_tokens_[None, :] & np.isfinite(priced)
             # The fallback only where some cell needs it (it costs as much as the rest).
             cost = priced if use.all() else np.where(use, priced, self.cost_fallback_.predict(ptok))
         else:
             cost = self.cost_fallback_.predict(ptok)
-        return self.quality_.predict(f), cost
+        return self.quality_.predict(f), cost, tokens
 
     # -- learning online -----------------------------------------------------------------------
     def learn(
@@ -227,7 +232,7 @@ class MixLLMPredictor(BasePredictor):
             quality, weight = float(bool(reward)), float(self.binary_weight)
         if quality is None and cost_usd is None:
             return
-        base_q, base_c = self._offline(f, np.array([prompt_tokens], dtype=np.float64))
+        base_q, base_c, _ = self._offline(f, np.array([prompt_tokens], dtype=np.float64))
         fa = _with_bias(f)
         now = self.online_.mean(fa)[0, j]
         target = np.array(

@@ -215,18 +215,26 @@ class Gateway:
     async def _timed(self, llm: str, work: Any) -> ChatResult:
         self._started(llm)
         started = time.perf_counter()
+        tokens: int | None = None
         try:
             result: ChatResult = await work
+            tokens = result.completion_tokens
             return result
         finally:
-            self._finished(llm, time.perf_counter() - started)
+            self._finished(llm, time.perf_counter() - started, output_tokens=tokens)
 
     def _started(self, llm: str) -> None:
         self.tracker.started(llm)
         self.metrics.in_flight.labels(llm).inc()
 
-    def _finished(self, llm: str, seconds: float) -> None:
-        self.tracker.finished(llm, latency_s=seconds)
+    def _finished(self, llm: str, seconds: float, *, output_tokens: int | None = None) -> None:
+        """Release ``llm``'s load; an answer's length with its time teaches the tracker how
+        long answers take per token (streams carry no usage, so they teach only the wait)."""
+        self.tracker.finished(
+            llm,
+            latency_s=seconds,
+            output_tokens=None if output_tokens is None else float(output_tokens),
+        )
         self.metrics.in_flight.labels(llm).dec()
         self.metrics.upstream_latency.labels(llm).observe(seconds)
 

@@ -29,7 +29,16 @@ from mixllm.simulate.queues import Service
 from mixllm.simulate.stream import PoolEvent, Step, StreamConfig, run_stream
 from mixllm.types import LLM
 
-__all__ = ["ONLINE_ROUTERS", "latency_runs", "ood_runs", "pool_runs", "split_for_ood"]
+__all__ = [
+    "AWARE",
+    "ONLINE_ROUTERS",
+    "REFERENCE",
+    "STREAM_ORDERS",
+    "latency_runs",
+    "ood_runs",
+    "pool_runs",
+    "split_for_ood",
+]
 
 #: Name → (predictor name, its keyword arguments, feedback kind) of the OOD comparison; each
 #: run builds a fresh predictor from these (seeded like its router).
@@ -45,6 +54,12 @@ ONLINE_ROUTERS: dict[str, tuple[str, dict[str, object], str]] = {
     "thompson": ("thompson", {}, "refined"),
     "egreedy": ("egreedy", {}, "refined"),
 }
+#: Orders in which :func:`latency_runs` streams the queries.
+STREAM_ORDERS = ("mixed", "as given")
+#: Names of the latency runs the criteria read: the no-queue reference, the default router.
+REFERENCE = "no queues (reference)"
+AWARE = "latency-aware"
+
 #: The predictors that explore through the router's bonus weight α (the others explore
 #: through their own parameters, or not at all when they do not learn).
 _BONUS_EXPLORERS = ("mixllm", "linucb")
@@ -118,20 +133,34 @@ def latency_runs(
     services: Mapping[str, Service],
     tau_s: float = 30.0,
     beta: float = 0.05,
+    order: str = "mixed",
 ) -> dict[str, list[Step]]:
-    """The same stream routed latency-blind (β = 0, no τ) and latency-aware (β, τ) with the
-    true waits, latency-aware with the waits a gateway would estimate (in-flight counts and
+    """The same stream routed latency-blind (β = 0, no τ), latency-aware (β, τ) with the
+    paper's flat penalty and with the penalty scaled by each answer's service time (true
+    waits), latency-aware with the waits a gateway would estimate (in-flight counts and
     measured latencies), and, as the reference, by the same router when nothing ever queues
-    (unlimited slots)."""
+    (unlimited slots).
+
+    ``order``: ``"mixed"`` streams the queries in a seeded random order (traffic from every
+    task at once); ``"as given"`` keeps the dataset's order (RouterBench's split is sorted by
+    task, so each task arrives as one long run: bursts of one kind of query).
+    """
+    if order not in STREAM_ORDERS:
+        raise ConfigError(f"order={order!r}; expected one of {STREAM_ORDERS}")
+    if order == "mixed":
+        stream = stream.subset(np.random.default_rng([seed, 1]).permutation(len(stream)))
     unlimited = {m: replace(s, concurrency=1_000_000) for m, s in services.items()}
     runs: dict[str, list[Step]] = {}
-    for name, (b, tau, serving, waits) in {
-        "no queues (reference)": (0.0, math.inf, unlimited, "exact"),
-        "latency-blind": (0.0, math.inf, services, "exact"),
-        "latency-aware": (beta, tau_s, services, "exact"),
-        "latency-aware, observed waits": (beta, tau_s, services, "observed"),
+    for name, (b, tau, serving, waits, scale) in {
+        REFERENCE: (0.0, math.inf, unlimited, "exact", "flat"),
+        "latency-blind": (0.0, math.inf, services, "exact", "flat"),
+        "latency-aware, flat penalty": (beta, tau_s, services, "exact", "flat"),
+        AWARE: (beta, tau_s, services, "exact", "service"),
+        "latency-aware, observed waits": (beta, tau_s, services, "observed", "service"),
     }.items():
-        router = Router("mixllm", embedder=embedder, seed=seed, beta=b, tau_s=tau).fit(train)
+        router = Router(
+            "mixllm", embedder=embedder, seed=seed, beta=b, tau_s=tau, penalty_scale=scale
+        ).fit(train)
         config = _config(
             lam, seed, "none", arrivals=Poisson(rate_per_s), services=serving, tau_s=tau_s,
             waits=waits,

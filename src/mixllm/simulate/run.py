@@ -6,7 +6,7 @@ Scenarios (see :mod:`mixllm.simulate.experiments`):
 * ``ood``: for each task, train without it and stream half of it; MixLLM offline, with refined
   and with binary feedback, the bandit baselines, and the no-shift reference.
 * ``latency``: a stream fast enough to queue the popular LLMs, routed with and without the
-  latency penalty.
+  latency penalty, in random order and in the data's (task by task) order.
 * ``pool``: an LLM joins mid-stream without data; the most-used LLM leaves mid-stream.
 
 Quality lost to the shift is measured in the router's own currency, the utility
@@ -28,7 +28,14 @@ from mixllm.data import Dataset, split_random
 from mixllm.embed import make_embedder
 from mixllm.errors import ConfigError
 from mixllm.evaluate._memo import MemoEmbedder
-from mixllm.simulate.experiments import ONLINE_ROUTERS, latency_runs, ood_runs, pool_runs
+from mixllm.simulate.experiments import (
+    ONLINE_ROUTERS,
+    REFERENCE,
+    STREAM_ORDERS,
+    latency_runs,
+    ood_runs,
+    pool_runs,
+)
 from mixllm.simulate.queues import Service
 from mixllm.simulate.report import plot_stream, run_summary, window_stats, write_json
 from mixllm.simulate.stream import Step
@@ -181,33 +188,40 @@ def _latency(
     embedder = MemoEmbedder(make_embedder(spec.embedder))
     prices = {m: ds.llm(m).price_out_per_mtok + ds.llm(m).price_in_per_mtok for m in ds.llms}
     services = default_services(ds.llms, prices)
-    names = [
-        "no queues (reference)", "latency-blind", "latency-aware", "latency-aware, observed waits",
-    ]  # fmt: skip
-    per: dict[str, dict[str, list[float]]] = {
-        n: {"quality": [], "cost_usd": [], "timeout_share": [], "mean_wait_s": []} for n in names
-    }
+    keys = ("quality", "cost_usd", "timeout_share", "mean_wait_s", "loss_points")
+    per: dict[str, dict[str, dict[str, list[float]]]] = {}
     plots: list[Path] = []
-    for k, seed in enumerate(spec.seeds):
-        progress(f"latency: seed {seed}", k, len(spec.seeds))
-        train, test = split_random(ds, seed=seed)
-        runs = latency_runs(
-            train, test, seed=seed, lam=spec.lam, embedder=embedder, rate_per_s=spec.rate_per_s,
-            services=services, tau_s=spec.tau_s, beta=spec.beta,
-        )  # fmt: skip
-        for name, steps in runs.items():
-            s = run_summary(steps)
-            for key in per[name]:
-                per[name][key].append(s[key])
-        if k == 0:
-            windows = {n: window_stats(v, spec.window) for n, v in runs.items()}
-            plots.append(plot_stream(windows, out / "latency.png", title="latency penalty"))
-    progress("latency: done", len(spec.seeds), len(spec.seeds))
+    steps_total = len(spec.seeds) * len(STREAM_ORDERS)
+    for o, order in enumerate(STREAM_ORDERS):
+        for k, seed in enumerate(spec.seeds):
+            progress(f"latency ({order}): seed {seed}", o * len(spec.seeds) + k, steps_total)
+            train, test = split_random(ds, seed=seed)
+            runs = latency_runs(
+                train, test, seed=seed, lam=spec.lam, embedder=embedder,
+                rate_per_s=spec.rate_per_s, services=services, tau_s=spec.tau_s,
+                beta=spec.beta, order=order,
+            )  # fmt: skip
+            reference = run_summary(runs[REFERENCE])["quality"]
+            for name, steps in runs.items():
+                summary = {**run_summary(steps)}
+                summary["loss_points"] = round(100.0 * (reference - summary["quality"]), 4)
+                row = per.setdefault(order, {}).setdefault(name, {key: [] for key in keys})
+                for key in keys:
+                    row[key].append(summary[key])
+            if k == 0:
+                windows = {n: window_stats(v, spec.window) for n, v in runs.items()}
+                name = "latency.png" if order == "mixed" else f"latency-{_slug(order)}.png"
+                title = f"latency penalty, queries {order}"
+                plots.append(plot_stream(windows, out / name, title=title))
+    progress("latency: done", steps_total, steps_total)
     data: JSON = {
         "rate_per_s": spec.rate_per_s, "tau_s": spec.tau_s, "beta": spec.beta, "lam": spec.lam,
         "seeds": list(spec.seeds),
         "services": {m: vars(s) for m, s in services.items()},
-        "routers": {n: {k: _mean_ci(v) for k, v in per[n].items()} for n in names},
+        "orders": {
+            order: {n: {k: _mean_ci(v) for k, v in r.items()} for n, r in routers.items()}
+            for order, routers in per.items()
+        },
     }  # fmt: skip
     lines = [
         f"# Latency: Poisson arrivals at {spec.rate_per_s:g}/s, τ = {spec.tau_s:g} s, "
@@ -215,20 +229,33 @@ def _latency(
         "",
         "Each LLM serves 4 requests at a time at 20-80 tokens/s (slower when dearer); a query "
         "that would wait past τ fails (quality 0). The reference is the same router when "
-        "nothing queues (unlimited slots); *observed waits*: the router's load tracker hears only "
-        "what a gateway sees (requests started and finished, their latencies) and estimates the "
-        "waits. Mean [95% t-interval over seeds "
-        f"{list(spec.seeds)}].",
-        "",
-        "| router | quality | cost (mUSD/query) | share past τ | mean wait (s) |",
-        "| --- | --- | --- | --- | --- |",
+        "nothing queues (unlimited slots); *loss* is its quality minus the router's, in "
+        "points, paired by seed. *Flat penalty*: the paper's β·(e^{w/τ} − 1) for every query; "
+        "the default scales it by how long the query's predicted answer would hold the LLM's "
+        "slot. *Observed waits*: the router's load tracker hears only what a gateway sees "
+        "(requests started and finished, their latencies and lengths) and estimates the "
+        f"waits. Mean [95% t-interval over seeds {list(spec.seeds)}].",
     ]
-    for n in names:
-        r = data["routers"][n]
-        lines.append(
-            f"| {n} | {_fmt(r['quality'])} | {_fmt(r['cost_usd'], 3, 1e3)} "
-            f"| {_fmt(r['timeout_share'])} | {_fmt(r['mean_wait_s'], 2)} |"
+    for order, routers in data["orders"].items():
+        how = (
+            "queries in random order (every task at once)"
+            if order == "mixed"
+            else "queries in the data's order (one task after another)"
         )
+        lines += [
+            "",
+            f"## {how}",
+            "",
+            "| router | quality | loss (points) | cost (mUSD/query) | share past τ | "
+            "mean wait (s) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for n, r in routers.items():
+            lines.append(
+                f"| {n} | {_fmt(r['quality'])} | {_fmt(r['loss_points'], 1)} "
+                f"| {_fmt(r['cost_usd'], 3, 1e3)} | {_fmt(r['timeout_share'])} "
+                f"| {_fmt(r['mean_wait_s'], 2)} |"
+            )
     return lines, data, plots
 
 

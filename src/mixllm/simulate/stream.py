@@ -65,7 +65,9 @@ class StreamConfig:
     for the others). ``waits``: ``"exact"`` tells the router each LLM's true waiting time before
     every decision; ``"observed"`` feeds its :class:`~mixllm.policy.LoadTracker` only what a
     gateway sees: a request started, a request finished after so many seconds (the tracker then
-    estimates waits from in-flight counts, the LLMs' slots and the measured latencies).
+    estimates waits from in-flight counts, the LLMs' slots and the measured latencies). Either
+    way the tracker hears each answer's length with its time (service time when exact, latency
+    when observed) when it finishes, and learns how long answers take per output token.
     """
 
     lam: float = 1.0
@@ -154,7 +156,8 @@ def run_stream(
         slots = {m: _service(config, m).concurrency for m in stream.llms}
         router.load_tracker = LoadTracker(concurrency=slots)
     tracker = router.load_tracker
-    running: list[tuple[float, int, str, float]] = []  # observed waits: (end, i, llm, latency)
+    # Requests being served: (end, i, llm, latency, service seconds, output tokens).
+    running: list[tuple[float, int, str, float, float, float]] = []
     queues = Queues({m: _service(config, m) for m in router.llms})
     quality = np.nan_to_num(np.asarray(stream.quality, dtype=np.float64), nan=0.0)
     cost = np.asarray(stream.cost_usd, dtype=np.float64)
@@ -175,16 +178,21 @@ def run_stream(
         if config.waits == "exact":
             queues.feed(tracker, now)
         while running and running[0][0] <= now:
-            _, _, llm, latency = heapq.heappop(running)
-            tracker.finished(llm, latency_s=latency)
+            _, _, llm, latency, service_s, out = heapq.heappop(running)
+            if config.waits == "observed":
+                tracker.finished(llm, latency_s=latency, output_tokens=out)
+            else:  # the waits are set exactly; the service time still teaches tokens → seconds
+                tracker.served(llm, service_s=service_s, output_tokens=out)
         qid = str(stream.query_ids[i])
         decision = router.route(str(stream.prompts[i]), lam=lam, query_id=qid)
         j = column[decision.llm]
         served = queues.submit(decision.llm, now, output_tokens=tokens[i, j], tau_s=config.tau_s)
-        if config.waits == "observed" and not served.timed_out:
-            tracker.started(decision.llm)
+        if not served.timed_out:
+            if config.waits == "observed":
+                tracker.started(decision.llm)
             latency = served.wait_s + served.service_s
-            heapq.heappush(running, (now + latency, i, decision.llm, latency))
+            end = (now + latency, i, decision.llm, latency, served.service_s, float(tokens[i, j]))
+            heapq.heappush(running, end)
         q = 0.0 if served.timed_out else float(quality[i, j])
         c = 0.0 if served.timed_out else float(np.nan_to_num(cost[i, j]))
         reward = config.user.reward(
