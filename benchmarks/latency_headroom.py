@@ -1,11 +1,11 @@
 """How much quality must a router give up to keep queries under τ? (streams issue, latency)
 
-Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/latency_headroom.py [--seeds 0,1,2,3,4]
-[--rate 12] [--beta 0.2] [--order mixed]``.
+Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/latency_headroom.py [--seeds 0,...,19]
+[--rates 11,11.5,12] [--beta 0.1] [--order mixed]``.
 
 The latency scenario of ``mixllm simulate latency`` on each seed: the same MixLLM router with no
-queues (reference), latency-blind, and latency-aware with the paper's flat penalty and with the
-penalty scaled by each answer's service time (the default). Set against them, a yardstick of
+queues (reference), latency-blind, and latency-aware with the paper's flat penalty (the default)
+and with the penalty scaled by each answer's service time. Set against them, a yardstick of
 what the capacity itself costs: the **fluid bound**, a router that knows the whole stream in
 advance (every query's scores and every answer's true length) and assigns queries by a linear
 program that maximises the total score subject to each LLM serving at most
@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
+from scipy import sparse, stats
 from scipy.optimize import linprog
 
 from mixllm import Router, load_dataset, split_random
@@ -41,9 +41,9 @@ LAM = 100.0
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--rate", type=float, default=12.0)
-    ap.add_argument("--beta", type=float, default=0.2)
+    ap.add_argument("--seeds", default=",".join(map(str, range(20))))
+    ap.add_argument("--rates", default="11,11.5,12", help="arrivals per second, comma-separated")
+    ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--tau", type=float, default=5.0)
     ap.add_argument("--order", default="mixed", choices=["mixed", "as given"])
     args = ap.parse_args()
@@ -51,35 +51,53 @@ def main() -> None:
     embedder = MemoEmbedder(make_embedder("static"))
     prices = {m: ds.llm(m).price_out_per_mtok + ds.llm(m).price_in_per_mtok for m in ds.llms}
     services = default_services(ds.llms, prices)
-    print(f"Poisson {args.rate:g}/s, τ {args.tau:g} s, β {args.beta:g}, λ {LAM:g}, "
-          f"queries {args.order}; loss vs the no-queue reference (points)")  # fmt: skip
-    print("| seed | past τ (blind) | reference quality | flat penalty: loss | service-scaled: "
-          "loss | fluid bound: loss |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- |")
-    rows: list[tuple[float, ...]] = []
-    for seed in (int(s) for s in args.seeds.split(",")):
-        train, test = split_random(ds, seed=seed)
-        runs = latency_runs(
-            train, test, seed=seed, lam=LAM, embedder=embedder, rate_per_s=args.rate,
-            services=services, tau_s=args.tau, beta=args.beta, order=args.order,
-        )  # fmt: skip
-        ref = runs["no queues (reference)"]
-        q = {name: run_summary(steps)["quality"] for name, steps in runs.items()}
-        share = run_summary(runs["latency-blind"])["timeout_share"]
-        order = _stream_order(test, ref)
-        bound = _fluid_bound(
-            Router("mixllm", embedder=embedder, seed=seed).fit(train), order, services,
-            duration_s=ref[-1].arrival_s, tau_s=args.tau,
-        )  # fmt: skip
-        ref_q = q["no queues (reference)"]
-        row = (share, ref_q, ref_q - q["latency-aware, flat penalty"],
-               ref_q - q["latency-aware"], bound)  # fmt: skip
-        rows.append(row)
-        print(f"| {seed} | {share:.3f} | {ref_q:.3f} | {100 * row[2]:.1f} | {100 * row[3]:.1f} "
-              f"| {100 * row[4]:.1f} |")  # fmt: skip
-    m = np.mean(rows, axis=0)
-    print(f"| mean | {m[0]:.3f} | {m[1]:.3f} | {100 * m[2]:.1f} | {100 * m[3]:.1f} "
-          f"| {100 * m[4]:.1f} |")  # fmt: skip
+    seeds = [int(s) for s in args.seeds.split(",")]
+    print(f"τ {args.tau:g} s, β {args.beta:g}, λ {LAM:g}, queries {args.order}, seeds {seeds}; "
+          "mean [95% t-interval]; losses in points against the no-queue reference")  # fmt: skip
+    print("| rate (/s) | blind: past τ | aware: past τ | aware: loss | service-scaled: loss "
+          "| fluid bound: loss | aware − bound |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for rate in (float(r) for r in args.rates.split(",")):
+        rows = np.array([_one_seed(ds, seed, rate, args, embedder, services) for seed in seeds])
+        cells = [_ci(rows[:, 0]), _ci(rows[:, 1]), _ci(rows[:, 2]), _ci(rows[:, 3]),
+                 _ci(rows[:, 4]), _ci(rows[:, 2] - rows[:, 4])]  # fmt: skip
+        print(f"| {rate:g} | " + " | ".join(cells) + " |", flush=True)
+
+
+def _one_seed(
+    ds: Dataset, seed: int, rate: float, args: argparse.Namespace, embedder: MemoEmbedder,
+    services: dict[str, Service],
+) -> tuple[float, float, float, float, float]:  # fmt: skip
+    """(blind share past τ, aware share past τ, aware loss, service-scaled loss, bound loss)."""
+    train, test = split_random(ds, seed=seed)
+    runs = latency_runs(
+        train, test, seed=seed, lam=LAM, embedder=embedder, rate_per_s=rate,
+        services=services, tau_s=args.tau, beta=args.beta, order=args.order,
+    )  # fmt: skip
+    ref = runs["no queues (reference)"]
+    q = {name: run_summary(steps)["quality"] for name, steps in runs.items()}
+    bound = _fluid_bound(
+        Router("mixllm", embedder=embedder, seed=seed).fit(train), _stream_order(test, ref),
+        services, duration_s=ref[-1].arrival_s, tau_s=args.tau,
+    )  # fmt: skip
+    ref_q = q["no queues (reference)"]
+    return (
+        run_summary(runs["latency-blind"])["timeout_share"],
+        run_summary(runs["latency-aware"])["timeout_share"],
+        100 * (ref_q - q["latency-aware"]),
+        100 * (ref_q - q["latency-aware, penalty scaled by service time"]),
+        100 * bound,
+    )
+
+
+def _ci(values: np.ndarray) -> str:  # type: ignore[type-arg]
+    m = float(np.mean(values))
+    if len(values) < 2:
+        return f"{m:.2f}"
+    half = float(
+        stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
+    )
+    return f"{m:.2f} [{m - half:.2f}, {m + half:.2f}]"
 
 
 def _stream_order(test: Dataset, ref: list[Step]) -> Dataset:

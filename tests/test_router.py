@@ -13,6 +13,7 @@ from mixllm.data.split import split_random
 from mixllm.errors import ConfigError, NotFittedError, PersistError, UnknownLLMError
 from mixllm.persist import FORMAT_VERSION
 from mixllm.policy import LoadTracker
+from mixllm.types import LLM
 from tests.conftest import make_clustered
 
 
@@ -180,11 +181,16 @@ def _long_on_topic_one(n: int = 300) -> Dataset:
     ds = make_clustered(n)
     tokens = np.array(ds.output_tokens, dtype=np.float64)
     tokens[:, 1] = np.where(ds.tasks.astype(str) == "topic1", 400.0, 5.0)
-    return replace(ds, output_tokens=tokens)
+    cost = np.array(ds.cost_usd, dtype=np.float64)
+    cost[:, 1] = tokens[:, 1] * 25.0 / 1e6  # 'big' charges 25 USD per million output tokens
+    prices = {"small": LLM("small"), "big": LLM("big", 0.0, 25.0)}
+    return replace(ds, output_tokens=tokens, cost_usd=cost, prices=prices)
 
 
-@pytest.mark.parametrize("scale", ["service", "flat"])
-def test_penalty_scales_with_the_answers_predicted_service_time(scale: str) -> None:
+# MixLLM predicts answer lengths; kNN predicts only costs, from which the length is read back.
+@pytest.mark.parametrize(("scale", "predictor"), [("service", "mixllm"), ("service", "knn"),
+                                                  ("flat", "mixllm")])  # fmt: skip
+def test_penalty_scales_with_the_answers_predicted_service_time(scale: str, predictor: str) -> None:
     train, test = split_random(_long_on_topic_one(), seed=0)
     prompts = [str(p) for p in test.prompts]
     long = test.tasks.astype(str) == "topic1"
@@ -192,7 +198,7 @@ def test_penalty_scales_with_the_answers_predicted_service_time(scale: str) -> N
     for _ in range(5):  # 'big' takes 0.5 s + 20 tokens/s
         for tokens in (5.0, 400.0):
             load.served("big", service_s=0.5 + tokens / 20.0, output_tokens=tokens)
-    router = Router("mixllm", embedder="hashing", beta=0.2, tau_s=30.0, load_tracker=load,
+    router = Router(predictor, embedder="hashing", beta=0.2, tau_s=30.0, load_tracker=load,
                     penalty_scale=scale).fit(train)  # fmt: skip
     idle = router.route_many(prompts, lam=0.0)
     for _ in range(3):
@@ -209,13 +215,11 @@ def test_penalty_scales_with_the_answers_predicted_service_time(scale: str) -> N
     assert all(a.scores["small"] == b.scores["small"] for a, b in zip(idle, busy))
 
 
-def test_penalty_scale_is_checked_saved_and_old_routers_keep_the_flat_one(tmp_path: Path) -> None:
+def test_penalty_scale_is_checked_saved_and_older_files_load_flat(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="penalty_scale='per token'"):
         Router("knn", penalty_scale="per token")
     router = Router("knn", embedder="hashing", beta=0.1, tau_s=9.0).fit(make_clustered(60))
-    assert router.penalty_scale == "service"  # the default
-    router.penalty_scale = "flat"
-    assert Router.load(router.save(tmp_path / "flat")).penalty_scale == "flat"
+    assert router.penalty_scale == "flat"  # the default: the paper's penalty
     router.penalty_scale = "service"
     path = router.save(tmp_path / "service")
     assert Router.load(path).penalty_scale == "service"

@@ -236,10 +236,10 @@ def _ints(text: str) -> tuple[int, ...]:
               help="Exploration weight of the learning routers.")  # fmt: skip
 @click.option("--embedder", default="static", show_default=True)
 @click.option("--window", default=50, show_default=True, type=int, help="Queries per window.")
-@click.option("--rate", default=10.0, show_default=True, type=float,
+@click.option("--rate", default=12.0, show_default=True, type=float,
               help="latency: arrivals per second.")  # fmt: skip
 @click.option("--tau", default=5.0, show_default=True, type=float, help="latency: τ (s).")
-@click.option("--beta", default=0.2, show_default=True, type=float, help="latency: β.")
+@click.option("--beta", default=0.1, show_default=True, type=float, help="latency: β.")
 @click.option("--newcomer", default=None, help="pool: the LLM that joins late (default: busiest).")
 @click.option("--join-at", default=100, show_default=True, type=int, help="pool: query index.")
 def simulate(

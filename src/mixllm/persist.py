@@ -168,8 +168,7 @@ def load_router(path: Path) -> Router:
             alpha=manifest.get("alpha", 0.0),
             beta=manifest.get("beta", 0.0),
             tau_s=math.inf if tau is None else float(tau),
-            # Routers saved before the penalty could scale with service time kept it flat.
-            penalty_scale=manifest.get("penalty_scale", "flat"),
+            penalty_scale=manifest.get("penalty_scale", "flat"),  # absent in older files: flat
         )
         router.seed = int(manifest["seed"])
         router.max_pending = int(manifest["max_pending"])

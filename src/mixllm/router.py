@@ -32,10 +32,11 @@ from mixllm.policy import (
     make_predictor,
     scores,
 )
+from mixllm.predict.length import tokens_from_cost
 from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
 
 #: How the latency penalty is spread over queries (see :class:`Router`'s ``penalty_scale``).
-PENALTY_SCALES = ("service", "flat")
+PENALTY_SCALES = ("flat", "service")
 
 __all__ = ["Router"]
 
@@ -58,10 +59,10 @@ class Router:
         Weight of the latency penalty and the waiting time (seconds) past which an LLM is not
         chosen (MixLLM §3.3).
     penalty_scale:
-        ``"service"`` (default): a query's latency penalty grows with how long its predicted
-        answer would hold the LLM's slot, relative to that LLM's average request (a long answer
-        pays for the queue it builds; see :meth:`~mixllm.policy.LoadTracker.service_weights`);
-        ``"flat"``: every query pays the same (the paper's penalty).
+        ``"flat"`` (default): every query pays the same latency penalty (the paper's);
+        ``"service"``: a query's penalty grows with how long its predicted answer would hold
+        the LLM's slot, relative to that LLM's average request (a long answer pays for the
+        queue it builds; see :meth:`~mixllm.policy.LoadTracker.service_weights`).
     load_tracker:
         Where waits come from (a :class:`~mixllm.policy.LoadTracker` that the gateway or the
         simulator feeds); without one every wait is zero.
@@ -89,7 +90,7 @@ class Router:
         alpha: float = 0.0,
         beta: float = 0.0,
         tau_s: float = math.inf,
-        penalty_scale: str = "service",
+        penalty_scale: str = "flat",
         load_tracker: LoadTracker | None = None,
         max_pending: int = 100_000,
         seed: int = 0,
@@ -260,13 +261,12 @@ class Router:
         ):  # fmt: skip
             return None
         tokens = pred.output_tokens
-        if tokens is None:  # from the predicted cost: (cost − prompt × in price) / out price
-            price_in = np.array([self.prices_[m].price_in_per_mtok for m in pred.llms])
-            price_out = np.array([self.prices_[m].price_out_per_mtok for m in pred.llms])
-            prompt = np.asarray(queries.prompt_tokens, dtype=np.float64)[:, None]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                tokens = (pred.cost_usd * 1e6 - prompt * price_in) / price_out
-            tokens = np.where(price_out > 0, tokens, np.nan)
+        if tokens is None:  # a predictor of cost alone: the length its cost stands for
+            tokens = tokens_from_cost(
+                queries.prompt_tokens, pred.cost_usd,
+                np.array([self.prices_[m].price_in_per_mtok for m in pred.llms]),
+                np.array([self.prices_[m].price_out_per_mtok for m in pred.llms]),
+            )  # fmt: skip
         return tracker.service_weights(pred.llms, tokens)
 
     def remember(self, decision_ids: Sequence[str]) -> None:

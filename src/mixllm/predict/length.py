@@ -21,7 +21,7 @@ from mixllm.predict.heads import Params
 from mixllm.predict.learners import Target
 from mixllm.predict.perllm import PerLLMModel, check_features
 
-__all__ = ["CostError", "LengthModel", "cost_errors", "cost_from_tokens"]
+__all__ = ["CostError", "LengthModel", "cost_errors", "cost_from_tokens", "tokens_from_cost"]
 
 FloatArray = NDArray[np.float64]
 
@@ -150,6 +150,26 @@ def cost_from_tokens(
     o = np.asarray(output_tokens, dtype=np.float64)
     out: FloatArray = (p * np.asarray(price_in, float) + o * np.asarray(price_out, float)) / 1e6
     return out
+
+
+def tokens_from_cost(
+    prompt_tokens: NDArray[Any],
+    cost_usd: NDArray[Any],
+    price_in: NDArray[Any],
+    price_out: NDArray[Any],
+) -> FloatArray:
+    """Output tokens that :func:`cost_from_tokens` would price at ``cost_usd`` (shape (n, L));
+    NaN for an LLM whose output is free (its cost says nothing about length).
+
+    >>> tokens_from_cost(np.array([1000.0]), np.array([[0.00103, 0.002]]),
+    ...                  np.array([1.0, 2.0]), np.array([3.0, 0.0])).round(6).tolist()
+    [[10.0, nan]]
+    """
+    p = np.asarray(prompt_tokens, dtype=np.float64).reshape(-1, 1)
+    pin, pout = np.asarray(price_in, float), np.asarray(price_out, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatArray = (np.asarray(cost_usd, float) * 1e6 - p * pin) / pout
+    return np.where(pout > 0, out, np.nan)
 
 
 @dataclass(frozen=True)

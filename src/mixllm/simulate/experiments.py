@@ -132,7 +132,7 @@ def latency_runs(
     rate_per_s: float,
     services: Mapping[str, Service],
     tau_s: float = 30.0,
-    beta: float = 0.05,
+    beta: float = 0.1,
     order: str = "mixed",
 ) -> dict[str, list[Step]]:
     """The same stream routed latency-blind (β = 0, no τ), latency-aware (β, τ) with the
@@ -154,9 +154,15 @@ def latency_runs(
     for name, (b, tau, serving, waits, scale) in {
         REFERENCE: (0.0, math.inf, unlimited, "exact", "flat"),
         "latency-blind": (0.0, math.inf, services, "exact", "flat"),
-        "latency-aware, flat penalty": (beta, tau_s, services, "exact", "flat"),
-        AWARE: (beta, tau_s, services, "exact", "service"),
-        "latency-aware, observed waits": (beta, tau_s, services, "observed", "service"),
+        AWARE: (beta, tau_s, services, "exact", "flat"),
+        "latency-aware, penalty scaled by service time": (
+            beta,
+            tau_s,
+            services,
+            "exact",
+            "service",
+        ),
+        "latency-aware, observed waits": (beta, tau_s, services, "observed", "flat"),
     }.items():
         router = Router(
             "mixllm", embedder=embedder, seed=seed, beta=b, tau_s=tau, penalty_scale=scale

@@ -59,9 +59,9 @@ class SimSpec:
     alpha: float = 0.3
     embedder: str = "static"
     window: int = 50
-    rate_per_s: float = 10.0
+    rate_per_s: float = 12.0
     tau_s: float = 5.0
-    beta: float = 0.2
+    beta: float = 0.1
     newcomer: str | None = None
     join_at: int = 100
     tasks: tuple[str, ...] | None = None
@@ -230,9 +230,10 @@ def _latency(
         "Each LLM serves 4 requests at a time at 20-80 tokens/s (slower when dearer); a query "
         "that would wait past τ fails (quality 0). The reference is the same router when "
         "nothing queues (unlimited slots); *loss* is its quality minus the router's, in "
-        "points, paired by seed. *Flat penalty*: the paper's β·(e^{w/τ} − 1) for every query; "
-        "the default scales it by how long the query's predicted answer would hold the LLM's "
-        "slot. *Observed waits*: the router's load tracker hears only what a gateway sees "
+        "points, paired by seed. *Latency-aware*: the paper's penalty β·(e^{w/τ} − 1), the "
+        "same for every query; *scaled by service time*: each query's penalty times how long "
+        "its predicted answer would hold the LLM's slot relative to the LLM's average request. "
+        "*Observed waits*: the router's load tracker hears only what a gateway sees "
         "(requests started and finished, their latencies and lengths) and estimates the "
         f"waits. Mean [95% t-interval over seeds {list(spec.seeds)}].",
     ]
