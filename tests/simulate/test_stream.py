@@ -191,7 +191,7 @@ def test_the_tracker_learns_how_long_answers_take_from_the_stream(
 def test_latency_runs_mix_the_stream_order_unless_asked_not_to(
     data: tuple[Dataset, Dataset],
 ) -> None:
-    train, test = data[0], data[1].subset(np.arange(120))
+    train, test = data[0], data[1].subset(np.arange(60))
     services = {m: Service(ttft_s=0.2, tokens_per_s=100.0, concurrency=2) for m in train.llms}
     kwargs = {"seed": 0, "lam": 50.0, "embedder": make_embedder("hashing"), "rate_per_s": 3.0,
               "services": services, "tau_s": 5.0, "beta": 0.2}  # fmt: skip
