@@ -90,10 +90,12 @@ def _mean_ci(values: Sequence[float]) -> JSON:
 
 
 def _fmt(ci: JSON, digits: int = 3, scale: float = 1.0) -> str:
-    m = f"{ci['mean'] * scale:.{digits}f}"
-    if "low" in ci:
-        return f"{m} [{ci['low'] * scale:.{digits}f}, {ci['high'] * scale:.{digits}f}]"
-    return m
+    def num(x: float) -> str:
+        text = f"{x * scale:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
+
+    m = num(ci["mean"])
+    return f"{m} [{num(ci['low'])}, {num(ci['high'])}]" if "low" in ci else m
 
 
 def _recovery(runs: Mapping[str, Sequence[Step]], name: str) -> float:
