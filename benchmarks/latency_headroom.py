@@ -29,7 +29,7 @@ from mixllm import Router, load_dataset, split_random
 from mixllm.data import Dataset
 from mixllm.embed import make_embedder
 from mixllm.evaluate._memo import MemoEmbedder
-from mixllm.simulate.experiments import latency_runs
+from mixllm.simulate.experiments import AWARE, REFERENCE, SCALED, latency_runs
 from mixllm.simulate.queues import Service
 from mixllm.simulate.report import run_summary
 from mixllm.simulate.run import default_services
@@ -74,18 +74,18 @@ def _one_seed(
         train, test, seed=seed, lam=LAM, embedder=embedder, rate_per_s=rate,
         services=services, tau_s=args.tau, beta=args.beta, order=args.order,
     )  # fmt: skip
-    ref = runs["no queues (reference)"]
+    ref = runs[REFERENCE]
     q = {name: run_summary(steps)["quality"] for name, steps in runs.items()}
     bound = _fluid_bound(
         Router("mixllm", embedder=embedder, seed=seed).fit(train), _stream_order(test, ref),
         services, duration_s=ref[-1].arrival_s, tau_s=args.tau,
     )  # fmt: skip
-    ref_q = q["no queues (reference)"]
+    ref_q = q[REFERENCE]
     return (
         run_summary(runs["latency-blind"])["timeout_share"],
-        run_summary(runs["latency-aware"])["timeout_share"],
-        100 * (ref_q - q["latency-aware"]),
-        100 * (ref_q - q["latency-aware, penalty scaled by service time"]),
+        run_summary(runs[AWARE])["timeout_share"],
+        100 * (ref_q - q[AWARE]),
+        100 * (ref_q - q[SCALED]),
         100 * bound,
     )
 

@@ -10,8 +10,9 @@ knows its queues exactly can set a wait directly with :meth:`LoadTracker.set_wai
 When service times come with their answers' output tokens, the tracker also fits each LLM's
 service time as ``a + b × output tokens`` (time to first token plus decoding; exponentially
 weighted least squares): :meth:`LoadTracker.service_weights` then tells how long a query with
-so many predicted tokens would hold a slot, relative to the LLM's average request. The router
-scales its latency penalty by it, so a long answer pays for the queue it builds.
+so many predicted tokens would hold a slot, relative to the LLM's average request. A router
+with ``penalty_scale="service"`` scales its latency penalty by it, so a long answer pays for
+the queue it builds.
 """
 
 from __future__ import annotations

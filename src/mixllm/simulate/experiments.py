@@ -33,6 +33,7 @@ __all__ = [
     "AWARE",
     "ONLINE_ROUTERS",
     "REFERENCE",
+    "SCALED",
     "STREAM_ORDERS",
     "latency_runs",
     "ood_runs",
@@ -56,9 +57,10 @@ ONLINE_ROUTERS: dict[str, tuple[str, dict[str, object], str]] = {
 }
 #: Orders in which :func:`latency_runs` streams the queries.
 STREAM_ORDERS = ("mixed", "as given")
-#: Names of the latency runs the criteria read: the no-queue reference, the default router.
+#: Names of latency runs: the no-queue reference, the default (flat) penalty, the scaled one.
 REFERENCE = "no queues (reference)"
 AWARE = "latency-aware"
+SCALED = "latency-aware, penalty scaled by service time"
 
 #: The predictors that explore through the router's bonus weight α (the others explore
 #: through their own parameters, or not at all when they do not learn).
@@ -155,13 +157,7 @@ def latency_runs(
         REFERENCE: (0.0, math.inf, unlimited, "exact", "flat"),
         "latency-blind": (0.0, math.inf, services, "exact", "flat"),
         AWARE: (beta, tau_s, services, "exact", "flat"),
-        "latency-aware, penalty scaled by service time": (
-            beta,
-            tau_s,
-            services,
-            "exact",
-            "service",
-        ),
+        SCALED: (beta, tau_s, services, "exact", "service"),
         "latency-aware, observed waits": (beta, tau_s, services, "observed", "flat"),
     }.items():
         router = Router(
