@@ -58,7 +58,6 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
-from collections.abc import AsyncIterator  # noqa: E402
 from contextlib import AsyncExitStack  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -67,15 +66,13 @@ from typing import Any  # noqa: E402
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse, Response, StreamingResponse  # noqa: E402
-from starlette.routing import Route  # noqa: E402
 
 from mixllm import Router, load_dataset, split_random  # noqa: E402
 from mixllm.data import Dataset, make_routing_dataset  # noqa: E402
 from mixllm.embed import make_embedder  # noqa: E402
 from mixllm.embed.base import Embedder  # noqa: E402
 from mixllm.serve import OpenAIBackend, Settings, Store, create_app  # noqa: E402
+from mixllm.serve.fake import fake_openai_upstream  # noqa: E402
 from mixllm.serve.run import serve_in_thread  # noqa: E402
 from mixllm.types import Decision  # noqa: E402
 
@@ -93,43 +90,11 @@ FAILED_ATTEMPTS: Counter[str] = Counter()  # errors of the gateway's failed upst
 
 
 # -- the fake upstream -------------------------------------------------------------------------
-def _pieces(text: str, words: int = WORDS_PER_CHUNK) -> list[str]:
-    parts = re.split(r"(?<=\s)(?=\S)", text)
-    return ["".join(parts[i : i + words]) for i in range(0, len(parts), words)]
-
-
 def fake_upstream(delay_s: float) -> Starlette:
     """``POST /v1/chat/completions`` answering ``TEXT`` after ``delay_s`` (streamed or not)."""
-    pieces = _pieces(TEXT)
-    usage = {"prompt_tokens": 100, "completion_tokens": len(TEXT.split())}
-
-    async def chat(request: Request) -> Response:
-        body = await request.json()
-        if delay_s:
-            await asyncio.sleep(delay_s)
-        base = {"id": "chatcmpl-up", "created": int(time.time()), "model": str(body["model"])}
-        if not body.get("stream"):
-            message = {"role": "assistant", "content": TEXT}
-            choice = {"index": 0, "message": message, "finish_reason": "stop"}
-            return JSONResponse(
-                {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
-            )
-
-        async def events() -> AsyncIterator[str]:
-            def event(delta: dict[str, str], finish: str | None = None) -> str:
-                choice = {"index": 0, "delta": delta, "finish_reason": finish}
-                return f"data: {json.dumps({**base, 'choices': [choice]})}\n\n"
-
-            for i, piece in enumerate(pieces):
-                yield event(
-                    {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
-                )
-            yield event({}, "stop")
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
-
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    return fake_openai_upstream(
+        lambda model, question: TEXT, first_token_delay_s=delay_s, words_per_chunk=WORDS_PER_CHUNK
+    )
 
 
 def serving(app: Any, *, timeout_s: float = 30.0) -> Any:
@@ -381,8 +346,8 @@ def main() -> None:
         f"router: mixllm, embedder {spec!r}, λ={LAM:g}, fitted on {args.data} "
         f"({len(router.llms)} LLMs); {len(prompts)} held-out prompts",
         f"upstream: fake, fixed delay {args.upstream_delay_ms:g} ms, {len(TEXT)} characters "
-        f"({len(_pieces(TEXT))} chunks when streamed); {args.n} requests per cell and target, "
-        "ABBA order",
+        f"({-(-len(TEXT.split()) // WORDS_PER_CHUNK)} chunks when streamed); "
+        f"{args.n} requests per cell and target, ABBA order",
         "",
         *table_rows(cells),
         "",

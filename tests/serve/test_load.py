@@ -22,22 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from mixllm import Router
 from mixllm.serve import OpenAIBackend, Settings, Store, create_app
+from mixllm.serve.fake import fake_openai_upstream
 from mixllm.serve.run import serve_in_thread
 
 from .conftest import running
@@ -55,47 +52,6 @@ RUN_TIMEOUT_S = 60.0
 
 def _answer(model: str, question: str) -> str:
     return f"{model} says: {TEXT} You asked: {question}"
-
-
-def _pieces(text: str, words: int = 3) -> list[str]:
-    parts = re.split(r"(?<=\s)(?=\S)", text)
-    return ["".join(parts[i : i + words]) for i in range(0, len(parts), words)]
-
-
-def fake_upstream() -> Starlette:
-    """An OpenAI-compatible ``/v1/chat/completions`` that answers ``_answer(model, question)``."""
-
-    async def chat(request: Request) -> Response:
-        body = await request.json()
-        model, question = str(body["model"]), str(body["messages"][-1]["content"])
-        text = _answer(model, question)
-        await asyncio.sleep(FIRST_TOKEN_DELAY_S)
-        base = {"id": "up-1", "created": 0, "model": model}
-        if not body.get("stream"):
-            usage = {"prompt_tokens": len(question.split()), "completion_tokens": len(text.split())}
-            message = {"role": "assistant", "content": text}
-            choice = {"index": 0, "message": message, "finish_reason": "stop"}
-            return JSONResponse(
-                {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
-            )
-
-        async def events() -> AsyncIterator[str]:
-            def event(delta: dict[str, str], finish: str | None = None) -> str:
-                choice = {"index": 0, "delta": delta, "finish_reason": finish}
-                chunk = {**base, "object": "chat.completion.chunk", "choices": [choice]}
-                return f"data: {json.dumps(chunk)}\n\n"
-
-            for i, piece in enumerate(_pieces(text)):
-                yield event(
-                    {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
-                )
-                await asyncio.sleep(CHUNK_DELAY_S)
-            yield event({}, "stop")
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
-
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
 
 
 @contextmanager
@@ -156,7 +112,11 @@ def _metric(text: str, name: str) -> dict[str, float]:
 
 def test_100_concurrent_streams_and_rounds_give_no_errors(router: Router, tmp_path: Path) -> None:
     upstream_model = {llm: f"upstream-{i}" for i, llm in enumerate(router.llms)}
-    with _upstream_server(fake_upstream()) as upstream:
+    upstream_app = fake_openai_upstream(
+        _answer, first_token_delay_s=FIRST_TOKEN_DELAY_S, chunk_delay_s=CHUNK_DELAY_S,
+        words_per_chunk=3,
+    )  # fmt: skip
+    with _upstream_server(upstream_app) as upstream:
         backends = {
             llm: OpenAIBackend(llm, base_url=upstream, model=model, timeout_s=REQUEST_TIMEOUT_S)
             for llm, model in upstream_model.items()

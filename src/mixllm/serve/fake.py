@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
 
 from mixllm.errors import BackendError, ConfigError
 from mixllm.serve.backends import ChatResult, Messages, Params, _chunks
 
-__all__ = ["FakeBackend"]
+__all__ = ["FakeBackend", "fake_openai_upstream"]
 
 _FAKE_ERRORS: dict[str, tuple[str, bool, int | None]] = {  # FakeBackend fail kind -> error
     "500": ("returned HTTP 500: internal error", True, 500),
@@ -97,3 +103,50 @@ class FakeBackend:
     async def aclose(self) -> None:
         """Mark the backend closed."""
         self.closed = True
+
+
+def fake_openai_upstream(
+    answer: Callable[[str, str], str],
+    *,
+    first_token_delay_s: float = 0.0,
+    chunk_delay_s: float = 0.0,
+    words_per_chunk: int = 4,
+) -> Starlette:
+    """An OpenAI-compatible ``POST /v1/chat/completions`` app for tests and benchmarks: it
+    answers ``answer(model, last user message)`` after ``first_token_delay_s``, streamed (in
+    chunks of ``words_per_chunk`` words, ``chunk_delay_s`` apart) or not, with usage counted in
+    words. Serve it with :func:`mixllm.serve.run.serve_in_thread`."""
+
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        model, question = str(body["model"]), str(body["messages"][-1]["content"])
+        text = answer(model, question)
+        if first_token_delay_s:
+            await asyncio.sleep(first_token_delay_s)
+        base = {"id": "chatcmpl-fake", "created": 0, "model": model}
+        if not body.get("stream"):
+            usage = {"prompt_tokens": len(question.split()), "completion_tokens": len(text.split())}
+            message = {"role": "assistant", "content": text}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            return JSONResponse(
+                {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+            )
+
+        async def events() -> AsyncIterator[str]:
+            def event(delta: dict[str, str], finish: str | None = None) -> str:
+                choice = {"index": 0, "delta": delta, "finish_reason": finish}
+                chunk = {**base, "object": "chat.completion.chunk", "choices": [choice]}
+                return f"data: {json.dumps(chunk)}\n\n"
+
+            for i, piece in enumerate(_chunks(text, words_per_chunk)):
+                yield event(
+                    {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+                )
+                if chunk_delay_s:
+                    await asyncio.sleep(chunk_delay_s)
+            yield event({}, "stop")
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
