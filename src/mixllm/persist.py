@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from mixllm._ledger import DecisionLedger
 from mixllm.embed import embedder_spec, make_embedder
 from mixllm.errors import PersistError
 from mixllm.policy import predictor_from_state
@@ -63,7 +64,8 @@ def save_router(router: Router, path: Path) -> Path:
     params, arrays = predictor.get_state()
     if any(k.startswith(_LEDGER) for k in arrays):
         raise PersistError(f"predictor array names may not start with {_LEDGER!r}")
-    ids, applied = router._ledger_arrays()
+    with router._lock:
+        ids, applied = router._ledger.to_arrays()
     arrays = {**arrays, _LEDGER + "ids": ids, _LEDGER + "applied": applied}
     path.mkdir(parents=True, exist_ok=True)
     # Write arrays to a temporary file first so a crash never leaves a half-written router.
@@ -172,7 +174,7 @@ def load_router(path: Path) -> Router:
         )
         router.seed = int(manifest["seed"])
         router.max_pending = int(manifest["max_pending"])
-        router._restore_ledger(ledger.get("ids"), ledger.get("applied"))
+        router._ledger = DecisionLedger.from_arrays(ledger.get("ids"), ledger.get("applied"))
     except (KeyError, TypeError, ValueError) as exc:
         raise PersistError(
             f"{path}: malformed router files ({type(exc).__name__}: {exc})"

@@ -11,13 +11,13 @@ import hashlib
 import math
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from mixllm._ledger import DecisionLedger
 from mixllm.data.dataset import Dataset
 from mixllm.data.tokens import count_tokens
 from mixllm.embed import Embedder, make_embedder
@@ -32,7 +32,6 @@ from mixllm.policy import (
     make_predictor,
     scores,
 )
-from mixllm.predict.length import tokens_from_cost
 from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
 
 #: How the latency penalty is spread over queries (see :class:`Router`'s ``penalty_scale``).
@@ -110,7 +109,7 @@ class Router:
         self.max_pending = max_pending
         self.seed = seed
         self._lock = threading.RLock()
-        self._ledger: OrderedDict[str, bool] = OrderedDict()  # decision id → feedback applied
+        self._ledger = DecisionLedger()
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, dataset: Dataset) -> Router:
@@ -215,7 +214,9 @@ class Router:
         a, b, tau = self.alpha, self.beta, self.tau_s
         with self._lock:
             predictor = self._fitted()
-            pred = self._restrict(_predict(predictor, queries, uncertainty=a != 0), candidates)
+            pred = _predict(predictor, queries, uncertainty=a != 0)
+            if candidates is not None:
+                pred = pred.select(candidates)
             wait = None if self.load_tracker is None else self.load_tracker.wait_s(pred.llms)
             weight = self._service_weight(pred, queries, wait)
             total = scores(
@@ -225,7 +226,7 @@ class Router:
                 pred, total, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd
             )
             ids = [uuid.uuid4().hex for _ in queries.ids]
-            self._remember(ids)
+            self._ledger.add(ids, limit=self.max_pending)
         llms, lam_value = pred.llms, float(lam)
         waits = {} if wait is None else dict(zip(llms, wait.tolist()))
         # Whole-matrix tolist(): one call per batch instead of one per query and dict.
@@ -254,46 +255,20 @@ class Router:
     ) -> NDArray[np.float64] | None:
         """Per query and LLM, how long the answer would hold a slot relative to the LLM's
         average (``None``: every query pays the same penalty)."""
-        tracker = self.load_tracker
-        if (
-            tracker is None or wait is None or self.penalty_scale != "service"
-            or self.beta == 0 or not math.isfinite(self.tau_s) or not wait.any()
-        ):  # fmt: skip
+        tracker, tau = self.load_tracker, self.tau_s
+        if self.penalty_scale != "service" or self.beta == 0 or not math.isfinite(tau):
             return None
-        tokens = pred.output_tokens
-        if tokens is None:  # a predictor of cost alone: the length its cost stands for
-            tokens = tokens_from_cost(
-                queries.prompt_tokens, pred.cost_usd,
-                np.array([self.prices_[m].price_in_per_mtok for m in pred.llms]),
-                np.array([self.prices_[m].price_out_per_mtok for m in pred.llms]),
-            )  # fmt: skip
-        return tracker.service_weights(pred.llms, tokens)
+        if tracker is None or wait is None or not wait.any():
+            return None
+        return tracker.prediction_weights(pred, queries.prompt_tokens, self.prices_)
 
     def remember(self, decision_ids: Sequence[str]) -> None:
         """Accept feedback for these decisions, made by this router before it was saved and
         loaded again (a gateway restores them from its store after a restart). Ids already
         known keep their state: feedback applied stays applied."""
         with self._lock:
-            self._remember([d for d in decision_ids if d not in self._ledger])
-
-    def _remember(self, decision_ids: Sequence[str]) -> None:
-        """Accept feedback for these decisions; forget the oldest past ``max_pending``."""
-        for did in decision_ids:
-            self._ledger[did] = False
-        while len(self._ledger) > self.max_pending:
-            self._ledger.popitem(last=False)
-
-    def _ledger_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """Decision ids (oldest first) and whether their feedback was applied, for saving."""
-        with self._lock:
-            ids = np.array(list(self._ledger), dtype="<U32").reshape(-1)
-            applied = np.fromiter(self._ledger.values(), dtype=bool, count=len(self._ledger))
-        return ids, applied
-
-    def _restore_ledger(self, ids: np.ndarray | None, applied: np.ndarray | None) -> None:
-        if ids is None or applied is None or ids.shape != applied.shape or ids.ndim != 1:
-            raise ValueError("the decision ledger is missing or its arrays disagree")
-        self._ledger = OrderedDict(zip(ids.tolist(), applied.astype(bool).tolist()))
+            new = [d for d in decision_ids if d not in self._ledger]
+            self._ledger.add(new, limit=self.max_pending)
 
     # -- learning online ----------------------------------------------------------------------
     def learn_one(self, decision: Decision, feedback: Feedback) -> bool:
@@ -313,7 +288,7 @@ class Router:
             )
         with self._lock:
             predictor = self._learner()
-            applied = self._ledger.get(decision.decision_id)
+            applied = self._ledger.applied(decision.decision_id)
             if applied is None:
                 raise UnknownDecisionError(
                     f"decision {decision.decision_id!r} (query {decision.query_id!r}) was not "
@@ -323,7 +298,7 @@ class Router:
             if applied:
                 return False
             if decision.llm not in predictor.llms_ or decision.embedding is None:
-                self._ledger[decision.decision_id] = True
+                self._ledger.mark_applied(decision.decision_id)
                 return False
             predictor.learn(
                 decision.embedding,
@@ -334,7 +309,7 @@ class Router:
                 reward=feedback.reward,
             )
             # Marked only once applied: feedback that failed can be sent again.
-            self._ledger[decision.decision_id] = True
+            self._ledger.mark_applied(decision.decision_id)
             return True
 
     def _learner(self) -> OnlinePredictor:
@@ -384,21 +359,6 @@ class Router:
         """``n`` values of λ spanning cheapest to highest-quality routing of ``prompts``."""
         return [float(x) for x in lambda_grid(self.predict(prompts, query_ids=query_ids), n)]
 
-    def _restrict(self, pred: Prediction, candidates: Sequence[str] | None) -> Prediction:
-        if candidates is None:
-            return pred
-        unknown = [c for c in candidates if c not in pred.llms]
-        if unknown or not candidates:
-            raise UnknownLLMError(f"unknown candidate LLMs {unknown!r}; known: {sorted(pred.llms)}")
-        cols = [pred.llms.index(c) for c in candidates]
-        return Prediction(
-            llms=tuple(candidates),
-            quality=pred.quality[:, cols],
-            cost_usd=pred.cost_usd[:, cols],
-            uncertainty=None if pred.uncertainty is None else pred.uncertainty[:, cols],
-            output_tokens=None if pred.output_tokens is None else pred.output_tokens[:, cols],
-        )
-
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write this router to directory ``path`` (manifest.json + arrays; no pickle)."""
@@ -408,7 +368,7 @@ class Router:
             snapshot = copy.copy(self)
             snapshot.predictor_ = copy.deepcopy(self._fitted())
             snapshot.prices_ = dict(self.prices_)
-            snapshot._ledger = OrderedDict(self._ledger)
+            snapshot._ledger = self._ledger.copy()
             snapshot._lock = threading.RLock()
         return save_router(snapshot, Path(path))
 

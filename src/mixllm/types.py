@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from mixllm.errors import ConfigError
+from mixllm.errors import ConfigError, UnknownLLMError
 
 __all__ = ["LLM", "Decision", "Feedback", "Prediction", "QueryBatch"]
 
@@ -55,6 +55,22 @@ class Prediction:
     cost_usd: NDArray[np.float64]
     uncertainty: NDArray[np.float64] | None = None
     output_tokens: NDArray[np.float64] | None = None
+
+    def select(self, llms: Sequence[str]) -> Prediction:
+        """The columns of ``llms`` only, in that order; :class:`UnknownLLMError` for a name
+        this prediction does not have (or none at all)."""
+        unknown = [m for m in llms if m not in self.llms]
+        if unknown or not llms:
+            raise UnknownLLMError(f"unknown candidate LLMs {unknown!r}; known: {sorted(self.llms)}")
+        cols = [self.llms.index(m) for m in llms]
+
+        def part(a: NDArray[np.float64] | None) -> NDArray[np.float64] | None:
+            return None if a is None else a[:, cols]
+
+        return Prediction(
+            tuple(llms), self.quality[:, cols], self.cost_usd[:, cols],
+            part(self.uncertainty), part(self.output_tokens),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

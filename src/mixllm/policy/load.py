@@ -21,11 +21,14 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mixllm.errors import ConfigError
+from mixllm.predict.length import tokens_from_cost
+from mixllm.types import LLM, Prediction
 
 __all__ = ["LoadTracker"]
 
@@ -178,6 +181,20 @@ class LoadTracker:
                 col = (intercept + slope * np.maximum(tokens[:, j], 0.0)) / mean
                 weights[:, j] = np.where(np.isfinite(col), np.clip(col, 0.05, 20.0), 1.0)
         return weights
+
+    def prediction_weights(
+        self, pred: Prediction, prompt_tokens: NDArray[Any], prices: Mapping[str, LLM]
+    ) -> NDArray[np.float64]:
+        """:meth:`service_weights` for the answers ``pred`` predicts: its output tokens, or
+        for a predictor of cost alone, the length its cost stands for at ``prices``."""
+        tokens = pred.output_tokens
+        if tokens is None:
+            tokens = tokens_from_cost(
+                prompt_tokens, pred.cost_usd,
+                np.array([prices[m].price_in_per_mtok for m in pred.llms]),
+                np.array([prices[m].price_out_per_mtok for m in pred.llms]),
+            )  # fmt: skip
+        return self.service_weights(pred.llms, tokens)
 
     def _wait(self, llm: str) -> float:
         state = self._llms.get(llm)
