@@ -43,6 +43,8 @@ class ApiKey:
     secret: str = field(repr=False)
     admin: bool = False
     spend_limit_usd: float | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,17 @@ class Settings:
     checkpoint_every: int = 100
     upstreams: tuple[Mapping[str, Any], ...] = ()
     upstream_key_envs: tuple[str, ...] = ()
+    #: open connections (None: from the process's open-file limit, leaving room for upstreams)
+    max_connections: int | None = None
+    max_in_flight: int = 512  # requests being handled at once; more get 503 + Retry-After
+    header_timeout_s: float = 10.0  # to read a request's headers, from its first byte
+    body_timeout_s: float = 30.0  # between two pieces of a request body
+    decision_retention_s: float = 30 * 86400.0  # feedback on an older decision is a 404
+    session_margin: float = 0.05  # score by which another LLM must beat a conversation's own
+    default_max_tokens: int = 4096  # answer length reserved when a request sets none
+    tokens_per_image: int = 1500  # prompt tokens reserved per image, audio or file part
+    protect_metrics: bool = False  # /metrics and /healthz details need an admin key
+    error_logs_per_minute: int = 60  # per message kind; the rest are counted, not written
 
     def __post_init__(self) -> None:
         _positive("max_attempts", self.max_attempts, integer=True)
@@ -79,6 +92,25 @@ class Settings:
         _positive("breaker_reset_s", self.breaker_reset_s)
         _positive("max_body_bytes", self.max_body_bytes, integer=True)
         _positive("checkpoint_every", self.checkpoint_every, integer=True)
+        if self.max_connections is not None:
+            _positive("max_connections", self.max_connections, integer=True)
+        for name in ("max_in_flight", "default_max_tokens", "error_logs_per_minute"):
+            _positive(name, getattr(self, name), integer=True)
+        for name in ("header_timeout_s", "body_timeout_s", "decision_retention_s"):
+            _positive(name, getattr(self, name))
+        if isinstance(self.tokens_per_image, bool) or not (
+            isinstance(self.tokens_per_image, int) and self.tokens_per_image >= 0
+        ):
+            raise ConfigError(f"tokens_per_image={self.tokens_per_image!r}; expected an int >= 0")
+        margin = self.session_margin
+        if isinstance(margin, bool) or not (
+            isinstance(margin, int | float) and math.isfinite(margin) and margin >= 0
+        ):
+            raise ConfigError(f"session_margin={margin!r}; expected a number >= 0")
+        for key in self.keys:
+            for name in ("requests_per_minute", "tokens_per_minute"):
+                if getattr(key, name) is not None:
+                    _positive(f"key {key.name!r} {name}", getattr(key, name), integer=True)
         names = [k.name for k in self.keys]
         if len(set(names)) != len(names) or len({k.secret for k in self.keys}) != len(names):
             raise ConfigError(f"API keys {names!r}; expected distinct names and secrets")
@@ -152,7 +184,7 @@ _TABLES = ("keys", "profiles", "upstreams")
 
 
 def _key(raw: Mapping[str, Any], environ: Mapping[str, str], source: str) -> ApiKey:
-    _only(raw, {"name", "secret_env", "admin", "spend_limit_usd"}, f"{source} [[keys]]")
+    _only(raw, set(_KEY_FIELDS), f"{source} [[keys]]")
     name, env = raw.get("name"), raw.get("secret_env")
     if not isinstance(name, str) or not isinstance(env, str):
         raise ConfigError(f"{source} [[keys]] {raw!r}: expected string 'name' and 'secret_env'")
@@ -163,7 +195,16 @@ def _key(raw: Mapping[str, Any], environ: Mapping[str, str], source: str) -> Api
     limit = raw.get("spend_limit_usd")
     if limit is not None:
         _positive(f"key {name!r} spend_limit_usd", limit)
-    return ApiKey(name, environ[env], admin=bool(raw.get("admin", False)), spend_limit_usd=limit)
+    return ApiKey(
+        name, environ[env], admin=bool(raw.get("admin", False)), spend_limit_usd=limit,
+        requests_per_minute=raw.get("requests_per_minute"),
+        tokens_per_minute=raw.get("tokens_per_minute"),
+    )  # fmt: skip
+
+
+_KEY_FIELDS = (
+    "name", "secret_env", "admin", "spend_limit_usd", "requests_per_minute", "tokens_per_minute",
+)  # fmt: skip
 
 
 def _profile(raw: Mapping[str, Any], where: str) -> Profile:
