@@ -7,7 +7,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +21,11 @@ __all__: list[str] = []  # private to mixllm.serve.store
 def _check_id(name: str, value: object) -> None:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{name}={value!r}; expected a non-empty string")
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name}={value!r}; expected a string")
 
 
 def _check_seq(name: str, value: object) -> None:
@@ -41,12 +46,25 @@ def _usd(name: str, value: object) -> float:
     return _number(name, value, "a finite number of USD >= 0", minimum=0.0)
 
 
-def _time(now: float | None) -> float:
-    return time.time() if now is None else _number("now", now, "a finite Unix time in seconds")
+def _time(now: float | None, clock: Callable[[], float] | None = None) -> float:
+    """``now`` checked, or else the clock's time (Unix seconds; ``time.time`` by default)."""
+    if now is not None:
+        return _number("now", now, "a finite Unix time in seconds")
+    return _number("clock()", time.time() if clock is None else clock(), "a finite Unix time")
+
+
+def _check_session(session_id: object) -> None:
+    if session_id is not None and (not isinstance(session_id, str) or not session_id):
+        raise ConfigError(f"session_id={session_id!r}; expected None or a non-empty string")
 
 
 def _decision_row(
-    decision: Decision, *, key_id: str, request_model: str, now: float | None
+    decision: Decision,
+    *,
+    key_id: str,
+    request_model: str,
+    session_id: str | None,
+    created_at: float,
 ) -> dict[str, object]:
     """The decisions-table row of ``decision`` (as named parameters), validated."""
     _check_id("decision_id", decision.decision_id)
@@ -55,6 +73,7 @@ def _decision_row(
     for name, text in texts.items():
         if not isinstance(text, str):
             raise ConfigError(f"{name}={text!r}; expected a string")
+    _check_session(session_id)
     tokens: object = decision.prompt_tokens
     if isinstance(tokens, (float, np.floating)) and math.isnan(tokens):
         tokens = None  # unknown
@@ -63,8 +82,9 @@ def _decision_row(
     embedding, dim = _encode_embedding(decision.embedding)
     return {
         "decision_id": decision.decision_id,
-        "created_at": _time(now),
+        "created_at": created_at,
         **texts,
+        "session_id": session_id,
         "llm": decision.llm,
         "lam": _number("lam", decision.lam, "a finite number"),
         "prompt_tokens": tokens,
@@ -124,9 +144,12 @@ def _decision_from_row(row: sqlite3.Row) -> Decision:
     )
 
 
-def _feedback_from_row(row: sqlite3.Row) -> Feedback:
-    reward = row["reward"]
-    return Feedback(row["quality"], row["cost_usd"], None if reward is None else reward == 1)
+def _feedback_from_row(row: sqlite3.Row, prefix: str = "") -> Feedback:
+    """The feedback in ``row``'s columns ``quality``, ``cost_usd`` and ``reward`` (each name
+    after ``prefix``)."""
+    reward = row[prefix + "reward"]
+    quality, cost = row[prefix + "quality"], row[prefix + "cost_usd"]
+    return Feedback(quality, cost, None if reward is None else reward == 1)
 
 
 def _decode_mapping(decision_id: str, row: sqlite3.Row, name: str) -> dict[str, float]:

@@ -1,10 +1,15 @@
 """Durable store of the gateway's decisions, feedback, checkpoints and spend (SQLite, no ORM).
 
 Every write commits before it returns (``synchronous=FULL``), so a return means the row
-survives a crash. After a restart, :meth:`Store.feedback_since` gives the feedback received
-after the last checkpoint, to be applied again. The schema changes only through
-:data:`MIGRATIONS`, applied in order, each in its own transaction; ``PRAGMA user_version``
-counts those applied.
+survives a crash. After a restart, :meth:`Store.replay_since` gives the feedback received
+after the last checkpoint, with its decisions, to be applied again. The schema changes only
+through :data:`MIGRATIONS`, applied in order, each in its own transaction; ``PRAGMA
+user_version`` counts those applied. Opening checks the whole file (``PRAGMA quick_check``): a
+damaged one raises :class:`StoreDamagedError` rather than failing request after request.
+
+With ``retention_s``, decisions older than that are forgotten (:meth:`Store.purge`), with
+their feedback, except the feedback that the two newest checkpoints do not hold yet: a
+restart from either of them needs it.
 
 >>> store = Store(":memory:")
 >>> store.record_decision(Decision("q1", "small", 1.0, decision_id="d1"), now=0.0)
@@ -20,16 +25,16 @@ True
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-from mixllm.errors import ConfigError, PersistError, UnknownDecisionError
+from mixllm.errors import ConfigError, DataError, PersistError, UnknownDecisionError
 from mixllm.serve._records import (
     _check_id,
     _check_seq,
+    _check_text,
     _decision_from_row,
     _decision_row,
     _feedback_from_row,
@@ -37,9 +42,11 @@ from mixllm.serve._records import (
     _time,
     _usd,
 )
+from mixllm.serve._sqlite import StoreDamagedError
+from mixllm.serve._store_spend import SpendStore
 from mixllm.types import Decision, Feedback
 
-__all__ = ["MIGRATIONS", "Store"]
+__all__ = ["MIGRATIONS", "PURGE_EVERY", "Store", "StoreDamagedError"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +88,25 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE spend (key_id TEXT PRIMARY KEY NOT NULL, usd REAL NOT NULL CHECK (usd >= 0));
     """,
     "CREATE INDEX decisions_created_at ON decisions (created_at);",
+    """
+    ALTER TABLE decisions ADD COLUMN session_id TEXT;  -- NULL: not part of a conversation
+    CREATE INDEX decisions_session ON decisions (session_id, key_id, created_at);
+    CREATE TABLE status (                 -- one row
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        heartbeat_at REAL,                -- the last heartbeat: a write that proves we can
+        purged_feedback_seq INTEGER NOT NULL DEFAULT 0  -- retention deleted feedback up to it
+    );
+    INSERT INTO status (id) VALUES (1);
+    """,
 )
 
-#: Slack when comparing a running total with a limit: 200 x 0.01 sums to 2.0000000000000013.
-_SPEND_SLACK_USD = 1e-9
+#: With retention, old decisions are purged at open and after every this many recorded.
+PURGE_EVERY = 1000
+#: Feedback not yet in the newest this many checkpoints is kept (gateway.KEEP_CHECKPOINTS).
+_PROTECTED_CHECKPOINTS = 2
 
 
-class Store:
+class Store(SpendStore):
     """Decisions, feedback, checkpoints and per-key spend in one SQLite database.
 
     Parameters
@@ -96,106 +115,68 @@ class Store:
         The database file (created with its tables if missing), or ``":memory:"`` for tests.
     busy_timeout_s:
         How long a write waits for another connection's write lock before it fails.
+    retention_s:
+        Decisions older than this many seconds are forgotten: :meth:`get_decision` and
+        :meth:`session_llm` no longer see them, and :meth:`purge` deletes them (at open and
+        every :data:`PURGE_EVERY` decisions). ``None``: kept forever.
+    clock:
+        Returns the current Unix time in seconds (``time.time`` by default); used when a
+        method is given no ``now``.
 
     All methods may be called from several threads: they share one connection under a lock.
     Writes take SQLite's write lock first (``BEGIN IMMEDIATE``), so several processes may
-    share the file too. SQLite failures raise :class:`~mixllm.errors.PersistError`.
+    share the file too. SQLite failures raise :class:`~mixllm.errors.PersistError`, and a
+    damaged file :class:`StoreDamagedError` (at open, or when a read meets the damage).
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 5.0,
+        retention_s: float | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         if not isinstance(path, (str, Path)) or not str(path):
             raise ConfigError(f"store path={path!r}; expected a file path or ':memory:'")
         timeout_s = _number("busy_timeout_s", busy_timeout_s, "seconds >= 0", minimum=0.0)
-        self.path = str(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._connect(timeout_s)
+        if retention_s is not None:
+            retention_s = _number("retention_s", retention_s, "None or seconds > 0", minimum=0.0)
+            if retention_s == 0:
+                raise ConfigError("retention_s=0; expected None or seconds > 0")
+        if clock is not None and not callable(clock):
+            raise ConfigError(f"clock={clock!r}; expected a function returning Unix seconds")
+        self.retention_s = retention_s
+        self._clock = clock
+        self._recorded = 0
+        super().__init__(str(path), timeout_s)
         try:
-            self._migrate()
+            self.migrate(MIGRATIONS)
+            if retention_s is not None:
+                self.purge()
         except BaseException:
             self.close()
             raise
-
-    # -- connection and migrations ------------------------------------------------------------
-    def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
-        try:  # isolation_level=None: we issue BEGIN and COMMIT ourselves
-            conn = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise PersistError(f"cannot open store {self.path!r} ({exc})") from None
-        conn.row_factory = sqlite3.Row
-        try:
-            if self.path != ":memory:":
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode != "wal":
-                    logger.warning("store %r: journal_mode is %r, not 'wal'", self.path, mode)
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout_s * 1000)}")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise PersistError(f"{self.path}: not a usable SQLite database ({exc})") from None
-        return conn
-
-    def _migrate(self) -> None:
-        """Apply the migrations this database lacks, one transaction each."""
-        known = len(MIGRATIONS)
-        while True:
-            with self._write() as conn:
-                current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                if current > known:
-                    raise PersistError(
-                        f"{self.path}: schema version {current} is newer than this mixllm "
-                        f"knows (version {known}); upgrade mixllm to use this store"
-                    )
-                if current == known:
-                    return
-                for statement in _statements(MIGRATIONS[current]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {current + 1}")
-            logger.info("store %r: applied migration %d", self.path, current + 1)
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise PersistError(f"store {self.path!r} is closed; expected an open Store")
-        return self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction under the lock: committed on exit, rolled back on error."""
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise PersistError(f"store {self.path!r}: {exc}") from exc
-                raise
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self._connection()
-            except sqlite3.Error as exc:
-                raise PersistError(f"store {self.path!r}: {exc}") from exc
-
-    def close(self) -> None:
-        """Close the database (idempotent); any later call raises PersistError."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _now(self, now: float | None) -> float:
+        return _time(now, self._clock)
+
+    def _cutoff(self, now: float | None) -> float:
+        """Decisions created before this are past retention (-inf without retention)."""
+        return -math.inf if self.retention_s is None else self._now(now) - self.retention_s
+
+    def heartbeat(self, now: float | None = None) -> None:
+        """Write and commit (``synchronous=FULL``) the time to the store: PersistError when
+        the database cannot be written (full disk, read-only, locked, damaged, closed)."""
+        at = self._now(now)
+        with self._write() as conn:
+            conn.execute("UPDATE status SET heartbeat_at = ? WHERE id = 1", (at,))
 
     # -- decisions ----------------------------------------------------------------------------
     def record_decision(
@@ -204,12 +185,18 @@ class Store:
         *,
         key_id: str = "",
         request_model: str = "",
+        session_id: str | None = None,
         now: float | None = None,
     ) -> None:
-        """Store ``decision``; its ``decision_id`` must be new (else ConfigError)."""
+        """Store ``decision``, made for ``key_id`` in conversation ``session_id`` (if any);
+        its ``decision_id`` must be new (else ConfigError)."""
         if not isinstance(decision, Decision):
             raise ConfigError(f"decision={decision!r}; expected a mixllm.types.Decision")
-        row = _decision_row(decision, key_id=key_id, request_model=request_model, now=now)
+        at = self._now(now)
+        row = _decision_row(
+            decision, key_id=key_id, request_model=request_model, session_id=session_id,
+            created_at=at,
+        )  # fmt: skip
         with self._write() as conn:
             if _has_decision(conn, decision.decision_id):
                 raise ConfigError(
@@ -218,6 +205,13 @@ class Store:
             names = ", ".join(row)
             values = ", ".join(":" + name for name in row)
             conn.execute(f"INSERT INTO decisions ({names}) VALUES ({values})", row)
+            self._recorded += 1
+            due = self.retention_s is not None and self._recorded % PURGE_EVERY == 0
+        if due:
+            try:
+                self.purge(now=at)
+            except PersistError as exc:  # the decision is stored: say so, and purge later
+                logger.warning("store %r: purge failed: %s", self.path, exc)
 
     def set_answer(self, decision_id: str, *, answered_by: str, cost_usd: float | None) -> None:
         """Record which LLM finally answered the decision's request, and what it cost."""
@@ -232,14 +226,78 @@ class Store:
             if cursor.rowcount == 0:
                 raise _unknown_decision(decision_id)
 
-    def get_decision(self, decision_id: str) -> Decision | None:
-        """The stored decision, rebuilt as it was recorded, or ``None`` if unknown."""
+    def get_decision(
+        self, decision_id: str, *, key_id: str | None = None, now: float | None = None
+    ) -> Decision | None:
+        """The stored decision, rebuilt as it was recorded; ``None`` if unknown, past
+        retention, or (when ``key_id`` is given) made for another key."""
         _check_id("decision_id", decision_id)
+        if key_id is not None:
+            _check_text("key_id", key_id)
+        cutoff = self._cutoff(now)
         with self._read() as conn:
             row = conn.execute(
-                "SELECT * FROM decisions WHERE decision_id = ?", (decision_id,)
+                "SELECT * FROM decisions WHERE decision_id = ? AND created_at >= ?",
+                (decision_id, cutoff),
             ).fetchone()
-        return None if row is None else _decision_from_row(row)
+        if row is None or (key_id is not None and row["key_id"] != key_id):
+            return None
+        return self._rebuild(row)
+
+    def _rebuild(self, row: sqlite3.Row) -> Decision:
+        try:
+            return _decision_from_row(row)
+        except DataError as exc:  # a row SQLite reads but we cannot: changed by hand?
+            raise PersistError(f"store {self.path!r}: {exc}") from None
+
+    def session_llm(self, session_id: str, *, key_id: str, now: float | None = None) -> str | None:
+        """The LLM that answered the latest decision of conversation ``session_id`` for
+        ``key_id`` (the routed one if no answer is recorded); ``None`` if there is none
+        within retention."""
+        _check_id("session_id", session_id)
+        _check_text("key_id", key_id)
+        cutoff = self._cutoff(now)
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(answered_by, llm) FROM decisions WHERE session_id = ? AND "
+                "key_id = ? AND created_at >= ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (session_id, key_id, cutoff),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete the decisions past retention with their feedback, except feedback that one
+        of the two newest checkpoints lacks (a restart replays it) and its decision; how many
+        decisions were deleted (0 without ``retention_s``)."""
+        if self.retention_s is None:
+            return 0
+        cutoff = self._cutoff(now)
+        old = "SELECT decision_id FROM decisions WHERE created_at < :cutoff"
+        with self._write() as conn:
+            keep = int(
+                conn.execute(
+                    "SELECT COALESCE(MIN(feedback_seq), 0) FROM (SELECT feedback_seq FROM "
+                    "checkpoints ORDER BY seq DESC LIMIT :n)",
+                    {"n": _PROTECTED_CHECKPOINTS},
+                ).fetchone()[0]
+            )
+            args = {"cutoff": cutoff, "keep": keep}
+            done = f"FROM feedback WHERE seq <= :keep AND decision_id IN ({old})"
+            last = conn.execute(f"SELECT MAX(seq) {done}", args).fetchone()[0]
+            conn.execute(f"DELETE {done}", args)
+            deleted = conn.execute(
+                "DELETE FROM decisions WHERE created_at < :cutoff AND decision_id NOT IN "
+                "(SELECT decision_id FROM feedback)",
+                args,
+            ).rowcount
+            if last is not None:
+                conn.execute(
+                    "UPDATE status SET purged_feedback_seq = MAX(purged_feedback_seq, ?)",
+                    (int(last),),
+                )
+        if deleted:
+            logger.info("store %r: purged %d decisions past retention", self.path, deleted)
+        return int(deleted)
 
     # -- feedback and checkpoints -------------------------------------------------------------
     def record_feedback(
@@ -262,7 +320,7 @@ class Store:
             cursor = conn.execute(
                 "INSERT INTO feedback (decision_id, received_at, quality, cost_usd, reward) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (decision_id) DO NOTHING",
-                (decision_id, _time(now), quality, cost, reward),
+                (decision_id, self._now(now), quality, cost, reward),
             )
             return cursor.lastrowid if cursor.rowcount == 1 else None
 
@@ -277,6 +335,31 @@ class Store:
             ).fetchall()
         return [(int(r["seq"]), str(r["decision_id"]), _feedback_from_row(r)) for r in rows]
 
+    def replay_since(self, seq: int) -> list[tuple[int, Decision, Feedback]]:
+        """``(seq, decision, feedback)`` of every feedback after ``seq``, in seq order, to
+        learn again after a restart (retention does not hide these decisions)."""
+        _check_seq("seq", seq)
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT d.*, f.seq AS f_seq, f.quality AS f_quality, f.cost_usd AS f_cost_usd, "
+                "f.reward AS f_reward FROM feedback AS f JOIN decisions AS d "
+                "ON d.decision_id = f.decision_id WHERE f.seq > ? ORDER BY f.seq",
+                (seq,),
+            ).fetchall()
+        return [(int(r["f_seq"]), self._rebuild(r), _feedback_from_row(r, "f_")) for r in rows]
+
+    def last_feedback_seq(self) -> int:
+        """The seq of the latest feedback stored (0 before the first)."""
+        with self._read() as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM feedback").fetchone()[0])
+
+    def purged_seq(self) -> int:
+        """Retention deleted feedback up to this seq (0: none): a checkpoint older than that
+        can no longer be brought up to date."""
+        with self._read() as conn:
+            row = conn.execute("SELECT purged_feedback_seq FROM status").fetchone()
+        return 0 if row is None else int(row[0])
+
     def record_checkpoint(self, path: str, feedback_seq: int, *, now: float | None = None) -> int:
         """Record a checkpoint at ``path`` that includes feedback up to ``feedback_seq``."""
         _check_id("checkpoint path", path)
@@ -284,7 +367,7 @@ class Store:
         with self._write() as conn:
             cursor = conn.execute(
                 "INSERT INTO checkpoints (created_at, path, feedback_seq) VALUES (?, ?, ?)",
-                (_time(now), path, feedback_seq),
+                (self._now(now), path, feedback_seq),
             )
             return int(cursor.lastrowid or 0)
 
@@ -296,45 +379,15 @@ class Store:
             ).fetchone()
         return None if row is None else (str(row["path"]), int(row["feedback_seq"]))
 
-    # -- spend and counts ---------------------------------------------------------------------
-    def add_spend(self, key_id: str, usd: float, *, limit_usd: float | None = None) -> bool:
-        """Add ``usd`` to the key's total unless that passes ``limit_usd``; whether it did.
-
-        Check and update are one transaction, so concurrent callers never pass the limit.
-        """
-        _check_id("key_id", key_id)
-        amount = _usd("usd", usd)
-        limit = None if limit_usd is None else _usd("limit_usd", limit_usd)
-        with self._write() as conn:
-            total = _spent(conn, key_id) + amount
-            if limit is not None and total > limit + _SPEND_SLACK_USD:
-                return False
-            conn.execute(
-                "INSERT INTO spend (key_id, usd) VALUES (?, ?) "
-                "ON CONFLICT (key_id) DO UPDATE SET usd = excluded.usd",
-                (key_id, total),
-            )
-            return True
-
-    def settle_spend(self, key_id: str, reserved_usd: float, actual_usd: float) -> None:
-        """Replace a reservation made by :meth:`add_spend` with the actual cost (which may be
-        lower or higher: an answer already given is always charged)."""
-        _check_id("key_id", key_id)
-        delta = _usd("actual_usd", actual_usd) - _usd("reserved_usd", reserved_usd)
-        with self._write() as conn:
-            total = max(_spent(conn, key_id) + delta, 0.0)
-            conn.execute(
-                "INSERT INTO spend (key_id, usd) VALUES (?, ?) "
-                "ON CONFLICT (key_id) DO UPDATE SET usd = excluded.usd",
-                (key_id, total),
-            )
-
-    def spent(self, key_id: str) -> float:
-        """The key's total spend in USD (0 for a key that never spent)."""
-        _check_id("key_id", key_id)
+    def checkpoints(self) -> list[tuple[str, int]]:
+        """``(path, feedback_seq)`` of every recorded checkpoint, the latest first."""
         with self._read() as conn:
-            return _spent(conn, key_id)
+            rows = conn.execute(
+                "SELECT path, feedback_seq FROM checkpoints ORDER BY seq DESC"
+            ).fetchall()
+        return [(str(r["path"]), int(r["feedback_seq"])) for r in rows]
 
+    # -- counts -------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         """How many decisions, feedback and checkpoints are stored (for health and metrics)."""
         with self._read() as conn:
@@ -345,25 +398,9 @@ class Store:
         return {"decisions": int(row[0]), "feedback": int(row[1]), "checkpoints": int(row[2])}
 
 
-def _statements(script: str) -> Iterator[str]:
-    """Split an SQL script into statements (``executescript`` would commit our transaction)."""
-    pending = ""
-    for part in script.split(";"):
-        pending += part + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \t\r\n;"):
-                yield pending
-            pending = ""
-
-
 def _has_decision(conn: sqlite3.Connection, decision_id: str) -> bool:
     query = "SELECT 1 FROM decisions WHERE decision_id = ?"
     return conn.execute(query, (decision_id,)).fetchone() is not None
-
-
-def _spent(conn: sqlite3.Connection, key_id: str) -> float:
-    row = conn.execute("SELECT usd FROM spend WHERE key_id = ?", (key_id,)).fetchone()
-    return 0.0 if row is None else float(row["usd"])
 
 
 def _unknown_decision(decision_id: str) -> UnknownDecisionError:
