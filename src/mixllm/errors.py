@@ -49,10 +49,19 @@ class BackendError(MixLLMError):
     """An LLM backend (upstream server, replay data) failed to answer.
 
     ``retryable`` says whether another attempt, on this LLM or the next one, may succeed
-    (timeouts, connection errors, 429, 5xx); ``status`` is the upstream's HTTP status, if any.
+    (timeouts, connection errors, 429, 5xx); ``status`` is the upstream's HTTP status, if any;
+    ``retry_after_s`` how long the upstream asked to be left alone (its ``Retry-After``).
     """
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        self.retry_after_s = retry_after_s

@@ -1,17 +1,17 @@
-"""The admin API (admin keys only): list, add and remove LLMs, change the router's defaults,
-take a checkpoint."""
+"""The admin API (admin keys only): list, add and remove LLMs (with their capabilities),
+change the router's defaults, take a checkpoint, read and reset a key's spend."""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from mixllm.errors import ConfigError
+from mixllm.errors import ConfigError, UnknownLLMError
+from mixllm.serve.auth import admin_key
 from mixllm.serve.backends import make_backend
 from mixllm.serve.gateway import Gateway
 from mixllm.serve.schemas import AddLLMRequest, DefaultsRequest
@@ -21,66 +21,97 @@ from mixllm.types import LLM
 __all__ = ["admin_routes"]
 
 
-def admin_routes(gw: Gateway, require_admin: Callable[[Request], ApiKey]) -> APIRouter:
-    """The ``/admin`` endpoints of ``gw``; ``require_admin`` checks the caller's key."""
-    api = APIRouter(prefix="/admin")
+admin_routes = APIRouter(prefix="/admin", dependencies=[Depends(admin_key)])
+"""The ``/admin`` endpoints; every one needs an admin key."""
 
-    @api.get("/llms")
-    async def list_llms(request: Request) -> dict[str, Any]:
-        require_admin(request)
-        return {"llms": [_describe(gw, m) for m in gw.router.llms]}
 
-    @api.post("/llms", status_code=201)
-    async def add_llm(body: AddLLMRequest, request: Request) -> dict[str, Any]:
-        require_admin(request)
-        if body.name in gw.router.llms:
-            raise ConfigError(f"LLM {body.name!r} is already in the pool")
-        if body.upstream is None and body.name not in gw.backends:
-            raise ConfigError(
-                f"LLM {body.name!r} has no backend; expected an 'upstream' "
-                "(base_url, model, api_key_env)"
-            )
-        backend = None
-        if body.upstream is not None:
-            _check_key_env(gw, body.upstream.api_key_env)
-            config = {"llm": body.name, **body.upstream.model_dump(exclude_none=True)}
-            backend = make_backend(config, environ=os.environ)
-        llm = LLM(body.name, body.price_in_per_mtok, body.price_out_per_mtok)
-        try:
-            await run_in_threadpool(gw.router.add_llm, llm)
-        except BaseException:
-            if backend is not None:
-                await backend.aclose()
-            raise
+def _gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+@admin_routes.get("/llms")
+async def list_llms(request: Request) -> dict[str, Any]:
+    gw = _gateway(request)
+    return {"llms": [_describe(gw, m) for m in gw.router.llms]}
+
+
+@admin_routes.post("/llms", status_code=201)
+async def add_llm(body: AddLLMRequest, request: Request) -> dict[str, Any]:
+    gw = _gateway(request)
+    if body.name in gw.router.llms:
+        raise ConfigError(f"LLM {body.name!r} is already in the pool")
+    if body.upstream is None and body.name not in gw.backends:
+        raise ConfigError(
+            f"LLM {body.name!r} has no backend; expected an 'upstream' "
+            "(base_url, model, api_key_env)"
+        )
+    backend = None
+    if body.upstream is not None:
+        _check_key_env(gw, body.upstream.api_key_env)
+        config = {"llm": body.name, **body.upstream.model_dump(exclude_none=True)}
+        backend = make_backend(config, environ=os.environ)
+    llm = LLM(body.name, body.price_in_per_mtok, body.price_out_per_mtok)
+    try:
+        await run_in_threadpool(gw.router.add_llm, llm)
+    except BaseException:
         if backend is not None:
-            gw.backends[body.name] = backend
-        return _describe(gw, body.name)
+            await backend.aclose()
+        raise
+    if backend is not None:
+        gw.backends[body.name] = backend
+    return _describe(gw, body.name)
 
-    @api.delete("/llms/{name:path}")
-    async def remove_llm(name: str, request: Request) -> dict[str, Any]:
-        require_admin(request)
-        await run_in_threadpool(gw.router.remove_llm, name)
-        backend = gw.backends.pop(name, None)
-        gw.breakers.pop(name, None)
-        if backend is not None:  # closed once the requests in flight have finished
-            gw.retire(name, backend)
-        return {"removed": name, "llms": list(gw.router.llms)}
 
-    @api.patch("/defaults")
-    async def defaults(body: DefaultsRequest, request: Request) -> dict[str, float | None]:
-        require_admin(request)
-        for name, value in body.model_dump(exclude_none=True).items():
-            setattr(gw.router, name, float(value))
-        r = gw.router
-        return {"lam": r.lam, "alpha": r.alpha, "beta": r.beta, "tau_s": _finite(r.tau_s)}
+@admin_routes.delete("/llms/{name:path}")
+async def remove_llm(name: str, request: Request) -> dict[str, Any]:
+    gw = _gateway(request)
+    await run_in_threadpool(gw.router.remove_llm, name)
+    backend = gw.backends.pop(name, None)
+    gw.breakers.pop(name, None)
+    if backend is not None:  # closed once the requests in flight have finished
+        gw.retire(name, backend)
+    return {"removed": name, "llms": list(gw.router.llms)}
 
-    @api.post("/checkpoint")
-    async def checkpoint(request: Request) -> dict[str, str | None]:
-        require_admin(request)
-        path = await run_in_threadpool(gw.checkpoint)
-        return {"checkpoint": None if path is None else path.name}
 
-    return api
+@admin_routes.patch("/defaults")
+async def defaults(body: DefaultsRequest, request: Request) -> dict[str, float | None]:
+    gw = _gateway(request)
+    for name, value in body.model_dump(exclude_none=True).items():
+        setattr(gw.router, name, float(value))
+    r = gw.router
+    return {"lam": r.lam, "alpha": r.alpha, "beta": r.beta, "tau_s": _finite(r.tau_s)}
+
+
+@admin_routes.post("/checkpoint")
+async def checkpoint(request: Request) -> dict[str, str | None]:
+    path = await run_in_threadpool(_gateway(request).checkpoint)
+    return {"checkpoint": None if path is None else path.name}
+
+
+@admin_routes.get("/keys/{name}/spend")
+async def read_spend(name: str, request: Request) -> dict[str, Any]:
+    """A key's spend so far (answers charged plus reservations of requests in flight)."""
+    gw = _gateway(request)
+    key = _configured_key(gw, name)
+    spent = await run_in_threadpool(gw.store.spent, key.name)
+    return {"key": key.name, "spent_usd": spent, "limit_usd": key.spend_limit_usd}
+
+
+@admin_routes.post("/keys/{name}/spend/reset")
+async def reset_spend(name: str, request: Request) -> dict[str, Any]:
+    """Set a key's spend back to 0 (a new billing period); says what it was."""
+    gw = _gateway(request)
+    key = _configured_key(gw, name)
+    before = await run_in_threadpool(gw.store.reset_spend, key.name)
+    return {"key": key.name, "spent_usd": 0.0, "was_usd": before, "limit_usd": key.spend_limit_usd}
+
+
+def _configured_key(gw: Gateway, name: str) -> ApiKey:
+    for key in gw.settings.keys:
+        if key.name == name:
+            return key
+    raise UnknownLLMError(f"unknown key name {name!r}; expected one of the config's [[keys]]")
 
 
 def _describe(gw: Gateway, name: str) -> dict[str, Any]:
@@ -93,6 +124,7 @@ def _describe(gw: Gateway, name: str) -> dict[str, Any]:
         "backend": type(gw.backends[name]).__name__ if name in gw.backends else None,
         "circuit": "closed" if breaker is None else breaker.state,
         "in_flight": gw.tracker.in_flight(name),
+        "capabilities": gw.capabilities(name).to_dict(),
     }
 
 

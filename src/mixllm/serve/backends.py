@@ -6,26 +6,53 @@
 command for tests. Every failure is a
 :class:`~mixllm.errors.BackendError` whose ``retryable`` says whether trying again or trying the
 next LLM may help: timeouts, connection errors, 429 and 5xx are retryable, other 4xx are not.
-A backend never returns an empty answer: no text is a retryable error.
+A backend never returns an empty answer: a message with no text, tool call, function call,
+refusal or audio is a retryable error. Answers keep the upstream's JSON, so the gateway relays
+every field (tool calls, logprobs, usage details, system fingerprint, ...) as it was sent.
+Error messages name the LLM, never the upstream's URL or key.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
+import logging
+import math
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import httpx
 
 from mixllm.errors import BackendError, ConfigError
+from mixllm.serve.capabilities import Capabilities
 
-__all__ = ["Backend", "ChatResult", "Messages", "OpenAIBackend", "Params", "make_backend"]
+__all__ = [
+    "Backend",
+    "ChatResult",
+    "Chunk",
+    "Messages",
+    "OpenAIBackend",
+    "Params",
+    "Usage",
+    "has_answer",
+    "make_backend",
+    "read_usage",
+    "text_chunks",
+]
+
+logger = logging.getLogger(__name__)
 
 Messages: TypeAlias = list[dict[str, Any]]  # OpenAI chat messages, passed on as they are
-Params: TypeAlias = Mapping[str, Any]  # OpenAI sampling params: temperature, max_tokens, ...
+Params: TypeAlias = Mapping[str, Any]  # OpenAI request fields: temperature, max_tokens, tools...
+Chunk: TypeAlias = dict[str, Any]  # one ``chat.completion.chunk`` event of a stream, as sent
+
+#: Token counts above this are not believed (a billing bug or a hostile upstream).
+MAX_TOKENS_BELIEVED = 100_000_000
+_RETRY_AFTER_MAX_S = 3600.0
 
 _DETAIL_CHARS = 200
 _WORDS_PER_CHUNK = 8
@@ -35,40 +62,155 @@ _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keep
 
 
 @dataclass(frozen=True)
-class ChatResult:
-    """One complete answer: its text, token counts (``None`` if unknown) and where it came from."""
+class Usage:
+    """Token counts an upstream reported, checked: whole numbers in [0, 10^8]."""
 
-    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+
+def read_usage(raw: object) -> tuple[Usage | None, str | None]:
+    """``(usage, None)`` for valid counts, ``(None, None)`` when there are none, ``(None,
+    why)`` when they are not believable (negative, not whole numbers, absurdly large).
+
+    >>> read_usage({"prompt_tokens": 12, "completion_tokens": 3})
+    (Usage(prompt_tokens=12, completion_tokens=3, cached_tokens=0), None)
+    >>> read_usage({"prompt_tokens": -1, "completion_tokens": 3})[1]
+    'usage.prompt_tokens=-1; expected an integer in [0, 100000000]'
+    """
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict):
+        return None, f"usage={_short(raw)}; expected an object"
+    counts = []
+    for name in ("prompt_tokens", "completion_tokens"):
+        value = raw.get(name)
+        if not (isinstance(value, int) and _count(value)):
+            bound = f"[0, {MAX_TOKENS_BELIEVED}]"
+            return None, f"usage.{name}={_short(value)}; expected an integer in {bound}"
+        counts.append(value)
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if not (isinstance(cached, int) and _count(cached) and cached <= counts[0]):
+        cached = 0  # unknown or unbelievable: no discount
+    return Usage(counts[0], counts[1], cached), None
+
+
+def _count(value: object) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS_BELIEVED
+    )
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """One complete answer: its text (``None`` for a tool call), checked token counts
+    (``None`` if unknown or unbelievable: ``usage_problem`` says why), where it came from, and
+    the upstream's whole JSON body (``body``) to relay."""
+
+    text: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
     finish_reason: str = "stop"
     upstream_model: str = ""
+    body: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    cached_tokens: int = 0
+    usage_problem: str | None = None
+
+
+def has_answer(message: object) -> bool:
+    """Whether a message (or a stream delta) carries an answer: text, a tool or function
+    call, a refusal or audio."""
+    if not isinstance(message, dict):
+        return False
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        return True
+    if isinstance(content, list) and content:
+        return True
+    return any(message.get(k) for k in ("tool_calls", "function_call", "refusal", "audio"))
+
+
+def text_chunks(text: str, *, usage: Usage | None = None, words: int = 8) -> Iterator[Chunk]:
+    """``text`` as OpenAI stream chunks (``choices`` and ``delta``; the gateway sets ``id``
+    and ``model``): the role with the first words, a few words each, the finish reason, and
+    a usage chunk when ``usage`` is given."""
+    for i, piece in enumerate(_chunks(text, words)):
+        delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+        yield {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+    yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    if usage is not None:
+        yield {"choices": [], "usage": _usage_json(usage)}
+
+
+def _usage_json(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+    }
 
 
 @runtime_checkable
 class Backend(Protocol):
     """Answers chat requests for one router LLM (``llm``).
 
-    ``stream`` is an async generator of text deltas. A failure before the first delta raises
-    :class:`BackendError` before anything is yielded (so the caller can still fall back); a
-    failure after it raises ``BackendError(retryable=False)``.
+    ``stream`` is an async generator of the upstream's chunks (:data:`Chunk`). A failure
+    before the first chunk that carries an answer raises :class:`BackendError` (so the caller
+    can still fall back); a failure after it raises ``BackendError(retryable=False)``.
+    ``capabilities`` says what the LLM can do (everything, when nothing was declared).
     """
 
     llm: str
+    capabilities: Capabilities
 
     async def complete(self, messages: Messages, params: Params, *, prompt: str) -> ChatResult: ...
 
-    def stream(self, messages: Messages, params: Params, *, prompt: str) -> AsyncIterator[str]: ...
+    def stream(
+        self, messages: Messages, params: Params, *, prompt: str
+    ) -> AsyncIterator[Chunk]: ...
 
     async def aclose(self) -> None: ...
 
 
-def _status_error(where: str, status: int, detail: str) -> BackendError:
+def _status_error(
+    where: str, status: int, detail: str, retry_after_s: float | None = None
+) -> BackendError:
     """The error for an HTTP error status: 408, 429 and 5xx are retryable, the rest are not."""
     retryable = status in (408, 429) or status >= 500
     return BackendError(
-        f"{where} returned HTTP {status}: {detail}", retryable=retryable, status=status
-    )
+        f"{where} returned HTTP {status}: {detail}", retryable=retryable, status=status,
+        retry_after_s=retry_after_s,
+    )  # fmt: skip
+
+
+def retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), within [0, 3600].
+
+    >>> retry_after("7"), retry_after("soon"), retry_after("99999")
+    (7.0, None, 3600.0)
+    """
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), _RETRY_AFTER_MAX_S)
 
 
 def _no_answer(where: str, why: str) -> BackendError:
@@ -99,6 +241,11 @@ class OpenAIBackend:
         :meth:`aclose` (an injected client is left open).
     extra_headers:
         More headers for every request.
+    capabilities:
+        What the LLM can do (default: everything).
+    stream_usage:
+        Ask for the usage chunk of every stream (``stream_options.include_usage``), so that a
+        stream is charged what it used; turn off for servers that reject the option.
     """
 
     def __init__(
@@ -111,6 +258,8 @@ class OpenAIBackend:
         timeout_s: float = 60.0,
         client: httpx.AsyncClient | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        capabilities: Capabilities | None = None,
+        stream_usage: bool = True,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -121,18 +270,22 @@ class OpenAIBackend:
         self._api_key = api_key
         self._client, self._owns_client = client, client is None
         self._extra_headers = dict(extra_headers or {})
+        self.capabilities = capabilities or Capabilities()
+        self.stream_usage = stream_usage
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.llm!r}, base_url={self.base_url!r}, model={self.model!r})"
 
     @property
-    def _where(self) -> str:
-        return f"upstream {self.model!r} at {self.base_url}"
+    def _where(self) -> str:  # what clients may see: the LLM, never the URL
+        return f"LLM {self.llm!r}"
 
     def _request(
         self, messages: Messages, params: Params, *, stream: bool
     ) -> tuple[httpx.AsyncClient, httpx.Request]:
         body = {**params, "model": self.model, "messages": messages, "stream": stream}
+        if stream and self.stream_usage:
+            body["stream_options"] = {**params.get("stream_options", {}), "include_usage": True}
         headers = dict(self._extra_headers)
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -150,7 +303,15 @@ class OpenAIBackend:
             msg = f"{self._where} timed out after {self.timeout_s:g} s"
         else:
             msg = f"{self._where}: connection failed ({type(exc).__name__})"
+        logger.info("%s (upstream %s)", msg, self.base_url)  # the URL for operators only
         return BackendError(msg, retryable=retryable)
+
+    def _http_error(self, resp: httpx.Response) -> BackendError:
+        logger.info(
+            "LLM %r: upstream %s answered HTTP %d", self.llm, self.base_url, resp.status_code
+        )
+        wait = retry_after(resp.headers.get("retry-after"))
+        return _status_error(self._where, resp.status_code, self._detail(resp.text), wait)
 
     def _detail(self, text: str) -> str:
         """The upstream's error message, short, with the API key blanked out if echoed."""
@@ -164,35 +325,33 @@ class OpenAIBackend:
         text = " ".join(text.split())
         if self._api_key:
             text = text.replace(self._api_key, "***")
+        text = text.replace(self.base_url, "<upstream>")
         return text if len(text) <= _DETAIL_CHARS else text[:_DETAIL_CHARS] + "…"
 
     async def complete(self, messages: Messages, params: Params, *, prompt: str) -> ChatResult:
-        """One answer from ``POST {base_url}/chat/completions``."""
+        """One answer from ``POST {base_url}/chat/completions``, with its JSON body."""
         client, request = self._request(messages, params, stream=False)
         try:
             resp = await client.send(request)
         except httpx.RequestError as exc:
             raise self._transport_error(exc, retryable=True) from exc
         if not resp.is_success:
-            raise _status_error(self._where, resp.status_code, self._detail(resp.text))
+            raise self._http_error(resp)
         try:
             body = resp.json()
             choice = body["choices"][0]
-            text = choice["message"]["content"]
+            message = choice["message"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise _no_answer(self._where, f"malformed body: {type(exc).__name__}") from exc
-        if not isinstance(text, str) or not text:
-            raise _no_answer(self._where, f"content is {text!r}")
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        tokens = [usage.get(k) for k in ("prompt_tokens", "completion_tokens")]
-        p_tok, c_tok = (t if isinstance(t, int) else None for t in tokens)
-        reason, model = choice.get("finish_reason") or "stop", body.get("model") or self.model
-        return ChatResult(text, p_tok, c_tok, str(reason), str(model))
+        if not isinstance(body, dict) or not has_answer(message):
+            content = message.get("content") if isinstance(message, dict) else message
+            raise _no_answer(self._where, f"content is {_short(content)}")
+        return _result(body, choice, message, default_model=self.model)
 
     async def stream(
         self, messages: Messages, params: Params, *, prompt: str
-    ) -> AsyncIterator[str]:
-        """Text deltas of a ``"stream": true`` request, parsed from its server-sent events."""
+    ) -> AsyncIterator[Chunk]:
+        """The chunks of a ``"stream": true`` request, parsed from its server-sent events."""
         client, request = self._request(messages, params, stream=True)
         started = finished = False
         try:
@@ -200,30 +359,37 @@ class OpenAIBackend:
             try:
                 if not resp.is_success:
                     await resp.aread()
-                    raise _status_error(self._where, resp.status_code, self._detail(resp.text))
+                    raise self._http_error(resp)
                 async for line in resp.aiter_lines():
                     if not line.startswith("data:"):
                         continue  # blank separators, comments, "event:" lines
                     payload = line[5:].strip()
-                    if payload == "[DONE]" or finished:
+                    if payload == "[DONE]":
                         finished = True
                         continue  # read to the end, so the connection can be reused
-                    delta, done = self._parse_event(payload, started=started)
-                    finished = finished or done
-                    if delta:
+                    chunk = self._parse_event(payload, started=started)
+                    if chunk is None:
+                        continue
+                    choices = chunk.get("choices") or [{}]
+                    first = choices[0] if isinstance(choices[0], dict) else {}
+                    finished = finished or first.get("finish_reason") is not None
+                    if not started and not has_answer(first.get("delta")):
+                        if chunk.get("usage") is None and not first.get("delta"):
+                            continue  # nothing to pass on yet
+                    else:
                         started = True
-                        yield delta
+                    yield chunk
             finally:
                 await resp.aclose()
         except httpx.RequestError as exc:
             raise self._transport_error(exc, retryable=not started) from exc
         if not started:
-            raise _no_answer(self._where, "the stream had no text")
+            raise _no_answer(self._where, "the stream had no answer")
         if not finished:
             raise BackendError(f"{self._where}: stream ended before [DONE]", retryable=False)
 
-    def _parse_event(self, payload: str, *, started: bool) -> tuple[str, bool]:
-        """(text delta, whether a finish_reason was given) of one ``data:`` event."""
+    def _parse_event(self, payload: str, *, started: bool) -> Chunk | None:
+        """One ``data:`` event as a chunk (``None``: nothing in it to pass on)."""
         try:
             event = json.loads(payload)
         except ValueError:
@@ -232,12 +398,15 @@ class OpenAIBackend:
             detail = self._detail(payload)
             raise BackendError(f"{self._where}: bad stream event: {detail}", retryable=not started)
         choices = event.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return "", False  # e.g. a final usage-only chunk
-        delta = choices[0].get("delta")
-        content = delta.get("content") if isinstance(delta, dict) else None
-        done = choices[0].get("finish_reason") is not None
-        return (content if isinstance(content, str) else ""), done
+        if choices is not None and not (
+            isinstance(choices, list) and all(isinstance(c, dict) for c in choices)
+        ):
+            raise BackendError(
+                f"{self._where}: bad stream event: choices={_short(choices)}", retryable=not started
+            )
+        if not choices and event.get("usage") is None:
+            return None
+        return event
 
     async def aclose(self) -> None:
         """Close the httpx client if this backend made it."""
@@ -246,17 +415,37 @@ class OpenAIBackend:
             self._client = None
 
 
+def _result(
+    body: Mapping[str, Any], choice: Mapping[str, Any], message: Mapping[str, Any], *,
+    default_model: str,
+) -> ChatResult:  # fmt: skip
+    usage, problem = read_usage(body.get("usage"))
+    content = message.get("content")
+    return ChatResult(
+        text=content if isinstance(content, str) else None,
+        prompt_tokens=None if usage is None else usage.prompt_tokens,
+        completion_tokens=None if usage is None else usage.completion_tokens,
+        finish_reason=str(choice.get("finish_reason") or "stop"),
+        upstream_model=str(body.get("model") or default_model),
+        body=body,
+        cached_tokens=0 if usage is None else usage.cached_tokens,
+        usage_problem=problem,
+    )
+
+
 def make_backend(config: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -> Backend:
     """An :class:`OpenAIBackend` from a config mapping.
 
     Keys: ``llm``, ``base_url``, ``model`` (required), ``api_key_env`` (the name of the
-    environment variable that holds the API key), ``timeout_s``, ``extra_headers``.
-    ``environ`` defaults to ``os.environ``.
+    environment variable that holds the API key), ``timeout_s``, ``extra_headers``,
+    ``capabilities`` (a table: see :class:`~mixllm.serve.capabilities.Capabilities`),
+    ``stream_usage``. ``environ`` defaults to ``os.environ``.
 
     >>> make_backend({"llm": "small", "base_url": "http://localhost:8000/v1", "model": "m"})
     OpenAIBackend('small', base_url='http://localhost:8000/v1', model='m')
     """
-    required, optional = ["llm", "base_url", "model"], ["api_key_env", "timeout_s", "extra_headers"]
+    required = ["llm", "base_url", "model"]
+    optional = ["api_key_env", "timeout_s", "extra_headers", "capabilities", "stream_usage"]
     unknown = sorted(set(config) - {*required, *optional})
     missing = [k for k in required if not config.get(k)]
     if unknown or missing:
@@ -282,4 +471,15 @@ def make_backend(config: Mapping[str, Any], *, environ: Mapping[str, str] | None
         api_key=env[key_env] if key_env else None,
         timeout_s=timeout_s,
         extra_headers=config.get("extra_headers"),
+        capabilities=Capabilities.from_config(
+            config.get("capabilities"), where=f"upstream {config['llm']!r} capabilities"
+        ),
+        stream_usage=_flag(config, "stream_usage", True),
     )
+
+
+def _flag(config: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = config.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"backend {config['llm']!r}: {name}={value!r}; expected true or false")
+    return value

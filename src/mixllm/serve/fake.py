@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -12,7 +13,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from mixllm.errors import BackendError, ConfigError
-from mixllm.serve.backends import ChatResult, Messages, Params, _chunks
+from mixllm.serve.backends import ChatResult, Chunk, Messages, Params, Usage, _chunks, text_chunks
+from mixllm.serve.capabilities import Capabilities
 
 __all__ = ["FakeBackend", "fake_openai_upstream"]
 
@@ -35,6 +37,8 @@ class FakeBackend:
     :class:`OpenAIBackend` would. ``"mid_stream"`` streams one delta, then fails (non-retryable);
     in :meth:`complete` it is a retryable lost connection. With ``fail_times=N`` only the first
     N calls fail. ``calls`` counts the calls; each first waits ``latency_s`` (real time).
+    ``capabilities`` (default: everything) is what the gateway may route to it; ``seen`` keeps
+    the messages and parameters of each call.
 
     >>> b = FakeBackend("small", text="hi there", fail="500", fail_times=1)
     >>> asyncio.run(b.complete([], {}, prompt="q"))
@@ -53,6 +57,7 @@ class FakeBackend:
         latency_s: float = 0.0,
         fail: str | None = None,
         fail_times: int | None = None,
+        capabilities: Capabilities | None = None,
     ) -> None:
         if fail is not None and fail not in _FAKE_ERRORS:
             raise ConfigError(f"unknown fail kind {fail!r}; known: {list(_FAKE_ERRORS)}")
@@ -63,6 +68,8 @@ class FakeBackend:
         self.latency_s, self.fail, self.fail_times = float(latency_s), fail, fail_times
         self.calls = 0
         self.closed = False
+        self.capabilities = capabilities or Capabilities()
+        self.seen: list[tuple[Messages, dict[str, Any]]] = []
 
     async def _start(self) -> str | None:
         """Count the call, wait, and say which failure (if any) this call has."""
@@ -80,6 +87,7 @@ class FakeBackend:
 
     async def complete(self, messages: Messages, params: Params, *, prompt: str) -> ChatResult:
         """``text``, or the configured failure."""
+        self.seen.append((messages, dict(params)))
         if (fail := await self._start()) is not None:
             raise self._error(fail)
         n_out = len(self.text.split())
@@ -87,12 +95,17 @@ class FakeBackend:
 
     async def stream(
         self, messages: Messages, params: Params, *, prompt: str
-    ) -> AsyncIterator[str]:
-        """``text`` in chunks of a few words, or the configured failure."""
+    ) -> AsyncIterator[Chunk]:
+        """``text`` in chunks of a few words (with a usage chunk when ``stream_options`` asks
+        for it), or the configured failure."""
+        self.seen.append((messages, dict(params)))
         fail = await self._start()
         if fail is not None and fail != "mid_stream":
             raise self._error(fail)
-        for chunk in _chunks(self.text):
+        options = params.get("stream_options")
+        wants_usage = isinstance(options, Mapping) and options.get("include_usage")
+        usage = Usage(len(prompt.split()), len(self.text.split())) if wants_usage else None
+        for chunk in text_chunks(self.text, usage=usage):
             yield chunk
             if fail == "mid_stream":
                 raise BackendError(
@@ -111,42 +124,70 @@ def fake_openai_upstream(
     first_token_delay_s: float = 0.0,
     chunk_delay_s: float = 0.0,
     words_per_chunk: int = 4,
+    message: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    usage: Callable[[dict[str, Any]], Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    seen: list[dict[str, Any]] | None = None,
 ) -> Starlette:
     """An OpenAI-compatible ``POST /v1/chat/completions`` app for tests and benchmarks: it
-    answers ``answer(model, last user message)`` after ``first_token_delay_s``, streamed (in
-    chunks of ``words_per_chunk`` words, ``chunk_delay_s`` apart) or not, with usage counted in
-    words. Serve it with :func:`mixllm.serve.run.serve_in_thread`."""
+    answers ``answer(model, last user message's text)`` after ``first_token_delay_s``,
+    streamed (in chunks of ``words_per_chunk`` words, ``chunk_delay_s`` apart) or not, with
+    usage counted in words. ``message(request body)`` may give the whole assistant message
+    instead (e.g. ``tool_calls``; ``None``: answer as usual), ``usage(request body)`` the usage
+    object to report, ``extra`` more top-level fields (``system_fingerprint``, ...); ``seen``
+    collects the request bodies. A stream sends a usage chunk when
+    ``stream_options.include_usage`` asks for one. Serve it with
+    :func:`mixllm.serve.run.serve_in_thread`."""
 
     async def chat(request: Request) -> Response:
         body = await request.json()
-        model, question = str(body["model"]), str(body["messages"][-1]["content"])
-        text = answer(model, question)
+        if seen is not None:
+            seen.append(body)
+        model, question = str(body["model"]), _text(body["messages"][-1].get("content"))
+        msg = message(body) if message is not None else None
+        if msg is None:
+            msg = {"role": "assistant", "content": answer(model, question)}
+        text = msg.get("content") or ""
         if first_token_delay_s:
             await asyncio.sleep(first_token_delay_s)
-        base = {"id": "chatcmpl-fake", "created": 0, "model": model}
+        finish = "tool_calls" if msg.get("tool_calls") else "stop"
+        counted = {"prompt_tokens": len(question.split()), "completion_tokens": len(text.split())}
+        counted["total_tokens"] = counted["prompt_tokens"] + counted["completion_tokens"]
+        reported = usage(body) if usage is not None else counted
+        base = {"id": "chatcmpl-fake", "created": 0, "model": model, **(extra or {})}
         if not body.get("stream"):
-            usage = {"prompt_tokens": len(question.split()), "completion_tokens": len(text.split())}
-            message = {"role": "assistant", "content": text}
-            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            choice = {"index": 0, "message": msg, "finish_reason": finish}
             return JSONResponse(
-                {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+                {**base, "object": "chat.completion", "choices": [choice], "usage": reported}
             )
+        options = body.get("stream_options") or {}
 
         async def events() -> AsyncIterator[str]:
-            def event(delta: dict[str, str], finish: str | None = None) -> str:
-                choice = {"index": 0, "delta": delta, "finish_reason": finish}
-                chunk = {**base, "object": "chat.completion.chunk", "choices": [choice]}
+            def event(choices: list[Any], **more: Any) -> str:
+                chunk = {**base, "object": "chat.completion.chunk", "choices": choices, **more}
                 return f"data: {json.dumps(chunk)}\n\n"
 
-            for i, piece in enumerate(_chunks(text, words_per_chunk)):
-                yield event(
-                    {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
-                )
+            def delta(d: dict[str, Any], finish_reason: str | None = None) -> str:
+                return event([{"index": 0, "delta": d, "finish_reason": finish_reason}])
+
+            yield delta({"role": "assistant", "content": ""})
+            for piece in _chunks(text, words_per_chunk) if text else []:
+                yield delta({"content": piece})
                 if chunk_delay_s:
                     await asyncio.sleep(chunk_delay_s)
-            yield event({}, "stop")
+            for i, call in enumerate(msg.get("tool_calls") or []):
+                yield delta({"tool_calls": [{"index": i, **call}]})
+            yield delta({}, finish)
+            if options.get("include_usage"):
+                yield event([], usage=reported)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content or "")

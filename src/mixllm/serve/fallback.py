@@ -16,7 +16,13 @@ from typing import TypeVar
 from mixllm.clock import Clock, SystemClock
 from mixllm.errors import BackendError, ConfigError
 
-__all__ = ["Attempt", "CircuitBreaker", "NoHealthyBackendError", "call_with_fallbacks"]
+__all__ = [
+    "Attempt",
+    "CircuitBreaker",
+    "NoHealthyBackendError",
+    "SkippedLLMError",
+    "call_with_fallbacks",
+]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,9 +109,19 @@ class Attempt:
 class NoHealthyBackendError(BackendError):
     """No LLM answered: every attempt failed, was skipped (open circuit) or ran out of time."""
 
-    def __init__(self, message: str, *, attempts: Sequence[Attempt]) -> None:
-        super().__init__(message, retryable=True)
+    def __init__(
+        self, message: str, *, attempts: Sequence[Attempt], retry_after_s: float = 1.0
+    ) -> None:
+        super().__init__(message, retryable=True, retry_after_s=retry_after_s)
         self.attempts = list(attempts)
+
+
+class SkippedLLMError(BackendError):
+    """An LLM that was not called (it asked to be left alone for a while, or the key's budget
+    does not cover it): the next one is tried and its circuit breaker is left as it is."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message, retryable=True, retry_after_s=retry_after_s)
 
 
 async def call_with_fallbacks(
@@ -141,16 +157,19 @@ async def call_with_fallbacks(
     tried = [] if attempts is None else attempts
     first = len(tried)  # a caller's list may already hold attempts of an earlier call
     skipped: list[str] = []
+    waits: list[float] = []  # what upstreams asked for in Retry-After
+    calls = 0  # upstream calls made (an LLM skipped by SkippedLLMError is not one)
     start = clock.now()
     for llm in dict.fromkeys(order):  # each LLM once, in order
         left = deadline_s - (clock.now() - start)
-        if len(tried) - first >= max_attempts or left < _MIN_LEFT_S:
+        if calls >= max_attempts or left < _MIN_LEFT_S:
             break
         breaker = breakers.get(llm)
         if breaker is not None and not breaker.allow():
             skipped.append(llm)
             continue
         t0 = clock.now()
+        calls += 1
         try:
             result = await asyncio.wait_for(call(llm), timeout=left)
         except (BackendError, asyncio.TimeoutError) as exc:
@@ -159,6 +178,11 @@ async def call_with_fallbacks(
             status = err.status if err else None
             tried.append(Attempt(llm, False, message, status, clock.now() - t0))
             logger.info("LLM %r failed: %s", llm, message)
+            if err is not None and err.retry_after_s is not None:
+                waits.append(err.retry_after_s)
+            if isinstance(err, SkippedLLMError):
+                calls -= 1
+                continue
             if err is not None and not err.retryable:
                 if breaker is not None:
                     breaker.record_success()  # the upstream is up; the request was bad
@@ -171,7 +195,8 @@ async def call_with_fallbacks(
         tried.append(Attempt(llm, True, seconds=clock.now() - t0))
         return llm, result, tried[first:]
     mine = tried[first:]
-    raise NoHealthyBackendError(_summary(order, mine, skipped), attempts=mine)
+    wait = max(1.0, min(waits)) if waits else 1.0
+    raise NoHealthyBackendError(_summary(order, mine, skipped), attempts=mine, retry_after_s=wait)
 
 
 def _is_count(n: object) -> bool:

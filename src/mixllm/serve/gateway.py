@@ -1,55 +1,84 @@
-"""What the gateway does per request, apart from HTTP: route, call with fallbacks, record,
-learn from feedback, checkpoint. :mod:`mixllm.serve.app` wraps it in FastAPI.
+"""What the gateway does per request, apart from HTTP: route among the LLMs able to serve it,
+hold its worst-case cost, call with fallbacks, charge the answer, learn from feedback,
+checkpoint. :mod:`mixllm.serve.app` wraps it in FastAPI.
 
 The router decides, the backends answer, the store makes every decision and every feedback
 durable before it is acknowledged, and checkpoints save the router so that a restart resumes
-from the last one plus the feedback stored after it (:func:`restore_router`).
+from the last one plus the feedback stored after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
-import math
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from mixllm.clock import Clock, SystemClock
+from mixllm.data.tokens import count_tokens
 from mixllm.errors import BackendError, ConfigError, UnknownDecisionError
 from mixllm.policy import LoadTracker
 from mixllm.router import Router
-from mixllm.serve.backends import Backend, ChatResult
-from mixllm.serve.fallback import Attempt, CircuitBreaker, call_with_fallbacks
+from mixllm.serve.backends import Backend, ChatResult, Chunk, Usage, has_answer, read_usage
+from mixllm.serve.capabilities import Capabilities, capable
+from mixllm.serve.errors import (
+    CapabilityError,
+    RateLimitError,
+    SpendLimitError,
+    UnknownModelError,
+)
+from mixllm.serve.fallback import Attempt, CircuitBreaker, SkippedLLMError, call_with_fallbacks
 from mixllm.serve.metrics import Metrics
+from mixllm.serve.schemas import ChatRequest
 from mixllm.serve.settings import ApiKey, Profile, Settings
+from mixllm.serve.spend import RateLimiter, affordable_tokens, charge, worst_case_usd
 from mixllm.serve.store import Store
 from mixllm.types import Decision, Feedback
 
-__all__ = ["Answer", "Gateway", "SpendLimitError", "restore_router"]
+__all__ = ["Answer", "Gateway", "OpenStream", "Plan"]
 
 logger = logging.getLogger(__name__)
 KEEP_CHECKPOINTS = 2
 
 
-class SpendLimitError(ConfigError):
-    """A key's spending limit would be passed by this request."""
-
-
 @dataclass(frozen=True)
 class Answer:
-    """A routed request's outcome: the decision, who answered, and each attempt."""
+    """A routed request's outcome: the decision, who answered, each attempt, and (not
+    streamed) the answer and what it was charged."""
 
     decision: Decision
     llm: str
     attempts: tuple[Attempt, ...]
     result: ChatResult | None = None
+    charged_usd: float | None = None
+
+
+@dataclass
+class Plan:
+    """A chat request once routed and paid for: what to send, to whom, and what is held."""
+
+    decision: Decision
+    key: ApiKey | None
+    order: tuple[str, ...]  # the LLMs that may answer, the chosen one first
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    prompt: str
+    prompt_tokens: float
+    answer_tokens: int  # the answer's token limit sent upstream (before per-LLM limits)
+    cap_field: str  # "max_tokens" or "max_completion_tokens"
+    reserved_usd: float = 0.0  # held on the key's spend now
+    session: str = ""
+    stayed: bool = False  # kept on the conversation's LLM
+    settled: bool = False
 
 
 class Gateway:
@@ -70,50 +99,136 @@ class Gateway:
         self.store = store
         self.settings = settings
         self.state_dir = state_dir
-        self.clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self.metrics = Metrics()
         if router.load_tracker is None:
             router.load_tracker = LoadTracker()
         self.tracker: LoadTracker = router.load_tracker
         self.breakers: dict[str, CircuitBreaker] = {}
+        self.limiter = RateLimiter(clock=self.clock)
+        self.backoff: dict[str, float] = {}  # LLM -> clock time until which it is left alone
         self._learn_lock = threading.Lock()  # feedback applied and checkpoints taken in turn
         self._applied_seq = _last_seq(store)
         self._since_checkpoint = 0
         self._retiring: set[asyncio.Task[None]] = set()
 
-    # -- routing -------------------------------------------------------------------------------
+    # -- routing ---------------------------------------------------------------------------------
     def profile(self, model: str) -> Profile:
         """The routing options of a request's ``model`` name: ``mixllm``, a profile, or one
-        LLM's name (that LLM alone)."""
+        served LLM's name (that LLM alone)."""
         if model == "mixllm":
             return self.settings.profiles.get("mixllm", Profile())
         if model in self.settings.profiles:
             return self.settings.profiles[model]
-        if model in self.router.llms:
+        if model in self.router.llms and model in self.backends:
             return Profile(candidates=(model,))
-        known = ["mixllm", *sorted(self.settings.profiles), *sorted(self.router.llms)]
-        raise UnknownModelError(f"unknown model {model!r}; known: {known}")
+        raise UnknownModelError(f"unknown model {model!r}; known: {self.model_names()}")
 
-    def decide(
-        self, prompt: str, profile: Profile, options: Mapping[str, Any], key: ApiKey | None
-    ) -> Decision:
-        """Route ``prompt``; request options override the profile's."""
+    def model_names(self) -> list[str]:
+        """What a request's ``model`` may be: ``mixllm``, the profiles, the served LLMs."""
+        served = [m for m in self.router.llms if m in self.backends]
+        return list(dict.fromkeys(["mixllm", *sorted(self.settings.profiles), *sorted(served)]))
+
+    def capabilities(self, llm: str) -> Capabilities:
+        """What ``llm``'s backend declared (everything, when it declared nothing)."""
+        caps = getattr(self.backends.get(llm), "capabilities", None)
+        return caps if isinstance(caps, Capabilities) else Capabilities()
+
+    async def plan(
+        self, body: ChatRequest, key: ApiKey | None, *, session: str | None = None
+    ) -> Plan:
+        """Route a chat request and hold its worst-case cost on the key: rate limits, the
+        candidates able to serve it, the router's choice (or the conversation's LLM), the
+        answer's token limit, the reservation, and the durable decision."""
+        if key is not None and key.requests_per_minute:
+            self._rate(key, "requests", 1, key.requests_per_minute)
+        options = body.mixllm.model_dump(exclude_none=True) if body.mixllm else {}
+        profile = self.profile(body.model)
+        prompt = body.prompt()
+        media = self.settings.tokens_per_image * body.media_parts()
+        prompt_tokens = float(count_tokens([prompt])[0]) + media
+        able = self._able(body, options.get("candidates") or profile.candidates, prompt_tokens)
         lam = options.get("lam", profile.lam)
-        wanted = options.get("candidates") or profile.candidates
+        max_cost = options.get("max_cost_usd", profile.max_cost_usd)
+        decision = self.router.route(prompt, lam=lam, candidates=able, max_cost_usd=max_cost)
+        sid = session or options.get("session") or _session_id(body, key)
+        decision, stayed = await self._conversation(body, decision, sid, key)
+        self.metrics.decisions.labels(decision.llm).inc()
+        answer = self._answer_tokens(decision.llm, body.answer_cap())
+        plan = Plan(
+            decision=decision, key=key, order=tuple(self.fallback_order(decision)),
+            messages=body.messages_out(), params=body.upstream_params(), prompt=prompt,
+            prompt_tokens=prompt_tokens, answer_tokens=answer,
+            cap_field="max_completion_tokens" if body.max_completion_tokens else "max_tokens",
+            session=sid, stayed=stayed,
+        )  # fmt: skip
+        if key is not None and key.tokens_per_minute:
+            self._rate(key, "tokens", prompt_tokens + answer, key.tokens_per_minute)
+        await self._reserve(plan)
+        try:
+            await run_in_threadpool(
+                self.store.record_decision, decision, key_id=key.name if key else "",
+                request_model=body.model, session_id=sid,
+            )  # fmt: skip
+        except BaseException:
+            await self.refund(plan)
+            raise
+        return plan
+
+    def _able(
+        self, body: ChatRequest, wanted: Sequence[str] | None, prompt_tokens: float
+    ) -> list[str]:
+        """The served candidates that have what the request needs (400 when none has)."""
         served = [m for m in self.router.llms if m in self.backends]
         if wanted is not None:
-            unknown = sorted(set(wanted) - set(self.router.llms))
+            unknown = sorted(set(wanted) - set(served))
             if unknown:
-                raise UnknownModelError(
-                    f"unknown candidate LLMs {unknown}; known: {sorted(self.router.llms)}"
-                )
-            served = [m for m in wanted if m in self.backends]
+                raise UnknownModelError(f"unknown candidate LLMs {unknown}; known: {served}")
+            served = [m for m in served if m in wanted]
         if not served:
-            raise BackendError("no backend serves any of the candidate LLMs", retryable=False)
-        max_cost = options.get("max_cost_usd", profile.max_cost_usd)
-        decision = self.router.route(prompt, lam=lam, candidates=served, max_cost_usd=max_cost)
-        self.metrics.decisions.labels(decision.llm).inc()
-        return decision
+            raise UnknownModelError("no LLM is served: the gateway has no backends")
+        needs, room = body.needs(), body.answer_cap() or 1
+        able, lacking = [], {}
+        for llm in served:
+            caps = self.capabilities(llm)
+            why = capable(caps, needs, prompt_tokens=prompt_tokens, answer_tokens=room)
+            if why is None:
+                able.append(llm)
+            else:
+                lacking[llm] = why
+        if not able:
+            asked = ", ".join(f"{n} ({w})" for n, w in needs.items()) or "a larger context"
+            raise CapabilityError(
+                f"no LLM can serve this request: it needs {asked}; "
+                + "; ".join(f"{m} lacks {w}" for m, w in lacking.items())
+            )
+        return able
+
+    def _rate(self, key: ApiKey, what: str, amount: float, per_minute: int) -> None:
+        wait = self.limiter.take(f"{key.name}/{what}", amount, per_minute=per_minute)
+        if wait > 0:
+            raise RateLimitError(
+                f"this key may send {per_minute} {what} per minute; retry in {wait:.1f} s",
+                retry_after_s=wait,
+            )
+
+    async def _conversation(
+        self, body: ChatRequest, decision: Decision, sid: str, key: ApiKey | None
+    ) -> tuple[Decision, bool]:
+        """Keep a conversation on the LLM that answered its last turn unless another one's
+        score beats it by more than ``session_margin``; a tool-call continuation never
+        switches. Returns the decision to follow and whether it stayed."""
+        if not any(m.role == "assistant" for m in body.messages):
+            return decision, False  # a first turn
+        previous = await run_in_threadpool(
+            self.store.session_llm, sid, key_id=key.name if key else ""
+        )
+        if previous is None or previous == decision.llm or previous not in decision.scores:
+            return decision, False
+        gap = decision.scores[decision.llm] - decision.scores[previous]
+        if not (body.tool_continuation() or gap <= self.settings.session_margin):
+            return decision, False
+        return replace(decision, llm=previous), True
 
     def fallback_order(self, decision: Decision) -> list[str]:
         """The chosen LLM, then the other candidates by score (the runner-up first)."""
@@ -123,87 +238,182 @@ class Gateway:
         )
         return [decision.llm, *rest]
 
-    async def record(self, decision: Decision, key: ApiKey | None, model: str) -> None:
-        """Make the decision durable (feedback on it must survive a crash)."""
-        await run_in_threadpool(
-            self.store.record_decision, decision, key_id=key.name if key else "",
-            request_model=model,
+    # -- spend -----------------------------------------------------------------------------------
+    def _answer_tokens(self, llm: str, wanted: int | None) -> int:
+        """The answer's token limit: the request's, else the default, within the LLM's."""
+        most = self.capabilities(llm).max_output_tokens
+        cap = wanted or self.settings.default_max_tokens
+        return min(cap, most) if most else cap
+
+    def _worst(self, plan: Plan, llm: str) -> float:
+        return worst_case_usd(
+            self.router.prices_.get(llm), prompt_tokens=plan.prompt_tokens,
+            answer_tokens=self._answer_tokens(llm, plan.answer_tokens),
         )  # fmt: skip
 
-    async def reserve(self, key: ApiKey | None, decision: Decision) -> float:
-        """Charge the key the chosen LLM's predicted cost, atomically within its limit."""
-        cost = _usd(decision.predicted_cost_usd.get(decision.llm, 0.0))
+    async def _reserve(self, plan: Plan) -> None:
+        """Hold the chosen LLM's worst case on the key, lowering the answer's token limit to
+        what the key's remaining budget affords; 429 when it affords no answer."""
+        key, llm = plan.key, plan.decision.llm
         if key is None:
-            return 0.0
+            return
+        limit = key.spend_limit_usd
+        for _ in range(3):  # another request may take the budget between reading and holding
+            if limit is not None:
+                left = limit - await run_in_threadpool(self.store.spent, key.name)
+                price = self.router.prices_.get(llm)
+                afford = affordable_tokens(price, prompt_tokens=plan.prompt_tokens, budget_usd=left)
+                if afford < 1:
+                    raise SpendLimitError(
+                        f"this key's spending limit of ${limit:g} is reached: "
+                        f"${max(left, 0.0):.6f} left, not enough for an answer from {llm}"
+                    )
+                plan.answer_tokens = min(plan.answer_tokens, afford)
+            worst = self._worst(plan, llm)
+            if await run_in_threadpool(self.store.add_spend, key.name, worst, limit_usd=limit):
+                plan.reserved_usd = worst
+                return
+        raise SpendLimitError(f"this key's spending limit of ${limit:g} is reached")
+
+    async def _cover(self, plan: Plan, llm: str) -> None:
+        """Before calling a fallback LLM: hold its worst case if that is more than is held."""
+        if plan.key is None:
+            return
+        more = self._worst(plan, llm) - plan.reserved_usd
+        if more <= 0:
+            return
         ok = await run_in_threadpool(
-            self.store.add_spend, key.name, cost, limit_usd=key.spend_limit_usd
+            self.store.add_spend, plan.key.name, more, limit_usd=plan.key.spend_limit_usd
         )
         if not ok:
-            raise SpendLimitError(
-                f"key {key.name!r} would pass its spending limit of "
-                f"${key.spend_limit_usd:g} (this request: ~${cost:.6f})"
+            raise SkippedLLMError(
+                f"{llm}: not tried (the key's remaining budget does not cover it)"
             )
-        return cost
+        plan.reserved_usd += more
 
-    async def complete(
-        self, decision: Decision, messages: list[dict[str, Any]], params: Mapping[str, Any],
-        prompt: str, *, key: ApiKey | None = None, reserved_usd: float = 0.0,
-    ) -> Answer:  # fmt: skip
-        """Call the chosen LLM, falling back on retryable failures; the key is charged the
-        answer's cost instead of the reservation."""
+    async def refund(self, plan: Plan) -> None:
+        """Give back the reservation when no answer came."""
+        if plan.key is not None and plan.reserved_usd > 0 and not plan.settled:
+            plan.settled = True
+            await run_in_threadpool(self.store.settle_spend, plan.key.name, plan.reserved_usd, 0.0)
 
-        async def call(llm: str) -> ChatResult:
-            return await self._timed(
-                llm, self._backend(llm).complete(messages, params, prompt=prompt)
+    async def settle(
+        self, plan: Plan, llm: str, usage: Usage | None, problem: str | None, text: str
+    ) -> float:
+        """Charge an answer: its reported usage, else our own count of its tokens, never more
+        than its reservation; the rest of the reservation goes back to the key."""
+        if plan.settled:
+            return 0.0
+        plan.settled = True
+        counted = (plan.prompt_tokens, float(count_tokens([text])[0]) if text else 0.0)
+        result = charge(
+            self.router.prices_.get(llm), reserved_usd=self._worst(plan, llm),
+            prompt_tokens=None if usage is None else usage.prompt_tokens,
+            completion_tokens=None if usage is None else usage.completion_tokens,
+            cached_tokens=0 if usage is None else usage.cached_tokens,
+            cached_price_per_mtok=self.capabilities(llm).price_cached_in_per_mtok,
+            counted=counted, problem=problem,
+        )  # fmt: skip
+        if result.problem is not None:
+            logger.warning("LLM %r: usage not believed (%s); charged its reservation",
+                           llm, result.problem)  # fmt: skip
+        self.metrics.spend.labels(llm).inc(result.usd)
+        if plan.key is not None:
+            await run_in_threadpool(
+                self.store.settle_spend, plan.key.name, plan.reserved_usd, result.usd
             )
+        await run_in_threadpool(
+            self.store.set_answer, plan.decision.decision_id, answered_by=llm, cost_usd=result.usd
+        )
+        return result.usd
 
-        llm, result, attempts = await self._with_fallbacks(decision, call)
-        cost = await self._settle(decision, llm, result)
-        if key is not None:
-            await run_in_threadpool(self.store.settle_spend, key.name, reserved_usd, cost)
-        return Answer(decision, llm, tuple(attempts), result)
+    # -- calling the LLMs ------------------------------------------------------------------------
+    def _params(self, plan: Plan, llm: str, *, stream: bool) -> dict[str, Any]:
+        params = dict(plan.params)
+        params.pop("max_tokens", None)
+        params.pop("max_completion_tokens", None)
+        params[plan.cap_field] = self._answer_tokens(llm, plan.answer_tokens)
+        if stream:  # always ask for usage: a stream is charged what it used
+            params["stream_options"] = {"include_usage": True}
+        return params
 
-    async def open_stream(
-        self, decision: Decision, messages: list[dict[str, Any]], params: Mapping[str, Any],
-        prompt: str,
-    ) -> tuple[Answer, str, AsyncIterator[str]]:  # fmt: skip
-        """Start a streamed answer: fall back until an LLM has produced its first delta (no
-        fallback after that: the client is already reading)."""
-
-        async def first(llm: str) -> tuple[str, AsyncIterator[str]]:
-            stream = self._backend(llm).stream(messages, params, prompt=prompt).__aiter__()
-            self._started(llm)
-            started = time.perf_counter()
-            try:
-                delta = await stream.__anext__()
-            except StopAsyncIteration:
-                self._finished(llm, time.perf_counter() - started)
-                raise BackendError(f"{llm}: upstream returned no answer", retryable=True) from None
-            except BaseException:
-                self._finished(llm, time.perf_counter() - started)
-                raise
-            return delta, _closing(self, decision, llm, started, stream)
-
-        llm, (delta, rest), attempts = await self._with_fallbacks(decision, first)
-        return Answer(decision, llm, tuple(attempts)), delta, rest
-
-    def _backend(self, llm: str) -> Backend:
+    async def _ready(self, plan: Plan, llm: str) -> Backend:
         backend = self.backends.get(llm)
         if backend is None:  # removed by the admin API since the decision
-            raise BackendError(f"{llm} has left the pool", retryable=True)
+            raise SkippedLLMError(f"{llm} has left the pool")
+        wait = self.backoff.get(llm, 0.0) - self.clock.now()
+        if wait > 0:
+            raise SkippedLLMError(
+                f"{llm}: not tried (asked to wait {wait:.1f} s more)", retry_after_s=wait
+            )
+        await self._cover(plan, llm)
         return backend
 
-    async def refund(self, key: ApiKey | None, reserved_usd: float) -> None:
-        """Give back a reservation when no answer came."""
-        if key is not None and reserved_usd > 0:
-            await run_in_threadpool(self.store.settle_spend, key.name, reserved_usd, 0.0)
+    def _note_failure(self, llm: str, exc: BaseException) -> None:
+        if (
+            isinstance(exc, BackendError)
+            and exc.retry_after_s
+            and not isinstance(exc, SkippedLLMError)
+        ):
+            self.backoff[llm] = self.clock.now() + exc.retry_after_s
 
-    async def _with_fallbacks(self, decision: Decision, call: Any) -> Any:
-        order = self.fallback_order(decision)
-        for llm in order:
+    async def complete(self, plan: Plan) -> Answer:
+        """Call the chosen LLM, falling back on retryable failures, and charge the answer."""
+
+        async def call(llm: str) -> ChatResult:
+            backend = await self._ready(plan, llm)
+            params = self._params(plan, llm, stream=False)
+            self._started(llm)
+            started = self.clock.now()
+            tokens: int | None = None
+            try:
+                result = await backend.complete(plan.messages, params, prompt=plan.prompt)
+                tokens = result.completion_tokens
+                return result
+            except BaseException as exc:
+                self._note_failure(llm, exc)
+                raise
+            finally:
+                self._finished(llm, self.clock.now() - started, output_tokens=tokens)
+
+        llm, result, attempts = await self._with_fallbacks(plan, call)
+        usage = None
+        if result.prompt_tokens is not None and result.completion_tokens is not None:
+            usage = Usage(result.prompt_tokens, result.completion_tokens, result.cached_tokens)
+        cost = await self.settle(plan, llm, usage, result.usage_problem, result.text or "")
+        return Answer(plan.decision, llm, tuple(attempts), result, cost)
+
+    async def open_stream(self, plan: Plan) -> tuple[Answer, OpenStream]:
+        """Start a streamed answer: fall back until an LLM has sent a chunk with an answer in
+        it (no fallback after that: the client is already reading)."""
+
+        async def first(llm: str) -> OpenStream:
+            backend = await self._ready(plan, llm)
+            params = self._params(plan, llm, stream=True)
+            stream = backend.stream(plan.messages, params, prompt=plan.prompt).__aiter__()
+            self._started(llm)
+            started = self.clock.now()
+            head: list[Chunk] = []
+            try:
+                while not head or not _carries_answer(head[-1]):
+                    head.append(await stream.__anext__())
+            except StopAsyncIteration:
+                self._finished(llm, self.clock.now() - started)
+                raise BackendError(f"{llm}: upstream returned no answer", retryable=True) from None
+            except BaseException as exc:
+                self._finished(llm, self.clock.now() - started)
+                self._note_failure(llm, exc)
+                raise
+            return OpenStream(self, plan, llm, started, head, stream)
+
+        llm, stream, attempts = await self._with_fallbacks(plan, first)
+        return Answer(plan.decision, llm, tuple(attempts)), stream
+
+    async def _with_fallbacks(self, plan: Plan, call: Any) -> Any:
+        for llm in plan.order:
             self.breakers.setdefault(llm, self._breaker())
         llm, result, attempts = await call_with_fallbacks(
-            order, call, breakers=self.breakers, max_attempts=self.settings.max_attempts,
+            plan.order, call, breakers=self.breakers, max_attempts=self.settings.max_attempts,
             deadline_s=self.settings.deadline_s, clock=self.clock,
         )  # fmt: skip
         for a in attempts:
@@ -212,24 +422,13 @@ class Gateway:
         self.metrics.answers.labels(llm).inc()
         return llm, result, attempts
 
-    async def _timed(self, llm: str, work: Any) -> ChatResult:
-        self._started(llm)
-        started = time.perf_counter()
-        tokens: int | None = None
-        try:
-            result: ChatResult = await work
-            tokens = result.completion_tokens
-            return result
-        finally:
-            self._finished(llm, time.perf_counter() - started, output_tokens=tokens)
-
     def _started(self, llm: str) -> None:
         self.tracker.started(llm)
         self.metrics.in_flight.labels(llm).inc()
 
     def _finished(self, llm: str, seconds: float, *, output_tokens: int | None = None) -> None:
         """Release ``llm``'s load; an answer's length with its time teaches the tracker how
-        long answers take per token (streams carry no usage, so they teach only the wait)."""
+        long answers take per token."""
         self.tracker.finished(
             llm,
             latency_s=seconds,
@@ -244,41 +443,19 @@ class Gateway:
             failure_threshold=s.breaker_failures, reset_after_s=s.breaker_reset_s, clock=self.clock
         )
 
-    async def _settle(self, decision: Decision, llm: str, result: ChatResult | None) -> float:
-        cost = self.cost_of(decision, llm, result)
-        self.metrics.spend.labels(llm).inc(cost)
-        await run_in_threadpool(
-            self.store.set_answer, decision.decision_id, answered_by=llm, cost_usd=cost
-        )
-        return cost
-
-    def cost_of(self, decision: Decision, llm: str, result: ChatResult | None) -> float:
-        """USD of an answer from its token usage and the LLM's prices (else as predicted)."""
-        price = self.router.prices_.get(llm)
-        if result is None or price is None or result.completion_tokens is None:
-            return _usd(decision.predicted_cost_usd.get(llm, 0.0))
-        prompt_tokens = result.prompt_tokens
-        if prompt_tokens is None:
-            prompt_tokens = (
-                int(decision.prompt_tokens)
-                if decision.prompt_tokens == decision.prompt_tokens
-                else 0
-            )
-        return (
-            prompt_tokens * price.price_in_per_mtok
-            + result.completion_tokens * price.price_out_per_mtok
-        ) / 1e6
-
-    # -- feedback ------------------------------------------------------------------------------
-    def feedback(self, decision_id: str, feedback: Feedback) -> str:
+    # -- feedback --------------------------------------------------------------------------------
+    def feedback(self, decision_id: str, feedback: Feedback, key: ApiKey | None = None) -> str:
         """Store ``feedback`` durably, then learn from it: ``"applied"``, ``"duplicate"``
         (already stored: nothing changes) or ``"recorded"`` (stored, nothing to learn: its
-        LLM has left the pool). Runs in a worker thread."""
-        decision = self.store.get_decision(decision_id)
+        LLM has left the pool). Only the key that made the decision may send it (another
+        key's decision is unknown to it, as is one past the retention). Runs in a worker
+        thread."""
+        owner = None if key is None else key.name
+        decision = self.store.get_decision(decision_id, key_id=owner)
         if decision is None:
             raise UnknownDecisionError(
-                f"unknown response id {decision_id!r}; expected the id of a response "
-                "of this gateway"
+                f"unknown response id {decision_id!r}; expected the id of a recent response "
+                "to this key"
             )
         with self._learn_lock:
             seq = self.store.record_feedback(decision_id, feedback)
@@ -304,7 +481,7 @@ class Gateway:
         with self._learn_lock:
             folder = self.state_dir / "checkpoints"
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"ckpt-{time.time_ns()}"
+            path = folder / f"ckpt-{time.time_ns()}"  # names sort by age
             self.router.save(path)
             self.store.record_checkpoint(str(path), self._applied_seq)
             self._since_checkpoint = 0
@@ -333,28 +510,98 @@ class Gateway:
         await asyncio.gather(*self._retiring, return_exceptions=True)
         await asyncio.gather(*(b.aclose() for b in self.backends.values()), return_exceptions=True)
 
-
-class UnknownModelError(ConfigError):
-    """A request named a model (profile or LLM) the gateway does not serve."""
-
-
-async def _closing(
-    gw: Gateway, decision: Decision, llm: str, started: float, stream: AsyncIterator[str]
-) -> AsyncIterator[str]:
-    """The rest of a stream; the LLM's load is released when it ends, however it ends, and a
-    finished answer is recorded (at its predicted cost: streams carry no usage)."""
-    try:
-        async for delta in stream:
-            yield delta
-    finally:
-        gw._finished(llm, time.perf_counter() - started)
-    await gw._settle(decision, llm, None)
+    def background(self, work: Any) -> None:
+        """Run ``work`` (a coroutine) on the event loop, kept until it ends and awaited on
+        close (a stream's charge when its client went away)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
 
-def _usd(value: float) -> float:
-    """A cost to charge: finite and >= 0 (an unknown prediction charges nothing)."""
-    x = float(value)
-    return x if math.isfinite(x) and x > 0 else 0.0
+class OpenStream:
+    """A streamed answer once it has started: the rest of the upstream's chunks
+    (:meth:`chunks`), and :meth:`close`, which releases the LLM's load and charges the answer
+    from the usage chunk (or our count of the text streamed) once, however the stream ends:
+    at its end, when the client goes away, or never iterated at all."""
+
+    def __init__(
+        self, gw: Gateway, plan: Plan, llm: str, started: float, head: list[Chunk],
+        upstream: AsyncIterator[Chunk],
+    ) -> None:  # fmt: skip
+        self.gw, self.plan, self.llm, self.started = gw, plan, llm, started
+        self.head, self.upstream = head, upstream
+        self.usage: Usage | None = None
+        self.problem: str | None = None
+        self._text = [_delta_text(c) for c in head]
+        self._closed = False
+
+    def text(self) -> str:
+        """The answer's text streamed so far."""
+        return "".join(self._text)
+
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """The chunks after :attr:`head`, as the upstream sends them."""
+        try:
+            async for chunk in self.upstream:
+                if chunk.get("usage") is not None:
+                    self.usage, self.problem = read_usage(chunk["usage"])
+                self._text.append(_delta_text(chunk))
+                yield chunk
+        except BaseException:
+            self.close()
+            raise
+        self._release()
+        await self.gw.settle(self.plan, self.llm, self.usage, self.problem, self.text())
+
+    def _release(self) -> bool:
+        if self._closed:
+            return False
+        self._closed = True
+        tokens = None if self.usage is None else self.usage.completion_tokens
+        self.gw._finished(self.llm, self.gw.clock.now() - self.started, output_tokens=tokens)
+        return True
+
+    def close(self) -> None:
+        """Release the load and charge what was streamed (in the background); idempotent."""
+        if self._release():
+            self.gw.background(self._close_upstream())
+
+    async def _close_upstream(self) -> None:
+        aclose = getattr(self.upstream, "aclose", None)
+        try:
+            if aclose is not None:
+                await aclose()
+        finally:
+            await self.gw.settle(self.plan, self.llm, self.usage, self.problem, self.text())
+
+
+def _choice(chunk: Chunk) -> dict[str, Any]:
+    choices = chunk.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        return choices[0]
+    return {}
+
+
+def _carries_answer(chunk: Chunk) -> bool:
+    return has_answer(_choice(chunk).get("delta"))
+
+
+def _delta_text(chunk: Chunk) -> str:
+    delta = _choice(chunk).get("delta")
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def _session_id(body: ChatRequest, key: ApiKey | None) -> str:
+    """A conversation's id when the client gives none: a hash of its key and first messages
+    (the instructions and the first user message), the same on every turn."""
+    first: list[Any] = []
+    for m in body.messages:
+        first.append(m.model_dump(include={"role", "content", "name"}, exclude_unset=True))
+        if m.role == "user":
+            break
+    text = json.dumps([key.name if key else "", first], sort_keys=True, ensure_ascii=True)
+    return "h-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _last_seq(store: Store) -> int:

@@ -12,7 +12,8 @@ from mixllm.data.dataset import Dataset
 from mixllm.embed.base import Embedder
 from mixllm.errors import BackendError, ConfigError
 from mixllm.predict.neighbours import unit_rows
-from mixllm.serve.backends import ChatResult, Messages, Params, _chunks
+from mixllm.serve.backends import ChatResult, Chunk, Messages, Params, Usage, text_chunks
+from mixllm.serve.capabilities import Capabilities
 
 __all__ = ["ReplayBackend"]
 
@@ -46,6 +47,7 @@ class ReplayBackend:
             raise ConfigError(f"latency_s must be a number >= 0, got {latency_s!r}")
         self.llm, self.dataset, self.embedder = llm, dataset, embedder
         self.latency_s = float(latency_s)
+        self.capabilities = Capabilities()
         self._rows: dict[str, int] | None = None  # prompt -> first row, built on first use
         self._vectors: tuple[list[int], NDArray[np.float64]] | None = None
 
@@ -103,10 +105,12 @@ class ReplayBackend:
 
     async def stream(
         self, messages: Messages, params: Params, *, prompt: str
-    ) -> AsyncIterator[str]:
-        """The recorded answer in chunks of a few words."""
+    ) -> AsyncIterator[Chunk]:
+        """The recorded answer in chunks of a few words, with its usage when known."""
         result = await self.complete(messages, params, prompt=prompt)
-        for chunk in _chunks(result.text):
+        p_tok, c_tok = result.prompt_tokens, result.completion_tokens
+        usage = None if p_tok is None or c_tok is None else Usage(p_tok, c_tok)
+        for chunk in text_chunks(result.text or "", usage=usage):
             yield chunk
 
     async def aclose(self) -> None:

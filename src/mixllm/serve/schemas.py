@@ -1,21 +1,24 @@
 """Request bodies of the gateway's HTTP API (pydantic: the only place it is used).
 
-The chat request follows OpenAI's chat completions schema; routing options come in a ``mixllm``
-object (the OpenAI client's ``extra_body={"mixllm": {...}}``), never parsed out of strings.
-Other OpenAI parameters (``temperature``, ``max_tokens``, ``stop``, ...) are checked where their
-type is known and passed on to the upstream.
+The chat request follows OpenAI's chat completions schema (every role and content part);
+routing options come in a ``mixllm`` object (the OpenAI client's ``extra_body={"mixllm":
+{...}}``), never parsed out of strings. The OpenAI parameters of :data:`UPSTREAM_FIELDS` are
+checked and passed on to the upstream; any other field is refused, so nothing unchecked
+(``api_base``, ``service_tier``, ``store``, ...) reaches an upstream.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "UPSTREAM_FIELDS",
     "AddLLMRequest",
     "ChatMessage",
     "ChatRequest",
@@ -43,7 +46,7 @@ MAX_DEPTH = 100  # nesting of a request body: OpenAI's schema needs a few levels
 
 class _Body(BaseModel):
     """A whole request body, checked once for what Python's JSON parser lets through but
-    nothing after it can handle (extra fields are passed on upstream as they are): lone
+    nothing after it can handle: lone
     surrogates (a ``"\\ud800"`` escape: no UTF-8 for it), ``NaN`` and ``Infinity`` (not JSON)
     and nesting too deep to encode again."""
 
@@ -87,44 +90,224 @@ def _path(where: Any) -> str:
     return ".".join(reversed(keys)) or "body"
 
 
+# -- messages and their content parts (OpenAI's chat schema) -------------------------------------
+Text = Annotated[str, Field(max_length=10_000_000)]
+ShortText = Annotated[str, Field(max_length=1_000)]
+ToolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+
+
 class TextPart(_Strict):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
-class ChatMessage(BaseModel):
-    """One message; ``content`` is text or a list of text parts (images are not routed)."""
+class RefusalPart(_Strict):
+    type: Literal["refusal"]
+    refusal: Text
 
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+
+class ImageURL(_Strict):
+    url: Annotated[str, Field(min_length=1, max_length=20_000_000)]  # https:// or data:
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(_Strict):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class InputAudio(_Strict):
+    data: Annotated[str, Field(max_length=20_000_000)]  # base64
+    format: Literal["wav", "mp3"]
+
+
+class AudioPart(_Strict):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class FileRef(_Strict):
+    file_data: Annotated[str, Field(max_length=20_000_000)] | None = None
+    file_id: ShortText | None = None
+    filename: ShortText | None = None
+
+
+class FilePart(_Strict):
+    type: Literal["file"]
+    file: FileRef
+
+
+ContentPart = Annotated[
+    TextPart | RefusalPart | ImagePart | AudioPart | FilePart, Field(discriminator="type")
+]
+
+
+class FunctionCall(_Strict):
+    name: ToolName
+    arguments: Text = ""
+
+
+class ToolCall(_Strict):
+    """An assistant message's tool call, sent back with the conversation."""
+
+    id: ShortText
+    type: Literal["function", "custom"] = "function"
+    function: FunctionCall | None = None
+    custom: dict[str, Any] | None = None
+
+
+class ChatMessage(_Strict):
+    """One message of any role of OpenAI's chat schema. ``content`` is text or a list of
+    parts (text, image, audio, file, refusal); the router reads the text, the rest is passed
+    on to the LLM as sent."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | Annotated[list[ContentPart], Field(max_length=10_000)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    tool_calls: Annotated[list[ToolCall], Field(max_length=1_000)] | None = None
+    tool_call_id: ShortText | None = None
+    function_call: FunctionCall | None = None
+    refusal: Text | None = None
+    audio: dict[str, ShortText] | None = None
+
+    @model_validator(mode="after")
+    def _by_role(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a 'tool' message needs tool_call_id (the call it answers)")
+        if self.role == "function" and not self.name:
+            raise ValueError("a 'function' message needs the function's name")
+        if self.role != "assistant":
+            for name in ("tool_calls", "function_call", "refusal", "audio"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is only for assistant messages, not {self.role!r}")
+        return self
 
     def text(self) -> str:
         if isinstance(self.content, list):
-            return "\n".join(p.text for p in self.content)
+            return "\n".join(p.text for p in self.content if isinstance(p, TextPart))
         return self.content or ""
+
+    def media(self) -> Counter[str]:
+        """Non-text parts by kind (``image``, ``audio``, ``file``)."""
+        kinds: Counter[str] = Counter()
+        if isinstance(self.content, list):
+            for part in self.content:
+                kind = _MEDIA.get(part.type)
+                if kind is not None:
+                    kinds[kind] += 1
+        return kinds
+
+
+_MEDIA = {"image_url": "image", "input_audio": "audio", "file": "file"}
+
+
+# -- tools and output formats --------------------------------------------------------------------
+class FunctionDef(_Strict):
+    name: ToolName
+    description: Text | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Strict):
+    type: Literal["function", "custom"]
+    function: FunctionDef | None = None
+    custom: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _defined(self) -> Tool:
+        if getattr(self, self.type) is None:
+            raise ValueError(f"a {self.type!r} tool needs its {self.type!r} object")
+        return self
+
+
+class NamedTool(_Strict):
+    type: Literal["function", "custom", "allowed_tools"]
+    function: dict[str, Any] | None = None
+    custom: dict[str, Any] | None = None
+    allowed_tools: dict[str, Any] | None = None
+
+
+class JSONSchemaFormat(_Strict):
+    name: ToolName
+    description: Text | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Strict):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("response_format of type 'json_schema' needs 'json_schema'")
+        return self
+
+
+class StreamOptions(_Strict):
+    include_usage: bool | None = None
+    include_obfuscation: bool | None = None
 
 
 class RoutingOptions(_Strict):
-    """``extra_body={"mixllm": {...}}``: per-request λ, candidate LLMs, cost ceiling."""
+    """``extra_body={"mixllm": {...}}``: per-request λ, candidate LLMs, cost ceiling, and the
+    conversation (session) the request belongs to."""
 
     lam: NonNegative | None = None
     candidates: Annotated[list[Name], Field(min_length=1, max_length=1000)] | None = None
     max_cost_usd: NonNegative | None = None
+    session: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[!-~]+$")] | None = None
+
+
+Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
+#: Request fields passed on to the upstream, as sent (bounded above); ``max_tokens`` may be
+#: lowered to what the key's budget or the LLM allows. Any other field is a 400.
+UPSTREAM_FIELDS = (
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "presence_penalty",
+    "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed", "user", "tools",
+    "tool_choice", "parallel_tool_calls", "functions", "function_call", "response_format",
+    "reasoning_effort", "verbosity", "prompt_cache_key", "safety_identifier",
+)  # fmt: skip
 
 
 class ChatRequest(_Body):
-    """``POST /v1/chat/completions``."""
+    """``POST /v1/chat/completions``: OpenAI's chat request; fields outside
+    :data:`UPSTREAM_FIELDS` and the routing ones (``model``, ``messages``, ``stream``,
+    ``stream_options``, ``n``, ``mixllm``) are refused."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     model: Name
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=10_000)]
     stream: bool = False
+    stream_options: StreamOptions | None = None
     n: Literal[1] = 1
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     stop: str | Annotated[list[str], Field(max_length=16)] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    logit_bias: (
+        Annotated[dict[str, Annotated[float, Field(ge=-100, le=100)]], Field(max_length=1024)]
+        | None
+    ) = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    seed: Annotated[int, Field(ge=-(2**63), lt=2**63)] | None = None
+    user: Annotated[str, Field(max_length=256)] | None = None
+    tools: Annotated[list[Tool], Field(max_length=512)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedTool | None = None
+    parallel_tool_calls: bool | None = None
+    functions: Annotated[list[FunctionDef], Field(max_length=512)] | None = None
+    function_call: Literal["none", "auto"] | dict[str, ToolName] | None = None
+    response_format: ResponseFormat | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    prompt_cache_key: Annotated[str, Field(max_length=256)] | None = None
+    safety_identifier: Annotated[str, Field(max_length=256)] | None = None
     mixllm: RoutingOptions | None = None
 
     def prompt(self) -> str:
@@ -132,9 +315,45 @@ class ChatRequest(_Body):
         return "\n\n".join(t for t in (m.text() for m in self.messages) if t)
 
     def upstream_params(self) -> dict[str, Any]:
-        """OpenAI parameters to pass on (everything but the routing fields)."""
-        skip = {"model", "messages", "stream", "mixllm", "n"}
-        return {k: v for k, v in self.model_dump(exclude_none=True).items() if k not in skip}
+        """The request's fields to pass on, as sent (``by_alias``: a json_schema's
+        ``schema``)."""
+        return self.model_dump(include=set(UPSTREAM_FIELDS), exclude_unset=True, by_alias=True)
+
+    def messages_out(self) -> list[dict[str, Any]]:
+        """The messages to pass on, as sent."""
+        return [m.model_dump(exclude_unset=True, by_alias=True) for m in self.messages]
+
+    def answer_cap(self) -> int | None:
+        """The answer's token limit the client set (``max_completion_tokens`` first)."""
+        return self.max_completion_tokens or self.max_tokens
+
+    def needs(self) -> dict[str, str]:
+        """The capabilities this request needs, each with why: ``tools``, ``json_schema``,
+        ``vision``, ``audio``, ``files``."""
+        needs: dict[str, str] = {}
+        if self.tools or self.functions:
+            needs["tools"] = "the request carries tools"
+        elif any(m.role in ("tool", "function") or m.tool_calls for m in self.messages):
+            needs["tools"] = "the conversation has tool calls"
+        if self.response_format is not None and self.response_format.type == "json_schema":
+            needs["json_schema"] = "response_format is json_schema"
+        media: Counter[str] = Counter()
+        for m in self.messages:
+            media.update(m.media())
+        for kind, capability in (("image", "vision"), ("audio", "audio"), ("file", "files")):
+            if media[kind]:
+                needs[capability] = f"{media[kind]} {kind} part(s)"
+        return needs
+
+    def media_parts(self) -> int:
+        """How many image, audio and file parts the messages carry."""
+        return sum(sum(m.media().values()) for m in self.messages)
+
+    def tool_continuation(self) -> bool:
+        """The last message answers a tool call (or the last assistant turn called tools):
+        the conversation must stay on its LLM."""
+        last = self.messages[-1]
+        return last.role in ("tool", "function") or bool(last.tool_calls or last.function_call)
 
 
 class FeedbackRequest(_Body, _Strict):
@@ -178,6 +397,8 @@ class UpstreamRequest(_Strict):
     model: Name
     api_key_env: Name | None = None
     timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 60.0
+    capabilities: dict[str, bool | int | float] | None = None  # see Capabilities
+    stream_usage: bool | None = None
 
 
 class AddLLMRequest(_Body, _Strict):
