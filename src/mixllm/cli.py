@@ -286,21 +286,40 @@ def simulate(
               help="Store and checkpoints (default: ROUTER_DIR.state).")  # fmt: skip
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--access-log",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Append the JSON access log (one line a request) to FILE (default: stderr).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
 def serve(
     router_dir: Path, config: Path | None, replay: str | None, state_dir: Path | None,
-    host: str, port: int,
+    host: str, port: int, access_log: Path | None, log_level: str,
 ) -> None:  # fmt: skip
     """Serve ROUTER_DIR as an OpenAI-compatible gateway (POST /v1/chat/completions)."""
     import os
 
+    from mixllm.serve.guard import serve_guarded
+    from mixllm.serve.logs import configure_logging
     from mixllm.serve.run import build_app
-    from mixllm.serve.run import serve as run_server
 
+    level = log_level.lower()
+    configure_logging(level, access_log=access_log)  # before the build, which may warn
     app = build_app(
         router_dir, environ=os.environ, config=config, replay=replay, state_dir=state_dir
     )
+    settings = app.state.gateway.settings
+    configure_logging(
+        level, access_log=access_log, errors_per_minute=settings.error_logs_per_minute
+    )
     click.echo(f"mixllm gateway for {router_dir} on http://{host}:{port}/v1", err=True)
-    run_server(app, host=host, port=port)
+    serve_guarded(app, host=host, port=port, settings=settings, log_level=level)
 
 
 @cli.group()

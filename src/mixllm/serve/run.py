@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -86,22 +87,28 @@ def build_app(
     return create_app(router, backends, store, settings, state_dir=state)
 
 
-def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run ``app`` with uvicorn until interrupted (SIGINT/SIGTERM drain requests, then the app
-    checkpoints and closes)."""
-    import uvicorn
+def serve(
+    app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+) -> None:
+    """Run ``app`` until interrupted (SIGINT/SIGTERM drain requests, then the app checkpoints
+    and closes), guarded against slow and abusive clients with the limits of the app's settings
+    (see :func:`mixllm.serve.guard.serve_guarded`)."""
+    from mixllm.serve.guard import serve_guarded
 
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+    gateway = getattr(app.state, "gateway", None)
+    settings = getattr(gateway, "settings", None)
+    serve_guarded(app, host=host, port=port, settings=settings, log_level=log_level)
 
 
 @contextmanager
 def serve_in_thread(
     app: Any, *, host: str = "127.0.0.1", port: int | None = None, timeout_s: float = 30.0,
-    keep_alive_s: int = 5,
+    keep_alive_s: int = 5, protocol: type[asyncio.Protocol] | None = None,
 ) -> Iterator[str]:  # fmt: skip
     """Run ``app`` (any ASGI app) with uvicorn in a background thread, for tests, benchmarks and
     notebooks; yields its base URL (``http://host:port/v1``) and stops it on exit. ``port=None``
-    picks a free one; ``keep_alive_s`` is how long idle connections are kept."""
+    picks a free one; ``keep_alive_s`` is how long idle connections are kept; ``protocol`` is
+    uvicorn's HTTP protocol class (e.g. :func:`mixllm.serve.guard.guarded_protocol`'s)."""
     import uvicorn
 
     if port is None:
@@ -109,8 +116,9 @@ def serve_in_thread(
             s.bind((host, 0))
             port = int(s.getsockname()[1])
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", timeout_keep_alive=keep_alive_s
-    )
+        app, host=host, port=port, log_level="warning", timeout_keep_alive=keep_alive_s,
+        http=protocol if protocol is not None else "auto",
+    )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
