@@ -27,7 +27,8 @@ import pytest
 
 from mixllm import Router
 from mixllm.data import Dataset, Outcome, write_longform
-from mixllm.serve import FakeBackend, Gateway, Settings, Store, restore_router
+from mixllm.serve import FakeBackend, Gateway, Settings, Store
+from mixllm.serve.restore import restore_router
 from mixllm.types import Feedback
 
 from .conftest import free_port

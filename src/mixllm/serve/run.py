@@ -19,10 +19,9 @@ from mixllm.data import load_dataset
 from mixllm.errors import ConfigError
 from mixllm.serve.app import create_app
 from mixllm.serve.backends import Backend, make_backend
-from mixllm.serve.gateway import restore_router
 from mixllm.serve.replay import ReplayBackend
+from mixllm.serve.restore import open_state
 from mixllm.serve.settings import Settings, load_settings
-from mixllm.serve.store import Store
 
 __all__ = ["build_app", "default_state_dir", "serve", "serve_in_thread"]
 
@@ -42,7 +41,8 @@ def build_app(
     replay: str | None = None,
     state_dir: str | Path | None = None,
 ) -> FastAPI:
-    """The gateway for the router in ``router_dir`` (or its last checkpoint in ``state_dir``).
+    """The gateway for the router in ``router_dir`` (or its newest good checkpoint in
+    ``state_dir``, with the feedback stored after it: :func:`~mixllm.serve.restore.open_state`).
 
     Backends come from the config's ``[[upstreams]]`` and, with ``replay``, from the recorded
     answers of that dataset for every router LLM it has; at least one is needed.
@@ -54,10 +54,8 @@ def build_app(
         )
     settings = Settings() if config is None else load_settings(config, environ=environ)
     state = Path(state_dir) if state_dir is not None else default_state_dir(router_path)
-    state.mkdir(parents=True, exist_ok=True)
-    store = Store(state / "gateway.db")
+    store, router = open_state(router_path, state, retention_s=settings.decision_retention_s)
     try:
-        router = restore_router(router_path, store)
         backends: dict[str, Backend] = {}
         if replay is not None:
             data = load_dataset(replay)
