@@ -237,30 +237,6 @@ def test_replay_backend_serves_recorded_answers(tmp_path: Path) -> None:
         assert reply.json()["choices"][0]["message"]["content"] == f"{llm} says 3"
 
 
-def test_spend_limit_refuses_requests_past_it(router: Router, tmp_path: Path) -> None:
-    prompt = "how much is this?"
-    cost = router.route(prompt).predicted_cost_usd[router.route(prompt).llm]
-    assert cost > 0
-    keys = (ApiKey("tight", "sk-tight", spend_limit_usd=cost * 1.5),)
-    app = _app(router, tmp_path, settings=Settings(keys=keys))
-    with running(app) as base:
-        ask = {"model": "mixllm", "messages": [{"role": "user", "content": prompt}]}
-        auth = {"authorization": "Bearer sk-tight"}
-        first = httpx.post(f"{base}/chat/completions", json=ask, headers=auth, timeout=10)
-        assert first.status_code == 200
-        usage = first.json()["usage"]  # charged the answer's cost, not the prediction
-        price = router.prices_[first.headers["x-mixllm-llm"]]
-        actual = (usage["prompt_tokens"] * price.price_in_per_mtok
-                  + usage["completion_tokens"] * price.price_out_per_mtok) / 1e6  # fmt: skip
-        assert app.state.gateway.store.spent("tight") == pytest.approx(actual)
-        refused = [httpx.post(f"{base}/chat/completions", json=ask, headers=auth, timeout=10)
-                   for _ in range(3)]  # fmt: skip
-        statuses = [r.status_code for r in refused]
-        assert 429 in statuses, statuses
-        assert "spending limit" in refused[statuses.index(429)].json()["error"]["message"]
-        assert app.state.gateway.store.spent("tight") <= cost * 1.5 + 1e-9
-
-
 def test_admin_adds_an_upstream_only_with_an_allowed_key_variable(
     router: Router, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -322,6 +298,6 @@ def test_answers_teach_the_load_tracker_their_length(
         raw = client.chat.completions.with_raw_response.create(model="mixllm", messages=question)
         llm = raw.headers["x-mixllm-llm"]
         list(client.chat.completions.create(model="mixllm", messages=question, stream=True))
-    # The answer's usage (its word count, for the fake upstream) comes with its latency; a
-    # stream carries no usage, so it reports none.
-    assert heard == [(llm, float(len(TEXT.split()))), (llm, None)]
+    # The answer's usage (its word count, for the fake upstream) comes with its latency; the
+    # gateway asks a stream for its usage chunk too.
+    assert heard == [(llm, float(len(TEXT.split())))] * 2

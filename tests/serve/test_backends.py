@@ -133,13 +133,16 @@ def _complete(backend: Backend, prompt: str = "hello", **params: Any) -> ChatRes
 
 
 def _stream(backend: Backend, prompt: str = "hello") -> tuple[list[str], BackendError | None]:
-    """The deltas streamed before the end or the error (returned, not raised)."""
+    """The text deltas streamed before the end or the error (returned, not raised)."""
     got: list[str] = []
 
     async def go() -> BackendError | None:
         try:
-            async for d in backend.stream(MESSAGES, {"temperature": 0}, prompt=prompt):
-                got.append(d)
+            async for chunk in backend.stream(MESSAGES, {"temperature": 0}, prompt=prompt):
+                choices = chunk.get("choices") or [{}]
+                text = (choices[0].get("delta") or {}).get("content")
+                if text:
+                    got.append(text)
         except BackendError as exc:
             return exc
         finally:

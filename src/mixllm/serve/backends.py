@@ -284,7 +284,9 @@ class OpenAIBackend:
         self, messages: Messages, params: Params, *, stream: bool
     ) -> tuple[httpx.AsyncClient, httpx.Request]:
         body = {**params, "model": self.model, "messages": messages, "stream": stream}
-        if stream and self.stream_usage:
+        if not stream or not self.stream_usage:
+            body.pop("stream_options", None)  # not asked of servers that reject it
+        else:
             body["stream_options"] = {**params.get("stream_options", {}), "include_usage": True}
         headers = dict(self._extra_headers)
         if self._api_key:

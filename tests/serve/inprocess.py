@@ -1,0 +1,81 @@
+"""In-process gateways for tests: fake OpenAI-compatible upstreams and the gateway itself
+reached through httpx's ASGI transport (no socket, no thread), the app's lifespan run around
+them. Tests that need a real socket (slow clients, timeouts, kill -9) use ``conftest.running``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import openai
+
+from mixllm import Router
+from mixllm.serve import OpenAIBackend, Settings, Store, create_app
+from mixllm.serve.capabilities import Capabilities
+from mixllm.serve.fake import fake_openai_upstream
+
+T = TypeVar("T")
+
+
+def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run an async test body to its end."""
+    return asyncio.run(work())
+
+
+def upstream_backend(
+    llm: str,
+    *,
+    text: str | None = None,
+    capabilities: Capabilities | None = None,
+    seen: list[dict[str, Any]] | None = None,
+    **upstream: Any,
+) -> OpenAIBackend:
+    """An :class:`OpenAIBackend` whose upstream is :func:`fake_openai_upstream` in process."""
+    answer = text if text is not None else f"answer from {llm}"
+    app = fake_openai_upstream(lambda model, question: answer, seen=seen, **upstream)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    return OpenAIBackend(
+        llm, base_url="http://upstream.invalid/v1", model=f"up-{llm}", client=client,
+        capabilities=capabilities,
+    )  # fmt: skip
+
+
+@asynccontextmanager
+async def gateway(
+    router: Router,
+    backends: Mapping[str, Any],
+    tmp_path: Path,
+    settings: Settings | None = None,
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """The gateway app (lifespan running) and an httpx client for it."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    store = Store(tmp_path / "gateway.db")
+    app = create_app(
+        router, backends, store, settings or Settings(deadline_s=10.0),
+        state_dir=tmp_path / "state",
+    )  # fmt: skip
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://gateway.test", timeout=30.0
+            ) as client:
+                yield app, client
+    finally:
+        for backend in backends.values():
+            inner = getattr(backend, "_client", None)
+            if inner is not None:
+                await inner.aclose()
+        store.close()
+
+
+def openai_client(client: httpx.AsyncClient, api_key: str = "unused") -> openai.AsyncOpenAI:
+    """The official async OpenAI client, talking to the in-process gateway."""
+    return openai.AsyncOpenAI(
+        base_url="http://gateway.test/v1", api_key=api_key, http_client=client, max_retries=0
+    )
