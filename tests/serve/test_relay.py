@@ -53,7 +53,7 @@ def _tool_backends(router: Router, seen: list[dict[str, Any]]) -> dict[str, Any]
             usage=lambda body: USAGE,
             seen=seen,
             extra={"system_fingerprint": "fp_test_42", "service_tier": "default"},
-        )  # fmt: skip
+        )
         for m in router.llms
     }
 
@@ -112,7 +112,7 @@ def test_the_usage_chunk_arrives_when_asked_for(router: Router, tmp_path: Path) 
                     messages=ASK,
                     stream=True,
                     stream_options={"include_usage": True},
-                )  # fmt: skip
+                )
             ]
             assert chunks[-1].choices == [] and chunks[-1].usage is not None
             assert chunks[-1].usage.model_dump(exclude_none=True) == USAGE
@@ -147,7 +147,7 @@ def test_usage_chunk_is_counted_when_the_upstream_sends_none(
                     messages=ASK,
                     stream=True,
                     stream_options={"include_usage": True},
-                )  # fmt: skip
+                )
             ]
             usage = chunks[-1].usage
             assert "stream_options" not in seen[-1]
@@ -185,9 +185,12 @@ def test_images_reach_a_vision_llm_and_never_another(router: Router, tmp_path: P
             # asked of blind LLMs only: 400 naming what was needed
             r = await http.post(
                 "/v1/chat/completions",
-                json={"model": "mixllm", "messages": [{"role": "user", "content": parts}],
-                      "mixllm": {"candidates": blind}},
-            )  # fmt: skip
+                json={
+                    "model": "mixllm",
+                    "messages": [{"role": "user", "content": parts}],
+                    "mixllm": {"candidates": blind},
+                },
+            )
             assert (
                 r.status_code == 400 and "vision (1 image part(s))" in r.json()["error"]["message"]
             )
@@ -309,10 +312,21 @@ def test_every_role_and_part_is_accepted_and_passed_on(router: Router, tmp_path:
         async with gateway(router, backends, tmp_path) as (_, http):
             r = await http.post(
                 "/v1/chat/completions",
-                json={"model": "mixllm", "messages": messages, "tools": TOOLS, "seed": 7,
-                      "response_format": {"type": "json_schema", "json_schema": {
-                          "name": "reply", "schema": {"type": "object"}, "strict": True}}},
-            )  # fmt: skip
+                json={
+                    "model": "mixllm",
+                    "messages": messages,
+                    "tools": TOOLS,
+                    "seed": 7,
+                    "response_format": {
+                        "type": "json_schema",
+                        "json_schema": {
+                            "name": "reply",
+                            "schema": {"type": "object"},
+                            "strict": True,
+                        },
+                    },
+                },
+            )
             assert r.status_code == 200, r.text
             sent = seen[-1]
             assert sent["messages"] == messages and sent["seed"] == 7

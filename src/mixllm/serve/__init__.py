@@ -9,10 +9,11 @@ upstream), :class:`ReplayBackend` (recorded answers of a dataset, offline) and
 from mixllm.serve.app import create_app
 from mixllm.serve.backends import Backend, ChatResult, OpenAIBackend
 from mixllm.serve.fake import FakeBackend
-from mixllm.serve.gateway import Gateway, restore_router
+from mixllm.serve.gateway import Gateway
 from mixllm.serve.replay import ReplayBackend
+from mixllm.serve.restore import open_state, restore_router
 from mixllm.serve.settings import ApiKey, Profile, Settings, load_settings
-from mixllm.serve.store import Store
+from mixllm.serve.store import Store, StoreDamagedError
 
 __all__ = [
     "ApiKey",
@@ -25,7 +26,9 @@ __all__ = [
     "ReplayBackend",
     "Settings",
     "Store",
+    "StoreDamagedError",
     "create_app",
     "load_settings",
+    "open_state",
     "restore_router",
 ]

@@ -4,7 +4,8 @@ checkpoint. :mod:`mixllm.serve.app` wraps it in FastAPI.
 
 The router decides, the backends answer, the store makes every decision and every feedback
 durable before it is acknowledged, and checkpoints save the router so that a restart resumes
-from the last one plus the feedback stored after it.
+from the last one plus the feedback stored after it
+(:func:`~mixllm.serve.restore.restore_router`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mixllm.clock import Clock, SystemClock
 from mixllm.data.tokens import count_tokens
-from mixllm.errors import BackendError, ConfigError, UnknownDecisionError
+from mixllm.errors import BackendError, UnknownDecisionError
 from mixllm.policy import LoadTracker
 from mixllm.router import Router
 from mixllm.serve.backends import Backend, ChatResult, Chunk, Usage, has_answer, read_usage
@@ -38,6 +39,7 @@ from mixllm.serve.errors import (
 )
 from mixllm.serve.fallback import Attempt, CircuitBreaker, SkippedLLMError, call_with_fallbacks
 from mixllm.serve.metrics import Metrics
+from mixllm.serve.restore import last_seq
 from mixllm.serve.schemas import ChatRequest
 from mixllm.serve.settings import ApiKey, Profile, Settings
 from mixllm.serve.spend import RateLimiter, affordable_tokens, charge, worst_case_usd
@@ -108,7 +110,7 @@ class Gateway:
         self.limiter = RateLimiter(clock=self.clock)
         self.backoff: dict[str, float] = {}  # LLM -> clock time until which it is left alone
         self._learn_lock = threading.Lock()  # feedback applied and checkpoints taken in turn
-        self._applied_seq = _last_seq(store)
+        self._applied_seq = last_seq(store)
         self._since_checkpoint = 0
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -602,35 +604,3 @@ def _session_id(body: ChatRequest, key: ApiKey | None) -> str:
             break
     text = json.dumps([key.name if key else "", first], sort_keys=True, ensure_ascii=True)
     return "h-" + hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _last_seq(store: Store) -> int:
-    """The last feedback seq the served router holds: the last checkpoint's, or that of the
-    feedback stored after it, which :func:`restore_router` learned again. (The checkpoint's
-    alone would make the next checkpoint claim less than it holds, and the restart after it
-    learn that feedback twice once the router has forgotten those decisions.)"""
-    last = store.last_checkpoint()
-    seq = 0 if last is None else int(last[1])
-    later = store.feedback_since(seq)
-    return later[-1][0] if later else seq
-
-
-def restore_router(router_dir: str | Path, store: Store) -> Router:
-    """The router to serve: the last checkpoint if the store has one (else ``router_dir``),
-    with the feedback stored after it learned again."""
-    last = store.last_checkpoint()
-    path, seq = (Path(last[0]), int(last[1])) if last else (Path(router_dir), 0)
-    if last and not path.is_dir():
-        raise ConfigError(
-            f"the store's last checkpoint {str(path)!r} is missing; expected a router folder"
-        )
-    router = Router.load(path)
-    replayed = 0
-    for _, decision_id, feedback in store.feedback_since(seq):
-        decision = store.get_decision(decision_id)
-        if decision is None:
-            continue
-        router.remember([decision_id])
-        replayed += router.learn_one(decision, feedback)
-    logger.info("restored %s and learned %d feedback stored after it", path, replayed)
-    return router
