@@ -51,13 +51,15 @@ async def gateway(
     backends: Mapping[str, Any],
     tmp_path: Path,
     settings: Settings | None = None,
+    *,
+    clock: Any = None,
 ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """The gateway app (lifespan running) and an httpx client for it."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     store = Store(tmp_path / "gateway.db")
     app = create_app(
         router, backends, store, settings or Settings(deadline_s=10.0),
-        state_dir=tmp_path / "state",
+        state_dir=tmp_path / "state", clock=clock,
     )  # fmt: skip
     try:
         async with app.router.lifespan_context(app):
