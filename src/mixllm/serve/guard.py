@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -231,14 +232,18 @@ def serve_guarded(
         "up to %d connections (open-file limit %d, backlog %d), header timeout %g s",
         limit, soft, backlog, settings.header_timeout_s,
     )  # fmt: skip
-    try:
-        uvicorn.Server(config).run()
-    finally:
-        logger.info(
-            "connections: %d idle ones closed to make room, %d refused (all busy), "
-            "%d closed by the header timeout",
-            guard.evicted, guard.refused, guard.timed_out,
-        )  # fmt: skip
+
+    class GuardedServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            # here, not after run(): on SIGTERM uvicorn re-raises the signal when run() ends
+            logger.info(
+                "connections: %d idle ones closed to make room, %d refused (all busy), "
+                "%d closed by the header timeout",
+                guard.evicted, guard.refused, guard.timed_out,
+            )  # fmt: skip
+
+    GuardedServer(config).run()
     return guard
 
 
