@@ -53,10 +53,11 @@ async def gateway(
     settings: Settings | None = None,
     *,
     clock: Any = None,
+    busy_timeout_s: float = 5.0,
 ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """The gateway app (lifespan running) and an httpx client for it."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    store = Store(tmp_path / "gateway.db")
+    store = Store(tmp_path / "gateway.db", busy_timeout_s=busy_timeout_s)
     app = create_app(
         router, backends, store, settings or Settings(deadline_s=10.0),
         state_dir=tmp_path / "state", clock=clock,

@@ -1,0 +1,145 @@
+"""Operating the gateway: a health check that writes to the store, store failures as 503s,
+metrics and health details behind an admin key, capabilities in the config and the admin API.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mixllm import Router
+from mixllm.errors import ConfigError
+from mixllm.serve import ApiKey, Settings
+from mixllm.serve.backends import make_backend
+from mixllm.serve.capabilities import Capabilities
+
+from .inprocess import gateway, run, upstream_backend
+
+ASK = {"model": "mixllm", "messages": [{"role": "user", "content": "Name a prime number."}]}
+ADMIN = ApiKey("ops", "sk-ops-1", admin=True)
+CLIENT = ApiKey("app", "sk-app-2")
+
+
+def _auth(key: ApiKey) -> dict[str, str]:
+    return {"authorization": f"Bearer {key.secret}"}
+
+
+def _lock(path: Path) -> sqlite3.Connection:
+    """Another connection holding the database's write lock (a stuck writer, a full disk)."""
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_healthz_writes_to_the_store_and_says_503_when_it_cannot(
+    router: Router, tmp_path: Path
+) -> None:
+    backends = {m: upstream_backend(m) for m in router.llms}
+
+    async def go() -> None:
+        async with gateway(router, backends, tmp_path, busy_timeout_s=0.05) as (app, http):
+            ok = await http.get("/healthz")
+            assert ok.status_code == 200 and ok.json()["store"]["decisions"] == 0
+            other = _lock(tmp_path / "gateway.db")
+            try:
+                down = await http.get("/healthz")
+                assert down.status_code == 503 and down.json()["status"] == "unavailable"
+                chat = await http.post("/v1/chat/completions", json=ASK)
+                assert chat.status_code == 503, chat.text
+                assert chat.json()["error"]["type"] == "store_unavailable"
+                assert chat.headers["retry-after"] == "1"
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            assert (await http.get("/healthz")).status_code == 200
+            assert (await http.post("/v1/chat/completions", json=ASK)).status_code == 200
+            for llm in router.llms:  # no load left behind by the refused request
+                assert app.state.gateway.tracker.in_flight(llm) == 0
+
+    run(go)
+
+
+def test_metrics_and_health_details_behind_an_admin_key(router: Router, tmp_path: Path) -> None:
+    backends = {m: upstream_backend(m) for m in router.llms}
+    settings = Settings(keys=(CLIENT, ADMIN), protect_metrics=True)
+
+    async def go() -> None:
+        async with gateway(router, backends, tmp_path, settings) as (_, http):
+            assert (await http.get("/metrics")).status_code == 401
+            assert (await http.get("/metrics", headers=_auth(CLIENT))).status_code == 403
+            metrics = await http.get("/metrics", headers=_auth(ADMIN))
+            assert metrics.status_code == 200 and "mixllm_requests" in metrics.text
+            assert (await http.get("/healthz")).json() == {"status": "ok"}
+            detailed = (await http.get("/healthz", headers=_auth(ADMIN))).json()
+            assert set(detailed["llms"]) == set(router.llms) and "store" in detailed
+
+    run(go)
+
+
+def test_capabilities_from_the_config_and_the_admin_api(
+    router: Router, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = make_backend(
+        {
+            "llm": "x",
+            "base_url": "http://127.0.0.1:9/v1",
+            "model": "m",
+            "capabilities": {
+                "vision": False,
+                "context_tokens": 8192,
+                "price_cached_in_per_mtok": 0.25,
+            },
+        },
+    )
+    assert backend.capabilities == Capabilities(
+        vision=False, context_tokens=8192, price_cached_in_per_mtok=0.25
+    )
+    assert make_backend({"llm": "y", "base_url": "http://h/v1", "model": "m"}).capabilities == (
+        Capabilities()
+    )  # nothing declared: capable of everything, as before
+    for bad in ({"vision": "no"}, {"context_tokens": 0}, {"telepathy": True}):
+        with pytest.raises(ConfigError, match="capabilities"):
+            make_backend({"llm": "z", "base_url": "http://h/v1", "model": "m", "capabilities": bad})
+
+    backends = {m: upstream_backend(m) for m in router.llms}
+    settings = Settings(keys=(ADMIN,), upstream_key_envs=("NEW_KEY",))
+    monkeypatch.setenv("NEW_KEY", "sk-new")
+
+    async def go() -> None:
+        async with gateway(router, backends, tmp_path, settings) as (_, http):
+            upstream: dict[str, Any] = {
+                "base_url": "http://127.0.0.1:9/v1",
+                "model": "m",
+                "api_key_env": "NEW_KEY",
+                "capabilities": {"tools": False, "max_output_tokens": 512},
+            }
+            r = await http.post(
+                "/admin/llms",
+                headers=_auth(ADMIN),
+                json={
+                    "name": "newcomer",
+                    "price_in_per_mtok": 1.0,
+                    "price_out_per_mtok": 2.0,
+                    "upstream": upstream,
+                },
+            )
+            assert r.status_code == 201, r.text
+            caps = r.json()["capabilities"]
+            assert caps["tools"] is False and caps["max_output_tokens"] == 512 and caps["vision"]
+            upstream["capabilities"] = {"tools": "maybe"}
+            r = await http.post(
+                "/admin/llms",
+                headers=_auth(ADMIN),
+                json={
+                    "name": "other",
+                    "price_in_per_mtok": 1.0,
+                    "price_out_per_mtok": 2.0,
+                    "upstream": upstream,
+                },
+            )
+            assert r.status_code == 400 and "tools" in r.json()["error"]["message"]
+
+    run(go)
