@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -62,8 +64,8 @@ class Client:
     async def send(self, message: dict[str, Any]) -> None:
         self.sent.append(message)
 
-    async def run(self, guard: RequestGuard) -> None:
-        await guard(self.scope, self.receive, self.send)
+    async def run(self, app: Any) -> None:
+        await app(self.scope, self.receive, self.send)
 
     @property
     def status(self) -> int:
@@ -177,14 +179,66 @@ def test_the_body_timeout_is_per_piece_not_for_the_whole_body() -> None:
     asyncio.run(main())
 
 
-def test_a_client_that_leaves_during_the_body_gets_nothing() -> None:
+def test_a_client_that_leaves_during_the_body_never_reaches_the_app() -> None:
     async def main() -> None:
         app = EchoApp()
         guard = guard_for(app)
         client = Client().body(b"abc", more=True)
         client.incoming.put_nowait({"type": "http.disconnect"})
         await client.run(guard)
-        assert client.sent == [] and app.calls == 0 and guard.in_flight == 0
+        assert app.calls == 0 and guard.in_flight == 0
+        assert client.status == 400  # for the logs; uvicorn drops it
+        assert client.json()["error"]["message"].startswith("the client left after 3 bytes")
+
+    asyncio.run(main())
+
+
+async def _passthrough(request: Request, call_next: Any) -> Response:
+    response: Response = await call_next(request)
+    response.headers["x-outer"] = "seen"
+    return response
+
+
+def _stack(guard_kw: dict[str, Any]) -> Starlette:
+    """RequestGuard inside a ``@app.middleware("http")`` one, as in the gateway's app."""
+
+    async def echo(request: Request) -> Response:
+        return PlainTextResponse(await request.body())
+
+    return Starlette(
+        routes=[Route("/echo", echo, methods=["POST"])],
+        middleware=[
+            Middleware(BaseHTTPMiddleware, dispatch=_passthrough),
+            Middleware(RequestGuard, **({"max_body_bytes": 100, "body_timeout_s": 5.0,
+                                         "max_in_flight": 4} | guard_kw)),
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("pieces", "status"),
+    [
+        ([(b"x" * 50, True), (b"y" * 50, False)], 200),
+        ([(b"x" * 60, True), (b"y" * 41, False)], 413),
+        ([(b"x" * 10, True), None], 408),
+        ([(b"x" * 10, True), "disconnect"], 400),
+    ],
+)
+def test_request_guard_inside_starlette_middleware(pieces: list[Any], status: int) -> None:
+    async def main() -> None:
+        app = _stack({"body_timeout_s": 0.05})
+        client = Client(path="/echo")
+        client.scope |= {"query_string": b"", "root_path": "", "scheme": "http",
+                         "server": ("127.0.0.1", 80), "http_version": "1.1"}  # fmt: skip
+        for piece in pieces:
+            if piece == "disconnect":
+                client.incoming.put_nowait({"type": "http.disconnect"})
+            elif piece is not None:
+                client.body(*piece)
+        await asyncio.wait_for(client.run(app), WAIT_S)
+        assert client.status == status and client.headers[b"x-outer"] == b"seen"
+        if status == 200:
+            assert b"".join(m.get("body", b"") for m in client.sent[1:]) == b"x" * 50 + b"y" * 50
 
     asyncio.run(main())
 

@@ -329,7 +329,9 @@ class RequestGuard:
                 self.in_flight -= 1
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        """The whole body, or ``None`` when an error was answered or the client left."""
+        """The whole body, or ``None`` when an error was answered instead (400 when the client
+        left: never sent, but an app outside, such as Starlette's ``BaseHTTPMiddleware``,
+        fails on a request that ends without a response)."""
         parts: list[bytes] = []
         seen = 0
         limit = self.max_body_bytes
@@ -339,7 +341,7 @@ class RequestGuard:
                 while True:
                     message = await receive()
                     if message["type"] != "http.request":
-                        return None  # http.disconnect: nobody to answer
+                        break  # http.disconnect
                     chunk = message.get("body", b"")
                     seen += len(chunk)
                     if seen > limit:
@@ -355,7 +357,12 @@ class RequestGuard:
             )
             await _closing(_error(408, "timeout", why))(scope, receive, send)
             return None
-        await _closing(error_response(_too_large(limit)))(scope, receive, send)
+        if seen > limit:
+            response = error_response(_too_large(limit))
+        else:  # an answer nobody reads, but middleware outside expects one (and logs it)
+            why = f"the client left after {seen} bytes of the request body"
+            response = _error(400, "invalid_request_error", why)
+        await _closing(response)(scope, receive, send)
         return None
 
     async def _overloaded(self, scope: Scope, receive: Receive, send: Send) -> None:
