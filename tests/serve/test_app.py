@@ -1,4 +1,4 @@
-"""The gateway end to end: a real uvicorn on 127.0.0.1, the official openai client, httpx."""
+"""The gateway end to end, in process (ASGI transport): the official openai client, httpx."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import openai
 import pytest
@@ -16,7 +15,7 @@ from mixllm import Router
 from mixllm.serve import ApiKey, FakeBackend, Settings, Store, create_app, restore_router
 from mixllm.serve.settings import Profile
 
-from .conftest import running
+from .inprocess import serving, sync_openai
 
 TEXT = "Routers route. Each answer comes from the LLM with the best quality for the money."
 
@@ -32,8 +31,8 @@ def _app(router: Router, tmp_path: Path, **kwargs: Any) -> Any:
 
 
 def test_openai_client_gets_answers_and_the_chosen_llm(router: Router, tmp_path: Path) -> None:
-    with running(_app(router, tmp_path)) as base:
-        client = openai.OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=10)
+    with serving(_app(router, tmp_path)) as http:
+        client = sync_openai(http)
         raw = client.chat.completions.with_raw_response.create(
             model="mixllm", messages=[{"role": "user", "content": "What is 2 + 2?"}]
         )
@@ -58,8 +57,8 @@ def test_openai_client_gets_answers_and_the_chosen_llm(router: Router, tmp_path:
 def test_per_request_options_and_profiles(router: Router, tmp_path: Path) -> None:
     one, other = router.llms[0], router.llms[1]
     settings = Settings(profiles={"pinned": Profile(candidates=(other,))})
-    with running(_app(router, tmp_path, settings=settings)) as base:
-        client = openai.OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=10)
+    with serving(_app(router, tmp_path, settings=settings)) as http:
+        client = sync_openai(http)
         ask = [{"role": "user", "content": "hello"}]
         raw = client.chat.completions.with_raw_response.create(
             model="mixllm", messages=ask, extra_body={"mixllm": {"candidates": [one], "lam": 5.0}}
@@ -81,40 +80,40 @@ def test_per_request_options_and_profiles(router: Router, tmp_path: Path) -> Non
 def test_fallback_to_the_next_llm_and_503_when_none_answers(router: Router, tmp_path: Path) -> None:
     ask = {"model": "mixllm", "messages": [{"role": "user", "content": "fall back please"}]}
     chosen = router.route("fall back please").llm
-    with running(_app(router, tmp_path, fail={chosen: "500"})) as base:
-        reply = httpx.post(f"{base}/chat/completions", json=ask, timeout=10)
+    with serving(_app(router, tmp_path, fail={chosen: "500"})) as http:
+        reply = http.post("/v1/chat/completions", json=ask, timeout=10)
         assert reply.status_code == 200, reply.text
         assert reply.headers["x-mixllm-routed-to"] == chosen
         assert reply.headers["x-mixllm-llm"] != chosen
         assert reply.headers["x-mixllm-fallbacks"] == "1"
         attempts = reply.json()["mixllm"]["attempts"]
         assert attempts[0]["llm"] == chosen and not attempts[0]["ok"] and attempts[1]["ok"]
-        metrics = httpx.get(f"{base.removesuffix('/v1')}/metrics", timeout=10).text
+        metrics = http.get("/metrics", timeout=10).text
         assert f'mixllm_fallbacks_total{{llm="{chosen}"}} 1.0' in metrics
     dead = {m: "timeout" for m in router.llms}
-    with running(_app(router, tmp_path / "c", fail=dead)) as base:
-        reply = httpx.post(f"{base}/chat/completions", json=ask, timeout=30)
+    with serving(_app(router, tmp_path / "c", fail=dead)) as http:
+        reply = http.post("/v1/chat/completions", json=ask, timeout=30)
         assert reply.status_code == 503
         assert reply.json()["error"]["type"] == "no_healthy_backend"
 
 
 def test_feedback_is_idempotent_and_learned(router: Router, tmp_path: Path) -> None:
     app = _app(router, tmp_path)
-    with running(app) as base:
+    with serving(app) as http:
         ask = {"model": "mixllm", "messages": [{"role": "user", "content": "rate me"}]}
-        reply = httpx.post(f"{base}/chat/completions", json=ask, timeout=10).json()
+        reply = http.post("/v1/chat/completions", json=ask, timeout=10).json()
         before = router.predict(["rate me"]).quality.copy()
         sent = {"id": reply["id"], "quality": 0.0, "cost_usd": 0.01}
-        first = httpx.post(f"{base}/feedback", json=sent, timeout=10)
+        first = http.post("/v1/feedback", json=sent, timeout=10)
         assert first.status_code == 200 and first.json()["status"] == "applied"
         after = router.predict(["rate me"]).quality
         assert not np.array_equal(before, after)
-        again = httpx.post(f"{base}/feedback", json={**sent, "quality": 1.0}, timeout=10)
+        again = http.post("/v1/feedback", json={**sent, "quality": 1.0}, timeout=10)
         assert again.json()["status"] == "duplicate"
         np.testing.assert_array_equal(router.predict(["rate me"]).quality, after)
-        unknown = httpx.post(f"{base}/feedback", json={"id": "chatcmpl-nope", "reward": True})
+        unknown = http.post("/v1/feedback", json={"id": "chatcmpl-nope", "reward": True})
         assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
-        empty = httpx.post(f"{base}/feedback", json={"id": reply["id"]}, timeout=10)
+        empty = http.post("/v1/feedback", json={"id": reply["id"]}, timeout=10)
         assert empty.status_code == 400 and "carries nothing" in empty.text
 
 
@@ -122,14 +121,14 @@ def test_restart_restores_checkpoint_and_later_feedback(router: Router, tmp_path
     fitted = tmp_path / "fitted"
     router.save(fitted)
     app = _app(router, tmp_path)
-    with running(app) as base:
+    with serving(app) as http:
         ids = []
         for text in ("first question", "second question", "third question"):
             ask = {"model": "mixllm", "messages": [{"role": "user", "content": text}]}
-            ids.append(httpx.post(f"{base}/chat/completions", json=ask, timeout=10).json()["id"])
-        httpx.post(f"{base}/feedback", json={"id": ids[0], "quality": 0.0}, timeout=10)
+            ids.append(http.post("/v1/chat/completions", json=ask, timeout=10).json()["id"])
+        http.post("/v1/feedback", json={"id": ids[0], "quality": 0.0}, timeout=10)
         app.state.gateway.checkpoint()
-        httpx.post(f"{base}/feedback", json={"id": ids[1], "quality": 1.0}, timeout=10)
+        http.post("/v1/feedback", json={"id": ids[1], "quality": 1.0}, timeout=10)
     expected = router.predict(["first question", "third question"]).quality
     # the server stopped: it checkpointed again on shutdown; restart from the store alone
     store = Store(tmp_path / "gateway.db")
@@ -139,10 +138,10 @@ def test_restart_restores_checkpoint_and_later_feedback(router: Router, tmp_path
     )
     # feedback on a decision made before the restart is accepted once
     app2 = create_app(restored, {m: FakeBackend(m, text=TEXT) for m in restored.llms}, store)
-    with running(app2) as base:
-        late = httpx.post(f"{base}/feedback", json={"id": ids[2], "reward": True}, timeout=10)
+    with serving(app2) as http:
+        late = http.post("/v1/feedback", json={"id": ids[2], "reward": True}, timeout=10)
         assert late.json()["status"] == "applied"
-        dup = httpx.post(f"{base}/feedback", json={"id": ids[1], "reward": False}, timeout=10)
+        dup = http.post("/v1/feedback", json={"id": ids[1], "reward": False}, timeout=10)
         assert dup.json()["status"] == "duplicate"
 
 
@@ -152,28 +151,27 @@ def test_keys_guard_chat_feedback_and_admin(
     keys = (ApiKey("app", "sk-client-123"), ApiKey("ops", "sk-admin-456", admin=True))
     with (
         caplog.at_level(logging.DEBUG),
-        running(_app(router, tmp_path, settings=Settings(keys=keys))) as base,
+        serving(_app(router, tmp_path, settings=Settings(keys=keys))) as http,
     ):
-        root = base.removesuffix("/v1")
         ask = {"model": "mixllm", "messages": [{"role": "user", "content": "hi"}]}
         client, admin = ({"authorization": f"Bearer {k.secret}"} for k in keys)
-        assert httpx.post(f"{base}/chat/completions", json=ask).status_code == 401
+        assert http.post("/v1/chat/completions", json=ask).status_code == 401
         bad = {"authorization": "Bearer sk-wrong"}
-        assert httpx.post(f"{base}/chat/completions", json=ask, headers=bad).status_code == 401
-        reply = httpx.post(f"{base}/chat/completions", json=ask, headers=client, timeout=10)
+        assert http.post("/v1/chat/completions", json=ask, headers=bad).status_code == 401
+        reply = http.post("/v1/chat/completions", json=ask, headers=client, timeout=10)
         assert reply.status_code == 200
         fb = {"id": reply.json()["id"], "reward": True}
-        assert httpx.post(f"{base}/feedback", json=fb).status_code == 401
-        assert httpx.post(f"{base}/feedback", json=fb, headers=client).status_code == 200
-        assert httpx.get(f"{root}/admin/llms", headers=client).status_code == 403
-        assert httpx.get(f"{root}/admin/llms").status_code == 401
-        listed = httpx.get(f"{root}/admin/llms", headers=admin)
+        assert http.post("/v1/feedback", json=fb).status_code == 401
+        assert http.post("/v1/feedback", json=fb, headers=client).status_code == 200
+        assert http.get("/admin/llms", headers=client).status_code == 403
+        assert http.get("/admin/llms").status_code == 401
+        listed = http.get("/admin/llms", headers=admin)
         assert listed.status_code == 200 and len(listed.json()["llms"]) == len(router.llms)
-        patched = httpx.patch(f"{root}/admin/defaults", json={"lam": 7.0}, headers=admin)
+        patched = http.patch("/admin/defaults", json={"lam": 7.0}, headers=admin)
         assert patched.json()["lam"] == 7.0 and router.lam == 7.0
-        gone = httpx.delete(f"{root}/admin/llms/{router.llms[-1]}", headers=admin)
+        gone = http.delete(f"/admin/llms/{router.llms[-1]}", headers=admin)
         assert gone.status_code == 200 and len(router.llms) == 3
-        assert httpx.post(f"{root}/admin/checkpoint", headers=admin).json()["checkpoint"]
+        assert http.post("/admin/checkpoint", headers=admin).json()["checkpoint"]
     logged = caplog.text
     assert "sk-client-123" not in logged and "sk-admin-456" not in logged
     access = [json.loads(r.getMessage()) for r in caplog.records if r.name == "mixllm.serve.access"]
@@ -205,9 +203,9 @@ def test_keys_guard_chat_feedback_and_admin(
 def test_bad_requests_get_4xx_json(
     router: Router, tmp_path: Path, body: bytes, status: int, words: str
 ) -> None:
-    with running(_app(router, tmp_path)) as base:
-        reply = httpx.post(
-            f"{base}/chat/completions", content=body, headers={"content-type": "application/json"}
+    with serving(_app(router, tmp_path)) as http:
+        reply = http.post(
+            "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
         )
         assert reply.status_code == status, reply.text
         error = reply.json()["error"]
@@ -227,12 +225,12 @@ def test_replay_backend_serves_recorded_answers(tmp_path: Path) -> None:
     router = Router("mixllm", embedder="hashing").fit(data)
     backends = {m: ReplayBackend(m, data, embedder=router.embedder_) for m in data.llms}
     app = create_app(router, backends, Store(tmp_path / "g.db"))
-    with running(app) as base:
+    with serving(app) as http:
         ask = {
             "model": "mixllm",
             "messages": [{"role": "user", "content": "question 3 about dogs"}],
         }
-        reply = httpx.post(f"{base}/chat/completions", json=ask, timeout=10)
+        reply = http.post("/v1/chat/completions", json=ask, timeout=10)
         llm = reply.headers["x-mixllm-llm"]
         assert reply.json()["choices"][0]["message"]["content"] == f"{llm} says 3"
 
@@ -243,21 +241,21 @@ def test_admin_adds_an_upstream_only_with_an_allowed_key_variable(
     monkeypatch.setenv("MIXLLM_TEST_UPSTREAM_KEY", "sk-upstream")
     keys = (ApiKey("ops", "sk-admin-456", admin=True),)
     settings = Settings(keys=keys, upstream_key_envs=("MIXLLM_TEST_UPSTREAM_KEY",))
-    with running(_app(router, tmp_path, settings=settings)) as base:
-        root, admin = base.removesuffix("/v1"), {"authorization": "Bearer sk-admin-456"}
+    with serving(_app(router, tmp_path, settings=settings)) as http:
+        admin = {"authorization": "Bearer sk-admin-456"}
         new = {
             "name": "acme-new", "price_in_per_mtok": 0.5, "price_out_per_mtok": 1.5,
             "upstream": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
         }  # fmt: skip
         leak = {**new, "upstream": {**new["upstream"], "api_key_env": "HOME"}}
-        refused = httpx.post(f"{root}/admin/llms", json=leak, headers=admin)
+        refused = http.post("/admin/llms", json=leak, headers=admin)
         assert refused.status_code == 400 and "'HOME' is not allowed" in refused.text
         assert "acme-new" not in router.llms
         ok = {**new, "upstream": {**new["upstream"], "api_key_env": "MIXLLM_TEST_UPSTREAM_KEY"}}
-        added = httpx.post(f"{root}/admin/llms", json=ok, headers=admin)
+        added = http.post("/admin/llms", json=ok, headers=admin)
         assert added.status_code == 201, added.text
         assert "acme-new" in router.llms and added.json()["backend"] == "OpenAIBackend"
-        again = httpx.post(f"{root}/admin/llms", json=ok, headers=admin)
+        again = http.post("/admin/llms", json=ok, headers=admin)
         assert again.status_code == 400 and "already in the pool" in again.text
 
 
@@ -265,12 +263,12 @@ def test_no_answer_no_charge(router: Router, tmp_path: Path) -> None:
     keys = (ApiKey("app", "sk-app", spend_limit_usd=1.0),)
     dead = {m: "500" for m in router.llms}
     app = _app(router, tmp_path, settings=Settings(keys=keys, deadline_s=5.0), fail=dead)
-    with running(app) as base:
+    with serving(app) as http:
         ask = {"model": "mixllm", "messages": [{"role": "user", "content": "anyone there?"}]}
         auth = {"authorization": "Bearer sk-app"}
         for stream in (False, True):
-            reply = httpx.post(
-                f"{base}/chat/completions", json={**ask, "stream": stream}, headers=auth,
+            reply = http.post(
+                "/v1/chat/completions", json={**ask, "stream": stream}, headers=auth,
                 timeout=10,
             )  # fmt: skip
             assert reply.status_code == 503
@@ -292,8 +290,8 @@ def test_answers_teach_the_load_tracker_their_length(
         finished(llm, latency_s=latency_s, output_tokens=output_tokens)
 
     monkeypatch.setattr(tracker, "finished", record)
-    with running(app) as base:
-        client = openai.OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=10)
+    with serving(app) as http:
+        client = sync_openai(http)
         question = [{"role": "user", "content": "What is 2 + 2?"}]
         raw = client.chat.completions.with_raw_response.create(model="mixllm", messages=question)
         llm = raw.headers["x-mixllm-llm"]
