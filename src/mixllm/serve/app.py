@@ -31,7 +31,7 @@ from mixllm.serve.auth import admin_key, client_key, is_admin
 from mixllm.serve.backends import Backend
 from mixllm.serve.errors import UnknownModelError, handle, handle_unexpected
 from mixllm.serve.gateway import Gateway
-from mixllm.serve.http_errors import BodyLimit
+from mixllm.serve.guard import RequestGuard
 from mixllm.serve.responses import completion, headers, sse
 from mixllm.serve.schemas import ChatRequest, FeedbackRequest
 from mixllm.serve.settings import Settings
@@ -62,7 +62,11 @@ def create_app(
     )  # fmt: skip
     app = FastAPI(title="mixllm gateway", lifespan=_lifespan)
     app.state.gateway = gw
-    app.add_middleware(BodyLimit, max_bytes=gw.settings.max_body_bytes)
+    s = gw.settings
+    app.add_middleware(
+        RequestGuard, max_body_bytes=s.max_body_bytes, body_timeout_s=s.body_timeout_s,
+        max_in_flight=s.max_in_flight,
+    )  # fmt: skip
     for kind in (MixLLMError, RequestValidationError, StarletteHTTPException):
         app.add_exception_handler(kind, handle)
     app.add_exception_handler(Exception, handle_unexpected)

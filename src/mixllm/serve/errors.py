@@ -28,8 +28,8 @@ __all__ = [
     "CapabilityError",
     "RateLimitError",
     "SpendLimitError",
-    "TooLargeError",
     "UnknownModelError",
+    "error_json",
     "error_response",
     "handle",
     "handle_unexpected",
@@ -66,46 +66,38 @@ class UnknownModelError(ConfigError):
     """A request named a model (profile or LLM) the gateway does not serve (404)."""
 
 
-class TooLargeError(MixLLMError):
-    """A request body over ``max_body_bytes`` (413), declared or streamed."""
-
-
 def error_response(exc: Exception) -> JSONResponse:
     """The one place errors become HTTP statuses."""
     if isinstance(exc, RequestValidationError):
-        return _json(400, "invalid_request_error", _validation_message(exc))
-    if isinstance(exc, StarletteHTTPException) and isinstance(exc.__cause__, TooLargeError):
-        exc = exc.__cause__  # FastAPI turns any error of a body read into a 400
-    if isinstance(exc, TooLargeError):
-        return _json(413, "invalid_request_error", str(exc))
+        return error_json(400, "invalid_request_error", _validation_message(exc))
     if isinstance(exc, StarletteHTTPException):
-        return _json(exc.status_code, "invalid_request_error", str(exc.detail))
+        return error_json(exc.status_code, "invalid_request_error", str(exc.detail))
     if isinstance(exc, AuthError):
-        return _json(
+        return error_json(
             exc.status,
             "authentication_error" if exc.status == 401 else "permission_error",
             str(exc),
         )
     if isinstance(exc, SpendLimitError):
-        return _json(429, "spend_limit_exceeded", str(exc))
+        return error_json(429, "spend_limit_exceeded", str(exc))
     if isinstance(exc, RateLimitError):
-        return _json(429, "rate_limit_exceeded", str(exc), retry_after_s=exc.retry_after_s)
+        return error_json(429, "rate_limit_exceeded", str(exc), retry_after_s=exc.retry_after_s)
     if isinstance(exc, (UnknownModelError, UnknownDecisionError, UnknownLLMError)):
-        return _json(404, "not_found_error", str(exc))
+        return error_json(404, "not_found_error", str(exc))
     if isinstance(exc, NoHealthyBackendError):
-        return _json(503, "no_healthy_backend", str(exc), retry_after_s=exc.retry_after_s)
+        return error_json(503, "no_healthy_backend", str(exc), retry_after_s=exc.retry_after_s)
     if isinstance(exc, BackendError):
         status = exc.status
         if status is not None and 400 <= status < 500 and status not in (408, 429):
-            return _json(status, "upstream_error", str(exc))
-        return _json(502, "upstream_error", str(exc))
+            return error_json(status, "upstream_error", str(exc))
+        return error_json(502, "upstream_error", str(exc))
     if isinstance(exc, PersistError):
         logger.error("store error: %s", exc)
-        return _json(503, "store_unavailable", "the gateway's store failed; retry later",
+        return error_json(503, "store_unavailable", "the gateway's store failed; retry later",
                      retry_after_s=1.0)  # fmt: skip
     if isinstance(exc, ConfigError):
-        return _json(400, "invalid_request_error", str(exc))
-    return _json(500, "server_error", f"internal error: {type(exc).__name__}")
+        return error_json(400, "invalid_request_error", str(exc))
+    return error_json(500, "server_error", f"internal error: {type(exc).__name__}")
 
 
 async def handle(request: Request, exc: Exception) -> Response:
@@ -118,9 +110,10 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-def _json(
+def error_json(
     status: int, kind: str, message: str, *, retry_after_s: float | None = None
 ) -> JSONResponse:
+    """``{"error": {"message", "type", "code"}}`` with ``status`` (and ``Retry-After``)."""
     # a message may quote the request: lone surrogates in it cannot be encoded as UTF-8
     message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     headers = None

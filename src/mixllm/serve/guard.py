@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mixllm.errors import ConfigError
-from mixllm.serve.http_errors import error_response
+from mixllm.serve.errors import error_json, error_response
 from mixllm.serve.settings import Settings
 
 __all__ = [
@@ -355,13 +355,13 @@ class RequestGuard:
                 f"no part of the request body arrived in {self.body_timeout_s:g} s "
                 f"(body_timeout_s) after {seen} bytes; expected the rest of the body"
             )
-            await _closing(_error(408, "timeout", why))(scope, receive, send)
+            await _closing(error_json(408, "timeout", why))(scope, receive, send)
             return None
         if seen > limit:
             response = error_response(_too_large(limit))
         else:  # an answer nobody reads, but middleware outside expects one (and logs it)
             why = f"the client left after {seen} bytes of the request body"
-            response = _error(400, "invalid_request_error", why)
+            response = error_json(400, "invalid_request_error", why)
         await _closing(response)(scope, receive, send)
         return None
 
@@ -370,20 +370,12 @@ class RequestGuard:
             f"the gateway is handling {self.max_in_flight} requests, its limit (max_in_flight); "
             "retry after 1 s"
         )
-        response = _error(503, "overloaded", message)
-        response.headers["retry-after"] = "1"
+        response = error_json(503, "overloaded", message, retry_after_s=1.0)
         await response(scope, receive, send)
 
 
 def _too_large(limit: int) -> StarletteHTTPException:
     return StarletteHTTPException(413, f"request body over {limit} bytes")
-
-
-def _error(status: int, kind: str, message: str) -> JSONResponse:
-    """The gateway's error shape (as :func:`mixllm.serve.http_errors.error_response`)."""
-    return JSONResponse(
-        {"error": {"message": message, "type": kind, "code": status}}, status_code=status
-    )
 
 
 def _closing(response: JSONResponse) -> JSONResponse:
