@@ -259,7 +259,9 @@ def test_split_statistics_bonus_from_training_corrections_from_feedback(
     routers["split"].save(tmp_path / "split")
     again = Router.load(tmp_path / "split").predict(prompts)
     np.testing.assert_array_equal(again.quality, after["split"].quality)
-    np.testing.assert_array_equal(again.uncertainty, after["split"].uncertainty)
+    # The bonus is not the same product: in memory, each update appended the LLM's new A⁻¹ to
+    # the stacked matrices; loaded, the distinct ones are stacked afresh (another BLAS shape).
+    np.testing.assert_allclose(again.uncertainty, after["split"].uncertainty, rtol=1e-9)
     routers["split"].add_llm(LLM("newcomer", 1.0, 2.0))
     routers["split"].remove_llm(routers["split"].llms[0])
     assert np.isfinite(routers["split"].predict(prompts).uncertainty).all()

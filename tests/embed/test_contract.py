@@ -76,7 +76,8 @@ def test_shape_dtype_and_unit_rows(embedder: Embedder) -> None:
 
 def test_same_text_same_vector(embedder: Embedder) -> None:
     first = embedder.embed(TEXTS)
-    np.testing.assert_array_equal(first[0], first[-1])
+    # rows 0 and 6 of one batch: a model's kernels may round them apart in the last bits
+    np.testing.assert_allclose(first[0], first[-1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(embedder.embed(TEXTS), first, atol=1e-6)
 
 

@@ -1,4 +1,9 @@
-"""The static embedder's own mean encoder gives model2vec's vectors, bit for bit."""
+"""The static embedder's own mean encoder gives model2vec's vectors.
+
+Two implementations of the same float32 mean, compared up to float32 rounding (``_close``): one
+token more or less moves a vector by far more than that, and model2vec or numpy may change
+how they sum without anything being wrong.
+"""
 
 from __future__ import annotations
 
@@ -82,6 +87,11 @@ def _ascii_fuzz(n: int, seed: int = 0, *, added: bool = True) -> list[str]:
     ]
 
 
+def _close(actual: np.ndarray, desired: np.ndarray) -> None:
+    """Equal up to float32 rounding (unit rows)."""
+    np.testing.assert_allclose(actual, desired, rtol=1e-5, atol=1e-6)
+
+
 def _model2vec(e: StaticEmbedder, texts: list[str]) -> np.ndarray:
     vectors = e._load().encode(
         texts, max_length=e.max_tokens, normalize=True, use_multiprocessing=False
@@ -99,9 +109,9 @@ def test_same_vectors_as_model2vec(
     e = StaticEmbedder(cache_dir=static_models_dir, max_tokens=max_tokens)
     assert e._load() is not None and e._encoder is not None  # the lean path is in use
     expected = _model2vec(e, texts)
-    np.testing.assert_array_equal(e.embed(texts), expected)
+    _close(e.embed(texts), expected)
     one_by_one = np.concatenate([e.embed([t]) for t in texts[:20] + ODD])
-    np.testing.assert_array_equal(one_by_one, np.concatenate([expected[:20], expected[-8:]]))
+    _close(one_by_one, np.concatenate([expected[:20], expected[-8:]]))
 
 
 @pytest.mark.slow
@@ -115,7 +125,7 @@ def test_float32_tables_and_weighted_models(static_models_dir: Path, tmp_path: P
     e = StaticEmbedder(str(tmp_path / "f32"), max_tokens=64)
     e._load()
     assert e._encoder is not None
-    np.testing.assert_array_equal(e.embed(texts), _model2vec(e, texts))
+    _close(e.embed(texts), _model2vec(e, texts))
     # A model with token weights is encoded by model2vec itself.
     weights = np.linspace(0.5, 1.5, len(base.embedding)).astype(np.float32)
     weighted = StaticModel(base.embedding, base.tokenizer, normalize=True, weights=weights)
@@ -123,7 +133,7 @@ def test_float32_tables_and_weighted_models(static_models_dir: Path, tmp_path: P
     w = StaticEmbedder(str(tmp_path / "weighted"))
     w._load()
     assert w._encoder is None
-    np.testing.assert_array_equal(w.embed(texts), _model2vec(w, texts))
+    np.testing.assert_array_equal(w.embed(texts), _model2vec(w, texts))  # model2vec both
 
 
 @pytest.mark.slow
@@ -140,9 +150,9 @@ def test_same_vectors_on_the_dataset_prompts(
     e = StaticEmbedder(cache_dir=static_models_dir, max_tokens=max_tokens)
     e._load()
     assert e._encoder is not None and e._encoder.fast is not None
-    np.testing.assert_array_equal(e.embed(texts), _model2vec(e, texts))
+    _close(e.embed(texts), _model2vec(e, texts))
     one_by_one = np.concatenate([e.embed([t]) for t in ADVERSARIAL])
-    np.testing.assert_array_equal(one_by_one, _model2vec(e, ADVERSARIAL))
+    _close(one_by_one, _model2vec(e, ADVERSARIAL))
 
 
 def _unicode_fuzz(n: int, seed: int = 0) -> list[str]:
@@ -226,7 +236,7 @@ def test_keep_end_reads_the_last_tokens(static_models_dir: Path, data_dir: Path)
     texts = [str(p) for p in ds.prompts[:200]] + ODD + ADVERSARIAL
     fast = e.embed(texts)
     e._encoder.fast = None  # the tokenizer alone, truncating from the left
-    np.testing.assert_array_equal(fast, e.embed(texts))
+    _close(fast, e.embed(texts))
     preamble = "Here are some worked examples of questions and answers. " * 40
     asks = [preamble + "What is the capital of France?", preamble + "def fib(n): return n"]
     head = StaticEmbedder(cache_dir=static_models_dir, max_tokens=64)

@@ -23,7 +23,8 @@ def test_ties_go_to_the_cheaper_then_to_the_name() -> None:
     assert choose(p, 2.0).tolist() == [0]  # all score 0.5: cheapest wins
     q = _pred([[0.7, 0.7, 0.7]], [[0.1, 0.1, 0.1]], ("c", "b", "a"))
     assert choose(q, 1.0).tolist() == [2]  # same score and cost: lowest name
-    assert choose(q, 1.0).tolist() == choose(q, 1.0).tolist()
+    r = _pred([[0.7, 0.7, 0.7]], [[0.1, 0.1, 0.1]], ("b", "a", "c"))
+    assert choose(r, 1.0).tolist() == [1]  # the lowest name, not the first or last column
 
 
 def test_choose_rejects_an_empty_pool() -> None:

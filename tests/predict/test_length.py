@@ -55,7 +55,7 @@ def test_contract_shapes_degenerate_columns_and_state(
     again = LengthModel.from_state(params, arrays)
     np.testing.assert_array_equal(again.predict(x[300:], p[300:]), pred)
     single = np.vstack([fitted.predict(x[i : i + 1], p[i : i + 1]) for i in range(300, 320)])
-    np.testing.assert_allclose(single, pred[:20], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(single, pred[:20], rtol=1e-9, atol=1e-9)  # BLAS: other order
 
 
 def test_regressors_beat_the_mean(data: tuple[np.ndarray, ...]) -> None:
@@ -106,10 +106,10 @@ def test_add_and_remove_llm(data: tuple[np.ndarray, ...]) -> None:
     before = model.predict(x[:10], p[:10])
     assert model.add_llm(x[:200], p[:200], out[:200, 0] * 2) == 2
     after = model.predict(x[:10], p[:10])
-    np.testing.assert_allclose(after[:, :2], before, rtol=1e-12)  # BLAS may round differently
+    np.testing.assert_allclose(after[:, :2], before, rtol=1e-9)  # BLAS may round differently
     assert (after[:, 2] > after[:, 0]).all()
     model.remove_llm(1)
-    np.testing.assert_allclose(model.predict(x[:10], p[:10]), after[:, [0, 2]], rtol=1e-12)
+    np.testing.assert_allclose(model.predict(x[:10], p[:10]), after[:, [0, 2]], rtol=1e-9)
 
 
 def test_cost_formula_and_error_table() -> None:

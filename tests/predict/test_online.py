@@ -128,7 +128,7 @@ def test_bad_inputs_name_the_value() -> None:
         m.update(0, x[0], np.array([np.nan, 1.0]))
 
 
-def test_bonus_stays_exact_as_updates_split_shared_matrices() -> None:
+def test_bonus_follows_a_inv_as_updates_split_shared_matrices() -> None:
     rng = np.random.default_rng(8)
     x = rng.normal(size=(40, 4))
     m = OnlineRidge(n_targets=1).fit(x, np.ones((40, 4), dtype=bool), np.zeros((40, 4, 1)))
@@ -137,11 +137,11 @@ def test_bonus_stays_exact_as_updates_split_shared_matrices() -> None:
     def direct() -> np.ndarray:
         return np.sqrt(np.einsum("nd,lde,ne->nl", probe, m.a_inv_, probe))
 
-    np.testing.assert_allclose(m.bonus(probe), direct(), rtol=1e-12)
+    np.testing.assert_allclose(m.bonus(probe), direct(), rtol=1e-9)
     for j in (2, 0, 3, 1, 2, 2, 0):  # every LLM leaves the shared group, out of order
         m.update(j, rng.normal(size=4), np.zeros(1))
-        np.testing.assert_allclose(m.bonus(probe), direct(), rtol=1e-12)
+        np.testing.assert_allclose(m.bonus(probe), direct(), rtol=1e-9)
     m.add_llm()
     m.update(4, rng.normal(size=4), np.zeros(1))
     m.remove_llm(1)
-    np.testing.assert_allclose(m.bonus(probe), direct(), rtol=1e-12)
+    np.testing.assert_allclose(m.bonus(probe), direct(), rtol=1e-9)

@@ -75,7 +75,7 @@ def test_contract_batch_equals_one_by_one(
 ) -> None:
     x_te = data[2][:20]
     single = np.vstack([fitted.predict(row[None]) for row in x_te])
-    np.testing.assert_allclose(fitted.predict(x_te), single, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fitted.predict(x_te), single, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -120,10 +120,10 @@ def test_add_llm_fits_only_the_new_column_and_remove_llm(data: tuple[np.ndarray,
     assert model.add_llm(x[:150], q[:150, 5]) == 2
     assert model.heads_.heads[:2] == heads  # the same objects: not refitted
     after = model.predict(x_te)
-    np.testing.assert_allclose(after[:, :2], before, rtol=1e-12)  # BLAS may round differently
+    np.testing.assert_allclose(after[:, :2], before, rtol=1e-9)  # BLAS may round differently
     assert model.cv_scores_["logistic"].shape == (3,) and model.kinds_[2] == "logistic"
     model.remove_llm(0)
-    np.testing.assert_allclose(model.predict(x_te), after[:, 1:], rtol=1e-12)
+    np.testing.assert_allclose(model.predict(x_te), after[:, 1:], rtol=1e-9)
     assert model.n_llms_ == 2
     with pytest.raises(DataError, match="column 7"):
         model.remove_llm(7)

@@ -63,7 +63,7 @@ def test_batched_bonus_equals_one_by_one_and_the_direct_formula() -> None:
     queries = _rows(25, seed=5)
     batch = model.bonus(queries)
     single = np.vstack([model.bonus(q) for q in queries])
-    np.testing.assert_allclose(batch, single, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(batch, single, rtol=1e-9, atol=0)
     np.testing.assert_allclose(batch[:, 1], _direct_bonus(x[observed[:, 1]], queries, 0.5))
     assert batch.shape == (25, 3)
 
@@ -120,17 +120,17 @@ def test_llms_with_the_same_rows_share_one_matrix_and_changes_are_seen() -> None
     observed[::3, 2] = False  # LLM 2 saw fewer rows; 0, 1 and 3 share one matrix
     model = UncertaintyModel().fit(x, observed)
     q = _rows(7, seed=6)
-    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-12)
+    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-9)
     stacked, column = model._distinct  # type: ignore[misc]
     assert column.tolist() == [0, 0, 1, 0] and len(stacked) == 2 * 16
     # Every change is seen by the next bonus: update, add_llm, remove_llm.
     model.update(1, x[:5] * -1.0)
-    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-12)
+    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-9)
     assert not np.allclose(model.bonus(q)[:, 0], model.bonus(q)[:, 1])
     model.add_llm()
-    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-12)
+    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-9)
     model.remove_llm(0)
-    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-12)
+    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-9)
     assert model.bonus(q).shape == (7, 4)
     model.fit(x[:10], observed[:10, :2])
-    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-12)
+    np.testing.assert_allclose(model.bonus(q), _bonus_per_llm(model, q), rtol=1e-9)
