@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mixllm.clock import Clock
 from mixllm.errors import ConfigError, MixLLMError, PersistError
@@ -67,10 +68,10 @@ def create_app(
         RequestGuard, max_body_bytes=s.max_body_bytes, body_timeout_s=s.body_timeout_s,
         max_in_flight=s.max_in_flight,
     )  # fmt: skip
+    app.add_middleware(_AccessLog)  # added last, so outermost: logs the guard's refusals too
     for kind in (MixLLMError, RequestValidationError, StarletteHTTPException):
         app.add_exception_handler(kind, handle)
     app.add_exception_handler(Exception, handle_unexpected)
-    app.middleware("http")(_count)
     app.add_api_route("/v1/chat/completions", chat, methods=["POST"])
     app.add_api_route("/v1/completions", legacy_completions, methods=["POST"])
     app.add_api_route("/v1/models", models, methods=["GET"])
@@ -96,30 +97,52 @@ def _gateway(request: Request) -> Gateway:
     return gw
 
 
-async def _count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Count and time each request, and write its access-log line."""
-    gw = _gateway(request)
-    started = gw.clock.now()
-    response = await call_next(request)
-    seconds = gw.clock.now() - started
-    route = request.scope.get("route")
-    endpoint = str(getattr(route, "path", "unmatched"))
-    gw.metrics.requests.labels(endpoint, str(response.status_code)).inc()
-    gw.metrics.request_latency.labels(endpoint).observe(seconds)
-    if access_log.isEnabledFor(logging.INFO):
-        access_log.info(
-            json.dumps(
-                {
-                    "method": request.method, "endpoint": endpoint,
-                    "status": response.status_code, "ms": round(seconds * 1e3, 2),
-                    "key": getattr(request.state, "key_name", None),  # never the secret
-                    "llm": response.headers.get("x-mixllm-llm"),
-                    "decision_id": response.headers.get("x-mixllm-decision-id"),
-                    "fallbacks": response.headers.get("x-mixllm-fallbacks"),
-                }
-            )
-        )  # fmt: skip
-    return response
+class _AccessLog:
+    """Counts and times each request (Prometheus) and writes its access-log line when its
+    response has been sent (a stream when its last chunk has): method, endpoint, status,
+    milliseconds, the key's name (never the secret), the LLM, the decision id, fallbacks."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        gw: Gateway = scope["app"].state.gateway
+        started = gw.clock.now()
+        status = 500
+        said: dict[str, str] = {}
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                for name, value in message.get("headers", ()):
+                    if name.startswith(b"x-mixllm-"):
+                        said[name.decode("latin-1")] = value.decode("latin-1")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            seconds = gw.clock.now() - started
+            endpoint = str(getattr(scope.get("route"), "path", "unmatched"))
+            gw.metrics.requests.labels(endpoint, str(status)).inc()
+            gw.metrics.request_latency.labels(endpoint).observe(seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    json.dumps(
+                        {
+                            "method": scope["method"], "endpoint": endpoint, "status": status,
+                            "ms": round(seconds * 1e3, 2),
+                            "key": scope.get("state", {}).get("key_name"),
+                            "llm": said.get("x-mixllm-llm"),
+                            "decision_id": said.get("x-mixllm-decision-id"),
+                            "fallbacks": said.get("x-mixllm-fallbacks"),
+                        }
+                    )
+                )  # fmt: skip
 
 
 # -- endpoints ---------------------------------------------------------------------------------
