@@ -12,7 +12,7 @@ import pytest
 
 from mixllm import Router
 from mixllm.errors import ConfigError
-from mixllm.serve import ApiKey, Settings
+from mixllm.serve import ApiKey, FakeBackend, Settings
 from mixllm.serve.backends import make_backend
 from mixllm.serve.capabilities import Capabilities
 
@@ -141,5 +141,30 @@ def test_capabilities_from_the_config_and_the_admin_api(
                 },
             )
             assert r.status_code == 400 and "tools" in r.json()["error"]["message"]
+
+    run(go)
+
+
+def test_feedback_after_a_fallback_teaches_the_llm_that_answered(
+    router: Router, tmp_path: Path
+) -> None:
+    prompt = "Which LLM answered this?"
+    chosen = router.route(prompt).llm
+    backends: dict[str, Any] = {m: upstream_backend(m) for m in router.llms}
+    backends[chosen] = FakeBackend(chosen, fail="500")
+    llms = list(router.llms)
+
+    async def go() -> None:
+        async with gateway(router, backends, tmp_path) as (_, http):
+            ask = {"model": "mixllm", "messages": [{"role": "user", "content": prompt}]}
+            r = await http.post("/v1/chat/completions", json=ask)
+            answered = r.headers["x-mixllm-llm"]
+            assert r.headers["x-mixllm-routed-to"] == chosen != answered
+            before = router.predict([prompt]).quality[0].copy()
+            fb = await http.post("/v1/feedback", json={"id": r.json()["id"], "quality": 0.0})
+            assert fb.json()["status"] == "applied"
+            after = router.predict([prompt]).quality[0]
+            moved = {m for i, m in enumerate(llms) if abs(after[i] - before[i]) > 1e-9}
+            assert moved == {answered}
 
     run(go)

@@ -28,6 +28,7 @@ import logging
 import math
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from mixllm.errors import ConfigError, DataError, PersistError, UnknownDecisionError
@@ -229,8 +230,9 @@ class Store(SpendStore):
     def get_decision(
         self, decision_id: str, *, key_id: str | None = None, now: float | None = None
     ) -> Decision | None:
-        """The stored decision, rebuilt as it was recorded; ``None`` if unknown, past
-        retention, or (when ``key_id`` is given) made for another key."""
+        """The stored decision, rebuilt as it was recorded but for ``llm``, which is the LLM
+        that answered; ``None`` if unknown, past retention, or (when ``key_id`` is given)
+        made for another key."""
         _check_id("decision_id", decision_id)
         if key_id is not None:
             _check_text("key_id", key_id)
@@ -245,10 +247,17 @@ class Store(SpendStore):
         return self._rebuild(row)
 
     def _rebuild(self, row: sqlite3.Row) -> Decision:
+        """The decision of ``row``; its ``llm`` is the one that answered, when another LLM
+        answered after a fallback (feedback rates that LLM's answer, so it teaches that LLM's
+        predictors, when learned live and when learned again after a restart alike)."""
         try:
-            return _decision_from_row(row)
+            decision = _decision_from_row(row)
         except DataError as exc:  # a row SQLite reads but we cannot: changed by hand?
             raise PersistError(f"store {self.path!r}: {exc}") from None
+        answered = row["answered_by"]
+        if answered and answered != decision.llm:
+            decision = replace(decision, llm=str(answered))
+        return decision
 
     def session_llm(self, session_id: str, *, key_id: str, now: float | None = None) -> str | None:
         """The LLM that answered the latest decision of conversation ``session_id`` for
