@@ -164,9 +164,15 @@ class Gateway:
             cap_field="max_completion_tokens" if body.max_completion_tokens else "max_tokens",
             session=sid, stayed=stayed,
         )  # fmt: skip
+        tokens = prompt_tokens + answer
         if key is not None and key.tokens_per_minute:
-            self._rate(key, "tokens", prompt_tokens + answer, key.tokens_per_minute)
-        await self._reserve(plan)
+            self._rate(key, "tokens", tokens, key.tokens_per_minute)
+        try:
+            await self._reserve(plan)
+        except BaseException:
+            if key is not None and key.tokens_per_minute:  # refused: nothing was sent
+                self.limiter.give_back(f"{key.name}/tokens", tokens)
+            raise
         try:
             await run_in_threadpool(
                 self.store.record_decision, decision, key_id=key.name if key else "",
