@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from mixllm.data.dataset import Dataset, Outcome
 from mixllm.embed import HashingEmbedder
 from mixllm.errors import BackendError, ConfigError, UnknownLLMError
-from mixllm.serve.backends import Backend, ChatResult, OpenAIBackend, make_backend
+from mixllm.serve.backends import Backend, OpenAIBackend, make_backend
+from mixllm.serve.chat import ChatResult
 from mixllm.serve.fake import FakeBackend
 from mixllm.serve.replay import ReplayBackend
 

@@ -10,7 +10,7 @@ import pytest
 
 from mixllm.clock import ManualClock
 from mixllm.errors import BackendError, ConfigError
-from mixllm.serve.backends import ChatResult
+from mixllm.serve.chat import ChatResult
 from mixllm.serve.fake import FakeBackend
 from mixllm.serve.fallback import (
     Attempt,

@@ -26,7 +26,7 @@ import pytest
 from mixllm import Router
 from mixllm.clock import ManualClock
 from mixllm.serve import Backend, FakeBackend, OpenAIBackend, Settings, Store, create_app
-from mixllm.serve.backends import _chunks
+from mixllm.serve.chat import _chunks
 
 from .conftest import free_port, running
 

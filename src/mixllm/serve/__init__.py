@@ -7,7 +7,8 @@ upstream), :class:`ReplayBackend` (recorded answers of a dataset, offline) and
 """
 
 from mixllm.serve.app import create_app
-from mixllm.serve.backends import Backend, ChatResult, OpenAIBackend
+from mixllm.serve.backends import Backend, OpenAIBackend
+from mixllm.serve.chat import ChatResult
 from mixllm.serve.fake import FakeBackend
 from mixllm.serve.gateway import Gateway
 from mixllm.serve.replay import ReplayBackend

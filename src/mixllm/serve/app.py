@@ -163,7 +163,7 @@ async def chat(body: ChatRequest, request: Request) -> Response:
             )
         answer = await gw.complete(plan)
     except BaseException:
-        await gw.refund(plan)  # no answer, no charge
+        await gw.billing.refund(plan)  # no answer, no charge
         raise
     return JSONResponse(completion(answer, plan), headers=headers(answer, plan))
 

@@ -19,142 +19,23 @@ import json
 import logging
 import math
 import os
-import re
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
 from mixllm.errors import BackendError, ConfigError
 from mixllm.serve.capabilities import Capabilities
+from mixllm.serve.chat import ChatResult, Chunk, Messages, Params, _short, has_answer, read_usage
 
-__all__ = [
-    "Backend",
-    "ChatResult",
-    "Chunk",
-    "Messages",
-    "OpenAIBackend",
-    "Params",
-    "Usage",
-    "has_answer",
-    "make_backend",
-    "read_usage",
-    "text_chunks",
-]
+__all__ = ["Backend", "OpenAIBackend", "make_backend", "retry_after"]
 
 logger = logging.getLogger(__name__)
 
-Messages: TypeAlias = list[dict[str, Any]]  # OpenAI chat messages, passed on as they are
-Params: TypeAlias = Mapping[str, Any]  # OpenAI request fields: temperature, max_tokens, tools...
-Chunk: TypeAlias = dict[str, Any]  # one ``chat.completion.chunk`` event of a stream, as sent
-
-#: Token counts above this are not believed (a billing bug or a hostile upstream).
-MAX_TOKENS_BELIEVED = 100_000_000
 _RETRY_AFTER_MAX_S = 3600.0
-
 _DETAIL_CHARS = 200
-_WORDS_PER_CHUNK = 8
-
-
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=2.0)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts an upstream reported, checked: whole numbers in [0, 10^8]."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int = 0
-
-
-def read_usage(raw: object) -> tuple[Usage | None, str | None]:
-    """``(usage, None)`` for valid counts, ``(None, None)`` when there are none, ``(None,
-    why)`` when they are not believable (negative, not whole numbers, absurdly large).
-
-    >>> read_usage({"prompt_tokens": 12, "completion_tokens": 3})
-    (Usage(prompt_tokens=12, completion_tokens=3, cached_tokens=0), None)
-    >>> read_usage({"prompt_tokens": -1, "completion_tokens": 3})[1]
-    'usage.prompt_tokens=-1; expected an integer in [0, 100000000]'
-    """
-    if raw is None:
-        return None, None
-    if not isinstance(raw, dict):
-        return None, f"usage={_short(raw)}; expected an object"
-    counts = []
-    for name in ("prompt_tokens", "completion_tokens"):
-        value = raw.get(name)
-        if not (isinstance(value, int) and _count(value)):
-            bound = f"[0, {MAX_TOKENS_BELIEVED}]"
-            return None, f"usage.{name}={_short(value)}; expected an integer in {bound}"
-        counts.append(value)
-    details = raw.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    if not (isinstance(cached, int) and _count(cached) and cached <= counts[0]):
-        cached = 0  # unknown or unbelievable: no discount
-    return Usage(counts[0], counts[1], cached), None
-
-
-def _count(value: object) -> bool:
-    return (
-        isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS_BELIEVED
-    )
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:40] + "…"
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    """One complete answer: its text (``None`` for a tool call), checked token counts
-    (``None`` if unknown or unbelievable: ``usage_problem`` says why), where it came from, and
-    the upstream's whole JSON body (``body``) to relay."""
-
-    text: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    finish_reason: str = "stop"
-    upstream_model: str = ""
-    body: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
-    cached_tokens: int = 0
-    usage_problem: str | None = None
-
-
-def has_answer(message: object) -> bool:
-    """Whether a message (or a stream delta) carries an answer: text, a tool or function
-    call, a refusal or audio."""
-    if not isinstance(message, dict):
-        return False
-    content = message.get("content")
-    if isinstance(content, str) and content:
-        return True
-    if isinstance(content, list) and content:
-        return True
-    return any(message.get(k) for k in ("tool_calls", "function_call", "refusal", "audio"))
-
-
-def text_chunks(text: str, *, usage: Usage | None = None, words: int = 8) -> Iterator[Chunk]:
-    """``text`` as OpenAI stream chunks (``choices`` and ``delta``; the gateway sets ``id``
-    and ``model``): the role with the first words, a few words each, the finish reason, and
-    a usage chunk when ``usage`` is given."""
-    for i, piece in enumerate(_chunks(text, words)):
-        delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
-        yield {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-    yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    if usage is not None:
-        yield {"choices": [], "usage": _usage_json(usage)}
-
-
-def _usage_json(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-    }
 
 
 @runtime_checkable
@@ -215,12 +96,6 @@ def retry_after(value: str | None, *, now: float | None = None) -> float | None:
 
 def _no_answer(where: str, why: str) -> BackendError:
     return BackendError(f"{where} returned no answer ({why})", retryable=True)
-
-
-def _chunks(text: str, words: int = _WORDS_PER_CHUNK) -> list[str]:
-    """``text`` split on whitespace into pieces of ``words`` words that join back to it."""
-    pieces = re.split(r"(?<=\s)(?=\S)", text)
-    return ["".join(pieces[i : i + words]) for i in range(0, len(pieces), words)]
 
 
 class OpenAIBackend:

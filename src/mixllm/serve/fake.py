@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from mixllm.errors import BackendError, ConfigError
-from mixllm.serve.backends import ChatResult, Chunk, Messages, Params, Usage, _chunks, text_chunks
 from mixllm.serve.capabilities import Capabilities
+from mixllm.serve.chat import ChatResult, Chunk, Messages, Params, Usage, _chunks, text_chunks
 
 __all__ = ["FakeBackend", "fake_openai_upstream"]
 

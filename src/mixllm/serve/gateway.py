@@ -17,7 +17,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,13 @@ from mixllm.data.tokens import count_tokens
 from mixllm.errors import BackendError, UnknownDecisionError
 from mixllm.policy import LoadTracker
 from mixllm.router import Router
-from mixllm.serve.backends import Backend, ChatResult, Chunk, Usage, has_answer, read_usage
+from mixllm.serve.backends import Backend
+from mixllm.serve.billing import Billing, Plan
 from mixllm.serve.capabilities import Capabilities, capable
+from mixllm.serve.chat import ChatResult, Chunk, Usage
 from mixllm.serve.errors import (
     CapabilityError,
     RateLimitError,
-    SpendLimitError,
     UnknownModelError,
 )
 from mixllm.serve.fallback import Attempt, CircuitBreaker, SkippedLLMError, call_with_fallbacks
@@ -42,11 +43,12 @@ from mixllm.serve.metrics import Metrics
 from mixllm.serve.restore import last_seq
 from mixllm.serve.schemas import ChatRequest
 from mixllm.serve.settings import ApiKey, Profile, Settings
-from mixllm.serve.spend import RateLimiter, affordable_tokens, charge, worst_case_usd
+from mixllm.serve.spend import RateLimiter
 from mixllm.serve.store import Store
-from mixllm.types import Decision, Feedback
+from mixllm.serve.streaming import OpenStream, carries_answer
+from mixllm.types import LLM, Decision, Feedback
 
-__all__ = ["Answer", "Gateway", "OpenStream", "Plan"]
+__all__ = ["Answer", "Gateway"]
 
 logger = logging.getLogger(__name__)
 KEEP_CHECKPOINTS = 2
@@ -62,25 +64,6 @@ class Answer:
     attempts: tuple[Attempt, ...]
     result: ChatResult | None = None
     charged_usd: float | None = None
-
-
-@dataclass
-class Plan:
-    """A chat request once routed and paid for: what to send, to whom, and what is held."""
-
-    decision: Decision
-    key: ApiKey | None
-    order: tuple[str, ...]  # the LLMs that may answer, the chosen one first
-    messages: list[dict[str, Any]]
-    params: dict[str, Any]
-    prompt: str
-    prompt_tokens: float
-    answer_tokens: int  # the answer's token limit sent upstream (before per-LLM limits)
-    cap_field: str  # "max_tokens" or "max_completion_tokens"
-    reserved_usd: float = 0.0  # held on the key's spend now
-    session: str = ""
-    stayed: bool = False  # kept on the conversation's LLM
-    settled: bool = False
 
 
 class Gateway:
@@ -108,6 +91,9 @@ class Gateway:
         self.tracker: LoadTracker = router.load_tracker
         self.breakers: dict[str, CircuitBreaker] = {}
         self.limiter = RateLimiter(clock=self.clock)
+        self.billing = Billing(
+            store, settings, self.metrics, price=self._price, capabilities=self.capabilities
+        )
         self.backoff: dict[str, float] = {}  # LLM -> clock time until which it is left alone
         self._learn_lock = threading.Lock()  # feedback applied and checkpoints taken in turn
         self._applied_seq = last_seq(store)
@@ -130,6 +116,9 @@ class Gateway:
         """What a request's ``model`` may be: ``mixllm``, the profiles, the served LLMs."""
         served = [m for m in self.router.llms if m in self.backends]
         return list(dict.fromkeys(["mixllm", *sorted(self.settings.profiles), *sorted(served)]))
+
+    def _price(self, llm: str) -> LLM | None:
+        return self.router.prices_.get(llm)
 
     def capabilities(self, llm: str) -> Capabilities:
         """What ``llm``'s backend declared (everything, when it declared nothing)."""
@@ -156,7 +145,7 @@ class Gateway:
         sid = session or options.get("session") or _session_id(body, key)
         decision, stayed = await self._conversation(body, decision, sid, key)
         self.metrics.decisions.labels(decision.llm).inc()
-        answer = self._answer_tokens(decision.llm, body.answer_cap())
+        answer = self.billing.answer_tokens(decision.llm, body.answer_cap())
         plan = Plan(
             decision=decision, key=key, order=tuple(self.fallback_order(decision)),
             messages=body.messages_out(), params=body.upstream_params(), prompt=prompt,
@@ -168,7 +157,7 @@ class Gateway:
         if key is not None and key.tokens_per_minute:
             self._rate(key, "tokens", tokens, key.tokens_per_minute)
         try:
-            await self._reserve(plan)
+            await self.billing.reserve(plan)
         except BaseException:
             if key is not None and key.tokens_per_minute:  # refused: nothing was sent
                 self.limiter.give_back(f"{key.name}/tokens", tokens)
@@ -179,7 +168,7 @@ class Gateway:
                 request_model=body.model, session_id=sid,
             )  # fmt: skip
         except BaseException:
-            await self.refund(plan)
+            await self.billing.refund(plan)
             raise
         return plan
 
@@ -246,101 +235,12 @@ class Gateway:
         )
         return [decision.llm, *rest]
 
-    # -- spend -----------------------------------------------------------------------------------
-    def _answer_tokens(self, llm: str, wanted: int | None) -> int:
-        """The answer's token limit: the request's, else the default, within the LLM's."""
-        most = self.capabilities(llm).max_output_tokens
-        cap = wanted or self.settings.default_max_tokens
-        return min(cap, most) if most else cap
-
-    def _worst(self, plan: Plan, llm: str) -> float:
-        return worst_case_usd(
-            self.router.prices_.get(llm), prompt_tokens=plan.prompt_tokens,
-            answer_tokens=self._answer_tokens(llm, plan.answer_tokens),
-        )  # fmt: skip
-
-    async def _reserve(self, plan: Plan) -> None:
-        """Hold the chosen LLM's worst case on the key, lowering the answer's token limit to
-        what the key's remaining budget affords; 429 when it affords no answer."""
-        key, llm = plan.key, plan.decision.llm
-        if key is None:
-            return
-        limit = key.spend_limit_usd
-        for _ in range(3):  # another request may take the budget between reading and holding
-            if limit is not None:
-                left = limit - await run_in_threadpool(self.store.spent, key.name)
-                price = self.router.prices_.get(llm)
-                afford = affordable_tokens(price, prompt_tokens=plan.prompt_tokens, budget_usd=left)
-                if afford < 1:
-                    raise SpendLimitError(
-                        f"this key's spending limit of ${limit:g} is reached: "
-                        f"${max(left, 0.0):.6f} left, not enough for an answer from {llm}"
-                    )
-                plan.answer_tokens = min(plan.answer_tokens, afford)
-            worst = self._worst(plan, llm)
-            if await run_in_threadpool(self.store.add_spend, key.name, worst, limit_usd=limit):
-                plan.reserved_usd = worst
-                return
-        raise SpendLimitError(f"this key's spending limit of ${limit:g} is reached")
-
-    async def _cover(self, plan: Plan, llm: str) -> None:
-        """Before calling a fallback LLM: hold its worst case if that is more than is held."""
-        if plan.key is None:
-            return
-        more = self._worst(plan, llm) - plan.reserved_usd
-        if more <= 0:
-            return
-        ok = await run_in_threadpool(
-            self.store.add_spend, plan.key.name, more, limit_usd=plan.key.spend_limit_usd
-        )
-        if not ok:
-            raise SkippedLLMError(
-                f"{llm}: not tried (the key's remaining budget does not cover it)"
-            )
-        plan.reserved_usd += more
-
-    async def refund(self, plan: Plan) -> None:
-        """Give back the reservation when no answer came."""
-        if plan.key is not None and plan.reserved_usd > 0 and not plan.settled:
-            plan.settled = True
-            await run_in_threadpool(self.store.settle_spend, plan.key.name, plan.reserved_usd, 0.0)
-
-    async def settle(
-        self, plan: Plan, llm: str, usage: Usage | None, problem: str | None, text: str
-    ) -> float:
-        """Charge an answer: its reported usage, else our own count of its tokens, never more
-        than its reservation; the rest of the reservation goes back to the key."""
-        if plan.settled:
-            return 0.0
-        plan.settled = True
-        counted = (plan.prompt_tokens, float(count_tokens([text])[0]) if text else 0.0)
-        result = charge(
-            self.router.prices_.get(llm), reserved_usd=self._worst(plan, llm),
-            prompt_tokens=None if usage is None else usage.prompt_tokens,
-            completion_tokens=None if usage is None else usage.completion_tokens,
-            cached_tokens=0 if usage is None else usage.cached_tokens,
-            cached_price_per_mtok=self.capabilities(llm).price_cached_in_per_mtok,
-            counted=counted, problem=problem,
-        )  # fmt: skip
-        if result.problem is not None:
-            logger.warning("LLM %r: usage not believed (%s); charged its reservation",
-                           llm, result.problem)  # fmt: skip
-        self.metrics.spend.labels(llm).inc(result.usd)
-        if plan.key is not None:
-            await run_in_threadpool(
-                self.store.settle_spend, plan.key.name, plan.reserved_usd, result.usd
-            )
-        await run_in_threadpool(
-            self.store.set_answer, plan.decision.decision_id, answered_by=llm, cost_usd=result.usd
-        )
-        return result.usd
-
     # -- calling the LLMs ------------------------------------------------------------------------
     def _params(self, plan: Plan, llm: str, *, stream: bool) -> dict[str, Any]:
         params = dict(plan.params)
         params.pop("max_tokens", None)
         params.pop("max_completion_tokens", None)
-        params[plan.cap_field] = self._answer_tokens(llm, plan.answer_tokens)
+        params[plan.cap_field] = self.billing.answer_tokens(llm, plan.answer_tokens)
         if stream:  # always ask for usage: a stream is charged what it used
             params["stream_options"] = {"include_usage": True}
         return params
@@ -354,7 +254,7 @@ class Gateway:
             raise SkippedLLMError(
                 f"{llm}: not tried (asked to wait {wait:.1f} s more)", retry_after_s=wait
             )
-        await self._cover(plan, llm)
+        await self.billing.cover(plan, llm)
         return backend
 
     def _note_failure(self, llm: str, exc: BaseException) -> None:
@@ -388,7 +288,7 @@ class Gateway:
         usage = None
         if result.prompt_tokens is not None and result.completion_tokens is not None:
             usage = Usage(result.prompt_tokens, result.completion_tokens, result.cached_tokens)
-        cost = await self.settle(plan, llm, usage, result.usage_problem, result.text or "")
+        cost = await self.billing.settle(plan, llm, usage, result.usage_problem, result.text or "")
         return Answer(plan.decision, llm, tuple(attempts), result, cost)
 
     async def open_stream(self, plan: Plan) -> tuple[Answer, OpenStream]:
@@ -403,7 +303,7 @@ class Gateway:
             started = self.clock.now()
             head: list[Chunk] = []
             try:
-                while not head or not _carries_answer(head[-1]):
+                while not head or not carries_answer(head[-1]):
                     head.append(await stream.__anext__())
             except StopAsyncIteration:
                 self._finished(llm, self.clock.now() - started)
@@ -524,80 +424,6 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(work)
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
-
-
-class OpenStream:
-    """A streamed answer once it has started: the rest of the upstream's chunks
-    (:meth:`chunks`), and :meth:`close`, which releases the LLM's load and charges the answer
-    from the usage chunk (or our count of the text streamed) once, however the stream ends:
-    at its end, when the client goes away, or never iterated at all."""
-
-    def __init__(
-        self, gw: Gateway, plan: Plan, llm: str, started: float, head: list[Chunk],
-        upstream: AsyncIterator[Chunk],
-    ) -> None:  # fmt: skip
-        self.gw, self.plan, self.llm, self.started = gw, plan, llm, started
-        self.head, self.upstream = head, upstream
-        self.usage: Usage | None = None
-        self.problem: str | None = None
-        self._text = [_delta_text(c) for c in head]
-        self._closed = False
-
-    def text(self) -> str:
-        """The answer's text streamed so far."""
-        return "".join(self._text)
-
-    async def chunks(self) -> AsyncIterator[Chunk]:
-        """The chunks after :attr:`head`, as the upstream sends them."""
-        try:
-            async for chunk in self.upstream:
-                if chunk.get("usage") is not None:
-                    self.usage, self.problem = read_usage(chunk["usage"])
-                self._text.append(_delta_text(chunk))
-                yield chunk
-        except BaseException:
-            self.close()
-            raise
-        self._release()
-        await self.gw.settle(self.plan, self.llm, self.usage, self.problem, self.text())
-
-    def _release(self) -> bool:
-        if self._closed:
-            return False
-        self._closed = True
-        tokens = None if self.usage is None else self.usage.completion_tokens
-        self.gw._finished(self.llm, self.gw.clock.now() - self.started, output_tokens=tokens)
-        return True
-
-    def close(self) -> None:
-        """Release the load and charge what was streamed (in the background); idempotent."""
-        if self._release():
-            self.gw.background(self._close_upstream())
-
-    async def _close_upstream(self) -> None:
-        aclose = getattr(self.upstream, "aclose", None)
-        try:
-            if aclose is not None:
-                await aclose()
-        finally:
-            await self.gw.settle(self.plan, self.llm, self.usage, self.problem, self.text())
-
-
-def _choice(chunk: Chunk) -> dict[str, Any]:
-    choices = chunk.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        return choices[0]
-    return {}
-
-
-def _carries_answer(chunk: Chunk) -> bool:
-    return has_answer(_choice(chunk).get("delta"))
-
-
-def _delta_text(chunk: Chunk) -> str:
-    delta = _choice(chunk).get("delta")
-    content = delta.get("content") if isinstance(delta, dict) else None
-    return content if isinstance(content, str) else ""
 
 
 def _session_id(body: ChatRequest, key: ApiKey | None) -> str:

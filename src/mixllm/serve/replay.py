@@ -12,8 +12,8 @@ from mixllm.data.dataset import Dataset
 from mixllm.embed.base import Embedder
 from mixllm.errors import BackendError, ConfigError
 from mixllm.predict.neighbours import unit_rows
-from mixllm.serve.backends import ChatResult, Chunk, Messages, Params, Usage, text_chunks
 from mixllm.serve.capabilities import Capabilities
+from mixllm.serve.chat import ChatResult, Chunk, Messages, Params, Usage, text_chunks
 
 __all__ = ["ReplayBackend"]
 

@@ -13,8 +13,10 @@ from typing import Any
 
 from mixllm.data.tokens import count_tokens
 from mixllm.errors import BackendError
-from mixllm.serve.backends import Chunk
-from mixllm.serve.gateway import Answer, OpenStream, Plan
+from mixllm.serve.billing import Plan
+from mixllm.serve.chat import Chunk
+from mixllm.serve.gateway import Answer
+from mixllm.serve.streaming import OpenStream
 
 __all__ = ["completion", "explain", "headers", "sse"]
 
