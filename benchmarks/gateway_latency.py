@@ -7,8 +7,9 @@ Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/gateway_latency.py [--n 500]
 
 One process: a fake OpenAI-compatible upstream (uvicorn on 127.0.0.1, in a thread) answers a
 fixed text after an optional fixed delay, in one chunk or as a stream of a few words per chunk;
-a gateway (``create_app``, uvicorn on 127.0.0.1, in another thread) routes with a MixLLM router
-and calls that upstream through an ``OpenAIBackend`` per router LLM. The router is fitted on
+a gateway (``create_app``, uvicorn on 127.0.0.1 with the connection guard of ``mixllm serve``,
+in another thread) routes with a MixLLM router and calls that upstream through an
+``OpenAIBackend`` per router LLM. The router is fitted on
 the RouterBench subset (``$MIXLLM_DATA_DIR/routerbench/routerbench_0shot_subset.csv``, default
 ../shared/data; seeded 80/20 split) and the requests carry its held-out prompts, so routing
 sees real prompts; ``--data synthetic`` uses generated data instead. The default embedder is
@@ -73,6 +74,11 @@ from mixllm.embed import make_embedder  # noqa: E402
 from mixllm.embed.base import Embedder  # noqa: E402
 from mixllm.serve import OpenAIBackend, Settings, Store, create_app  # noqa: E402
 from mixllm.serve.fake import fake_openai_upstream  # noqa: E402
+from mixllm.serve.guard import (  # noqa: E402
+    ConnectionGuard,
+    default_max_connections,
+    guarded_protocol,
+)
 from mixllm.serve.run import serve_in_thread  # noqa: E402
 from mixllm.types import Decision  # noqa: E402
 
@@ -97,9 +103,14 @@ def fake_upstream(delay_s: float) -> Starlette:
     )
 
 
-def serving(app: Any, *, timeout_s: float = 30.0) -> Any:
-    """``app`` on uvicorn at 127.0.0.1 in a thread; yields its base URL (``.../v1``)."""
-    return serve_in_thread(app, timeout_s=timeout_s)
+def serving(app: Any, *, timeout_s: float = 30.0, guarded: bool = False) -> Any:
+    """``app`` on uvicorn at 127.0.0.1 in a thread; yields its base URL (``.../v1``). The
+    gateway is ``guarded`` as ``mixllm serve`` runs it (connection cap, header timeout)."""
+    protocol = None
+    if guarded:
+        guard = ConnectionGuard(default_max_connections(), Settings().header_timeout_s)
+        protocol = guarded_protocol(guard)
+    return serve_in_thread(app, timeout_s=timeout_s, protocol=protocol)
 
 
 # -- the client --------------------------------------------------------------------------------
@@ -324,7 +335,7 @@ def main() -> None:
                 router, backends, store, Settings(deadline_s=REQUEST_TIMEOUT_S),
                 state_dir=folder / "state",
             )  # fmt: skip
-            with serving(app) as gateway:
+            with serving(app, guarded=True) as gateway:
                 for mode in modes:
                     for c in levels:
                         print(f"{mode} at concurrency {c} ...", file=sys.stderr, flush=True)
