@@ -1,7 +1,9 @@
 """Decision time of a router: one query at a time (p50/p99) and in batches, per embedder.
 
 Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/decision_time.py [--n 300] [--embedders
-static,static?max_tokens=64,minilm] [--routers knn,mixllm] [--alpha 0.05]``. Routers are fitted
+'static,static?max_tokens=64&keep=end,static?max_tokens=64,minilm'] [--routers knn,mixllm]
+[--alpha 0.05]``; ``static?max_tokens=64&keep=end`` is the router's default
+(``mixllm.embed.DEFAULT_EMBEDDER``), ``static`` reads 512 tokens. Routers are fitted
 on the RouterBench subset (seeded 80/20 split, ``$MIXLLM_DATA_DIR`` or ../shared/data); test
 prompts are routed cold (no embedding cache), so each decision includes embedding the prompt,
 counting its tokens once, predicting and choosing. Everything is measured in the same run and
@@ -43,7 +45,7 @@ import numpy as np  # noqa: E402
 
 from mixllm import Feedback, Router, load_dataset, split_random  # noqa: E402
 from mixllm.data import Dataset, tokens  # noqa: E402
-from mixllm.embed import make_embedder  # noqa: E402
+from mixllm.embed import DEFAULT_EMBEDDER, make_embedder  # noqa: E402
 
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
 LAM = 100.0
@@ -110,7 +112,7 @@ def time_learning(router: Router, test: Dataset, n: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=300)
-    ap.add_argument("--embedders", default="static,static?max_tokens=64,minilm")
+    ap.add_argument("--embedders", default=f"static,{DEFAULT_EMBEDDER},static?max_tokens=64,minilm")
     ap.add_argument("--routers", default="knn,mixllm")
     ap.add_argument("--alpha", type=float, default=0.05, help="α of the extra MixLLM row; 0: none")
     ap.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads; 0: leave")

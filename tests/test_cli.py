@@ -169,3 +169,10 @@ def test_fit_and_sweep_on_the_shared_routerbench_file(data_dir: Path, tmp_path: 
     by_lam = {lam: [x["llm"] for x in lines if x["lam"] == lam] for lam in (lams[0], lams[-1])}
     assert set(by_lam[lams[-1]]) == {"mistralai/mistral-7b-chat"}  # the cheapest LLM
     assert by_lam[lams[0]].count("gpt-4-1106-preview") > len(by_lam[lams[0]]) / 2
+
+
+@pytest.mark.parametrize("command", ["fit", "evaluate", "demo", "simulate"])
+def test_default_embedder_is_the_last_64_tokens(command: str) -> None:
+    code, out = run(command, "--help")
+    assert code == 0, out
+    assert "[default: static?max_tokens=64&keep=end]" in " ".join(out.split())

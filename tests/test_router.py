@@ -227,3 +227,35 @@ def test_penalty_scale_is_checked_saved_and_older_files_load_flat(tmp_path: Path
     del manifest["penalty_scale"]  # as written before the option existed
     (path / "manifest.json").write_text(json.dumps(manifest))
     assert Router.load(path).penalty_scale == "flat"
+
+
+def test_default_embedder_reads_the_last_64_tokens_and_static_still_means_512() -> None:
+    from mixllm.embed import DEFAULT_EMBEDDER, StaticEmbedder, make_embedder
+
+    assert DEFAULT_EMBEDDER == "static?max_tokens=64&keep=end"
+    assert Router("knn").embedder == DEFAULT_EMBEDDER
+    default = make_embedder(DEFAULT_EMBEDDER, cache=False)
+    static = make_embedder("static", cache=False)
+    assert isinstance(default, StaticEmbedder) and isinstance(static, StaticEmbedder)
+    assert (default.max_tokens, default.keep, default.spec) == (64, "end", DEFAULT_EMBEDDER)
+    assert (static.max_tokens, static.keep, static.spec) == (512, "start", "static")
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        ("static", "static-minilm-max512"),
+        ("static?max_tokens=64&keep=end", "static-minilm-max64-end"),
+    ],
+)
+def test_a_saved_routers_embedder_spec_is_loaded_as_written(
+    spec: str, name: str, tmp_path: Path
+) -> None:
+    """A router saved with ``static`` (the default before it became the last 64 tokens) still
+    reads 512 tokens; nothing is embedded, so no model is loaded."""
+    path = Router("knn", embedder="hashing").fit(make_clustered(60)).save(tmp_path / "r")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["embedder"] = spec  # as `mixllm fit` writes it for that embedder
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    loaded = Router.load(path)
+    assert (loaded.embedder_.spec, loaded.embedder_.name) == (spec, name)  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from mixllm.embed import DEFAULT_EMBEDDER
 from mixllm.errors import ConfigError, MixLLMError
 
 __all__ = ["main"]
@@ -58,7 +59,7 @@ def _load(data: Sequence[str]) -> Any:
 @click.argument("data", nargs=-1, required=True)
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory.")
 @click.option("--router", "router_name", default=DEFAULT_ROUTER, show_default=True)
-@click.option("--embedder", default="static", show_default=True)
+@click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True)
 @click.option("--lam", default=1.0, show_default=True, type=float, help="Default λ.")
 @click.option("--seed", default=0, show_default=True, type=int)
 def fit(
@@ -150,7 +151,7 @@ def _progress() -> Any:
 @click.option("--split", type=click.Choice(["random", "task"]), default="random", show_default=True)
 @click.option("--test-tasks", default=None, help="Comma-separated tasks held out by --split task.")
 @click.option("--report", "report_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--embedder", default="static", show_default=True)
+@click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--n-boot", default=1000, show_default=True, type=int)
 def evaluate(
@@ -207,7 +208,7 @@ def _run_and_print(job: Any) -> None:
 @click.option(
     "--report", "report_dir", default=Path("reports/demo"), type=click.Path(path_type=Path)
 )
-@click.option("--embedder", default="static", show_default=True)
+@click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True)
 @click.option("--n-boot", default=1000, show_default=True, type=int)
 def demo(report_dir: Path, embedder: str, n_boot: int) -> None:
     """Evaluate every router on the RouterBench data (seeded 80/20 split) and write the report."""
@@ -234,7 +235,7 @@ def _ints(text: str) -> tuple[int, ...]:
 @click.option("--lam", default=100.0, show_default=True, type=float, help="λ of every router.")
 @click.option("--alpha", default=0.3, show_default=True, type=float,
               help="Exploration weight of the learning routers.")  # fmt: skip
-@click.option("--embedder", default="static", show_default=True)
+@click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True)
 @click.option("--window", default=50, show_default=True, type=int, help="Queries per window.")
 @click.option("--rate", default=12.0, show_default=True, type=float,
               help="latency: arrivals per second.")  # fmt: skip

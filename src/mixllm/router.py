@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from mixllm._ledger import DecisionLedger
 from mixllm.data.dataset import Dataset
 from mixllm.data.tokens import count_tokens
-from mixllm.embed import Embedder, make_embedder
+from mixllm.embed import DEFAULT_EMBEDDER, Embedder, make_embedder
 from mixllm.errors import ConfigError, NotFittedError, UnknownDecisionError, UnknownLLMError
 from mixllm.policy import (
     LoadTracker,
@@ -48,8 +48,11 @@ class Router:
     predictor:
         A predictor object or a registered name (see :func:`mixllm.policy.make_predictor`).
     embedder:
-        An :class:`~mixllm.embed.Embedder` or a registered name (``static``, ``minilm``,
-        ``hashing``...); see :func:`mixllm.embed.make_embedder`.
+        An :class:`~mixllm.embed.Embedder` or a spec (``static``, ``minilm``, ``hashing``...;
+        see :func:`mixllm.embed.make_embedder`). Default :data:`~mixllm.embed.DEFAULT_EMBEDDER`,
+        ``static?max_tokens=64&keep=end``: the static model reading each prompt's last 64
+        tokens. A spec gets the SQLite embedding cache; pass ``make_embedder(spec,
+        cache=False)`` for the fastest decisions on prompts seen once.
     lam:
         Default willingness to pay (quality points per USD); a call may override it.
     alpha:
@@ -84,7 +87,7 @@ class Router:
         self,
         predictor: Predictor | str = "knn",
         *,
-        embedder: Embedder | str = "static",
+        embedder: Embedder | str = DEFAULT_EMBEDDER,
         lam: float = 1.0,
         alpha: float = 0.0,
         beta: float = 0.0,

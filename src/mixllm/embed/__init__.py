@@ -3,7 +3,9 @@
 Every embedder follows the :class:`Embedder` protocol (``name``, ``dim``, ``embed``) and loads
 its model on first use. Pick one by spec with :func:`make_embedder`:
 
-- ``static`` (default): model2vec distilled once from MiniLM; ~0.6 ms per query on a CPU.
+- ``static``: model2vec distilled once from MiniLM, reading a prompt's first 512 tokens;
+  :data:`DEFAULT_EMBEDDER`, the router's default, is ``static?max_tokens=64&keep=end``, the
+  same model reading the last 64 tokens (where a few-shot or system prompt keeps its question).
 - ``minilm`` / ``sentence:<model>``: a sentence-transformers model (MiniLM is bundled).
 - ``hashing[:<dim>]``: hashed word n-grams, instant and dependency-light, for tests.
 
@@ -27,6 +29,7 @@ from mixllm.embed.cache import CachedEmbedder
 from mixllm.embed.finetune import finetune_encoder
 from mixllm.embed.hashing import HashingEmbedder
 from mixllm.embed.registry import (
+    DEFAULT_EMBEDDER,
     KNOWN_SPECS,
     check_embedder_spec,
     embedder_spec,
@@ -37,6 +40,7 @@ from mixllm.embed.static import StaticEmbedder
 from mixllm.embed.tagged import DomainProjection
 
 __all__ = [
+    "DEFAULT_EMBEDDER",
     "KNOWN_SPECS",
     "CachedEmbedder",
     "DomainProjection",

@@ -47,6 +47,8 @@ question last, so the head alone carries only the task: per-LLM quality AUC of a
 vectors fell from 0.644 (full) to 0.603 (64 or 128 tokens), below the 0.637 of the task label
 alone (benchmarks/embed_speed.py). Half a millisecond is nothing next to an LLM call, and
 cached vectors cost nothing at all; 512 still bounds the work for a very long prompt.
+The router's default, :data:`mixllm.embed.DEFAULT_EMBEDDER`, reads the last 64 tokens
+(``keep="end"``), which see the question: it routed RouterBench as well as 512 tokens.
 """
 
 DISTILLED_DIM = 256

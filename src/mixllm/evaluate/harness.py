@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset
-from mixllm.embed import Embedder, make_embedder
+from mixllm.embed import DEFAULT_EMBEDDER, Embedder, make_embedder
 from mixllm.errors import ConfigError, DataError, UnknownLLMError
 from mixllm.evaluate._memo import MemoEmbedder
 from mixllm.evaluate.bootstrap import Estimate, bootstrap_frontier, interval, resample_counts
@@ -240,7 +240,7 @@ def evaluate(
     test: Dataset,
     *,
     routers: Sequence[str | Predictor] = DEFAULT_ROUTERS,
-    embedder: str | Embedder = "static",
+    embedder: str | Embedder = DEFAULT_EMBEDDER,
     reference: str | None = None,
     n_lams: int = 30,
     n_boot: int = 1000,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mixllm.data import Dataset, load_dataset, split_by_task, split_random
-from mixllm.embed import make_embedder
+from mixllm.embed import DEFAULT_EMBEDDER, make_embedder
 from mixllm.errors import ConfigError
 from mixllm.evaluate.harness import DEFAULT_ROUTERS, ProgressCallback, Report, evaluate
 from mixllm.evaluate.report import write_report
@@ -27,7 +27,7 @@ class EvalSpec:
     split: str = "random"
     test_tasks: tuple[str, ...] | None = None
     test_size: float = 0.2
-    embedder: str = "static"
+    embedder: str = DEFAULT_EMBEDDER
     seed: int = 0
     n_boot: int = 1000
     n_lams: int = 30
@@ -78,7 +78,7 @@ def run_demo(
     report_dir: Path,
     *,
     sets: Sequence[str] = DEMO_SETS,
-    embedder: str = "static",
+    embedder: str = DEFAULT_EMBEDDER,
     n_boot: int = 1000,
     progress: ProgressCallback | None = None,
 ) -> list[tuple[Report, list[Path]]]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from mixllm.data import Dataset, split_random
-from mixllm.embed import make_embedder
+from mixllm.embed import DEFAULT_EMBEDDER, make_embedder
 from mixllm.errors import ConfigError
 from mixllm.evaluate._memo import MemoEmbedder
 from mixllm.simulate.experiments import (
@@ -57,7 +57,7 @@ class SimSpec:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     lam: float = 100.0
     alpha: float = 0.3
-    embedder: str = "static"
+    embedder: str = DEFAULT_EMBEDDER
     window: int = 50
     rate_per_s: float = 12.0
     tau_s: float = 5.0
