@@ -311,6 +311,9 @@ class Gateway:
             except BaseException as exc:
                 self._finished(llm, self.clock.now() - started)
                 self._note_failure(llm, exc)
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:  # e.g. cancelled by the deadline: free its connection
+                    self.background(aclose())
                 raise
             return OpenStream(self, plan, llm, started, head, stream)
 
