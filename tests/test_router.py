@@ -259,3 +259,18 @@ def test_a_saved_routers_embedder_spec_is_loaded_as_written(
     (path / "manifest.json").write_text(json.dumps(manifest))
     loaded = Router.load(path)
     assert (loaded.embedder_.spec, loaded.embedder_.name) == (spec, name)  # type: ignore[attr-defined]
+
+
+def test_load_without_the_embedding_cache(tmp_path: Path) -> None:
+    """A gateway loads its router without the SQLite embedding cache (a write per new prompt);
+    the decisions are the same."""
+    from mixllm.embed.cache import CachedEmbedder
+
+    path = Router("knn", embedder="hashing").fit(make_clustered(60)).save(tmp_path / "r")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["embedder"] = "static?max_tokens=64&keep=end"
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    cached, lean = Router.load(path), Router.load(path, embedding_cache=False)
+    assert isinstance(cached.embedder_, CachedEmbedder)
+    assert not isinstance(lean.embedder_, CachedEmbedder)
+    assert lean.embedder_.name == cached.embedder_.name

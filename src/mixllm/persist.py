@@ -140,8 +140,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def load_router(path: Path) -> Router:
-    """Read a router directory written by :func:`save_router`, verifying version and checksum."""
+def load_router(path: Path, *, embedding_cache: bool = True) -> Router:
+    """Read a router directory written by :func:`save_router`, verifying version and checksum;
+    its embedder with the embedding cache or not."""
     from mixllm.router import Router
 
     manifest = _read_manifest(path)
@@ -179,5 +180,6 @@ def load_router(path: Path) -> Router:
         raise PersistError(
             f"{path}: malformed router files ({type(exc).__name__}: {exc})"
         ) from None
-    router._set_fitted(make_embedder(manifest["embedder"]), predictor, prices)
+    embedder = make_embedder(manifest["embedder"], cache=embedding_cache)
+    router._set_fitted(embedder, predictor, prices)
     return router

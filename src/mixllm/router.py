@@ -376,11 +376,13 @@ class Router:
         return save_router(snapshot, Path(path))
 
     @classmethod
-    def load(cls, path: str | Path) -> Router:
-        """Read a router written by :meth:`save` (or ``mixllm fit``)."""
+    def load(cls, path: str | Path, *, embedding_cache: bool = True) -> Router:
+        """Read a router written by :meth:`save` (or ``mixllm fit``). ``embedding_cache=False``
+        embeds without the SQLite embedding cache: the fastest decisions on prompts seen once
+        (what a gateway routes)."""
         from mixllm.persist import load_router
 
-        return load_router(Path(path))
+        return load_router(Path(path), embedding_cache=embedding_cache)
 
     def _set_fitted(self, embedder: Embedder, predictor: Predictor, prices: dict[str, LLM]) -> None:
         self.embedder_ = embedder

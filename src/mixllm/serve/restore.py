@@ -74,7 +74,7 @@ def restore_router(router_dir: str | Path, store: Store) -> Router:
             "no checkpoint can be used (%s); the store has no feedback: starting from %s",
             "; ".join(passed_over), router_dir,
         )  # fmt: skip
-    return _replay(Router.load(router_dir), Path(router_dir), 0, store)
+    return _replay(Router.load(router_dir, embedding_cache=False), Path(router_dir), 0, store)
 
 
 def _load_checkpoint(path: Path, seq: int, purged: int) -> tuple[Router | None, str]:
@@ -84,7 +84,7 @@ def _load_checkpoint(path: Path, seq: int, purged: int) -> tuple[Router | None, 
     if not path.is_dir():
         return None, "missing"
     try:
-        return Router.load(path), ""
+        return Router.load(path, embedding_cache=False), ""
     except Exception as exc:  # any failure of a damaged folder: the next one may load
         why = f"does not load: {type(exc).__name__}: {exc}"
     aside = path.with_name(_DAMAGED_PREFIX + path.name)
