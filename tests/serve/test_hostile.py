@@ -25,15 +25,7 @@ SCHEMA_FAMILIES = {
     "roles": hr.roles_campaign,
 }
 #: New families that fail today (the gateway is being fixed): remove an entry once it passes.
-FAILING: dict[str, str] = {
-    "usage": (
-        "an upstream usage with NaN, Infinity or 1e999 (even in total_tokens or "
-        "prompt_tokens_details) is a 500 'internal error: ValueError' unstreamed and relayed "
-        "as a NaN/Infinity literal (not JSON) or a dropped connection streamed; usage nested "
-        "2,000+ levels deep is a 500 'internal error: RecursionError' unstreamed and a "
-        "dropped connection streamed"
-    ),
-}
+FAILING: dict[str, str] = {}  # family -> what fails today (marked xfail, strict)
 
 
 def _marks(family: str) -> Any:

@@ -21,13 +21,24 @@ import math
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
 from mixllm.errors import BackendError, ConfigError
 from mixllm.serve.capabilities import Capabilities
-from mixllm.serve.chat import ChatResult, Chunk, Messages, Params, _short, has_answer, read_usage
+from mixllm.serve.chat import (
+    UNREADABLE_USAGE,
+    ChatResult,
+    Chunk,
+    Messages,
+    Params,
+    _short,
+    has_answer,
+    read_usage,
+    relayable_json,
+)
 
 __all__ = ["Backend", "OpenAIBackend", "make_backend", "retry_after"]
 
@@ -194,7 +205,7 @@ class OpenAIBackend:
         """The upstream's error message, short, with the API key blanked out if echoed."""
         try:
             body = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
             body = None
         if isinstance(body, dict):
             err = body.get("error", body.get("detail", body.get("message", text)))
@@ -215,7 +226,7 @@ class OpenAIBackend:
         if not resp.is_success:
             raise self._http_error(resp)
         try:
-            body = resp.json()
+            body, garbled = relayable_json(resp.content)
             choice = body["choices"][0]
             message = choice["message"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -223,7 +234,8 @@ class OpenAIBackend:
         if not isinstance(body, dict) or not has_answer(message):
             content = message.get("content") if isinstance(message, dict) else message
             raise _no_answer(self._where, f"content is {_short(content)}")
-        return _result(body, choice, message, default_model=self.model)
+        result = _result(body, choice, message, default_model=self.model)
+        return result if garbled is None else replace(result, usage_problem=garbled)
 
     async def stream(
         self, messages: Messages, params: Params, *, prompt: str
@@ -244,7 +256,16 @@ class OpenAIBackend:
                     if payload == "[DONE]":
                         finished = True
                         continue  # read to the end, so the connection can be reused
-                    chunk = self._parse_event(payload, started=started)
+                    try:
+                        chunk = self._parse_event(payload, started=started)
+                    except BackendError:
+                        if not started:
+                            raise
+                        # once the answer has started, a garbled event (e.g. a usage chunk
+                        # nested too deep to read) is skipped: the answer is charged its
+                        # reservation, as for any usage that cannot be believed
+                        logger.info("LLM %r: unreadable stream event skipped", self.llm)
+                        chunk = {"choices": [], "usage": UNREADABLE_USAGE}
                     if chunk is None:
                         continue
                     choices = chunk.get("choices") or [{}]
@@ -268,7 +289,7 @@ class OpenAIBackend:
     def _parse_event(self, payload: str, *, started: bool) -> Chunk | None:
         """One ``data:`` event as a chunk (``None``: nothing in it to pass on)."""
         try:
-            event = json.loads(payload)
+            event, _ = relayable_json(payload)  # a garbled usage becomes UNREADABLE_USAGE
         except ValueError:
             event = None
         if not isinstance(event, dict) or "error" in event:

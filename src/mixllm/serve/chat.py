@@ -6,13 +6,17 @@ message or delta carries an answer (:func:`has_answer`); a text as stream chunks
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "MAX_TOKENS_BELIEVED",
+    "UNREADABLE_USAGE",
     "ChatResult",
     "Chunk",
     "Messages",
@@ -20,6 +24,8 @@ __all__ = [
     "Usage",
     "has_answer",
     "read_usage",
+    "relayable_json",
+    "strict_json",
     "text_chunks",
 ]
 
@@ -131,3 +137,81 @@ def _chunks(text: str, words: int = 8) -> list[str]:
     """``text`` split on whitespace into pieces of ``words`` words that join back to it."""
     pieces = re.split(r"(?<=\s)(?=\S)", text)
     return ["".join(pieces[i : i + words]) for i in range(0, len(pieces), words)]
+
+
+#: Nesting an upstream's JSON may have (OpenAI's answers need a handful of levels; tool
+#: arguments are strings): deeper is not an answer, and could not be encoded again.
+MAX_JSON_DEPTH = 64
+
+
+def strict_json(text: str | bytes) -> Any:
+    """An upstream's JSON, strictly: ``NaN``, ``Infinity``, numbers that overflow to infinity
+    and nesting deeper than :data:`MAX_JSON_DEPTH` are a ``ValueError`` (none of them can be
+    relayed as JSON).
+
+    >>> strict_json('{"usage": {"prompt_tokens": 3}}')
+    {'usage': {'prompt_tokens': 3}}
+    >>> strict_json('{"x": NaN}')
+    Traceback (most recent call last):
+    ...
+    ValueError: NaN is not JSON
+    """
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    _check_tree(value)
+    return value
+
+
+#: What stands for an upstream's usage that could not be read (it is charged its reservation).
+UNREADABLE_USAGE = "unreadable"
+
+
+def relayable_json(text: str | bytes) -> tuple[Any, str | None]:
+    """An upstream's JSON and ``None``; or, when only its ``usage`` cannot be relayed (``NaN``,
+    ``Infinity``, an overflowing number), the rest with :data:`UNREADABLE_USAGE` as its usage,
+    and why. Anything else that is not strict JSON is a ``ValueError``.
+
+    >>> relayable_json('{"choices": [], "usage": {"prompt_tokens": NaN}}')
+    ({'choices': [], 'usage': 'unreadable'}, 'usage: NaN is not JSON')
+    """
+    try:
+        return strict_json(text), None
+    except ValueError as exc:
+        why = str(exc)
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError(why) from None
+    if not (isinstance(value, dict) and "usage" in value):
+        raise ValueError(why)
+    rest = {k: v for k, v in value.items() if k != "usage"}
+    _check_tree(rest)  # the problem was elsewhere too: ValueError
+    return {**rest, "usage": UNREADABLE_USAGE}, f"usage: {why}"
+
+
+def _check_tree(value: Any) -> None:
+    """``ValueError`` for a non-finite number or nesting deeper than MAX_JSON_DEPTH."""
+    todo: list[tuple[int, Any]] = [(0, value)]
+    while todo:
+        depth, node = todo.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ValueError(f"{node} is not JSON")
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        todo.extend((depth + 1, c) for c in children)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:20]} is out of range")
+    return number

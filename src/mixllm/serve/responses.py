@@ -116,6 +116,10 @@ async def sse(
         nonlocal first, sent_usage
         body = {**chunk, **base}
         body.setdefault("created", created)
+        if body.get("usage") is not None and not isinstance(body["usage"], dict):
+            body.pop("usage")  # unreadable upstream usage: not relayed (counted if asked for)
+            if not body.get("choices"):
+                return None
         if body.get("usage") is not None:
             if include_usage:
                 sent_usage = True
