@@ -1,5 +1,5 @@
 """The lean encoder behind :class:`~mixllm.embed.StaticEmbedder`: model2vec's mean of token
-vectors, bit for bit, without its per-call overhead, and an exact WordPiece tokenizer for
+vectors (equal to float32 rounding), without its per-call overhead, and an exact WordPiece tokenizer for
 the hot path (one routing decision embeds one prompt)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 class _MeanEncoder:
     """model2vec's ``StaticModel.encode`` for a plain model (no token mapping or weights), giving
-    the same vectors bit for bit in a fraction of the time.
+    the same vectors (to float32 rounding) in a fraction of the time.
 
     ``encode`` spends most of a single query outside the tokenizer: a progress bar object,
     re-configuring the shared tokenizer's truncation on every call, and a float16 mean that

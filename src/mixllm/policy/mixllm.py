@@ -386,8 +386,8 @@ def _one(embedding: NDArray[Any], prompt_tokens: float) -> QueryBatch:
 
 def _project(projection: DomainProjection, x: NDArray[np.float32]) -> NDArray[np.float32]:
     """``projection.transform(x)``, the same arithmetic in a third of the numpy calls (a
-    quarter of one decision's predict time went to the calls); tests check both agree bit for
-    bit. Input it would reject goes to ``transform`` for its error."""
+    quarter of one decision's predict time went to the calls); tests check both agree to float32
+    rounding. Input it would reject goes to ``transform`` for its error."""
     if x.ndim != 2 or x.shape[1] != len(projection.mean_) or not np.isfinite(x).all():
         return projection.transform(x)
     z: NDArray[np.float32] = _unit_rows((x - projection.mean_) @ projection.W_)
