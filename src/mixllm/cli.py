@@ -320,7 +320,10 @@ def serve(
         level, access_log=access_log, errors_per_minute=settings.error_logs_per_minute
     )
     click.echo(f"mixllm gateway for {router_dir} on http://{host}:{port}/v1", err=True)
-    serve_guarded(app, host=host, port=port, settings=settings, log_level=level)
+    try:
+        serve_guarded(app, host=host, port=port, settings=settings, log_level=level)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn drained, checkpointed and closed, then re-raised
+        pass
 
 
 @cli.group()
