@@ -131,7 +131,9 @@ class Billing:
         if plan.settled:
             return 0.0
         plan.settled = True
-        counted = (plan.prompt_tokens, float(count_tokens([text])[0]) if text else 0.0)
+        counted = None
+        if usage is None and problem is None:  # count the answer only when nothing else says
+            counted = (plan.prompt_tokens, float(count_tokens([text])[0]) if text else 0.0)
         result = charge(
             self.price(llm), reserved_usd=self.worst(plan, llm),
             prompt_tokens=None if usage is None else usage.prompt_tokens,

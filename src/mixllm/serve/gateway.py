@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import shutil
 import threading
 import time
@@ -137,11 +138,22 @@ class Gateway:
         profile = self.profile(body.model)
         prompt = body.prompt()
         media = self.settings.tokens_per_image * body.media_parts()
-        prompt_tokens = float(count_tokens([prompt])[0]) + media
-        able = self._able(body, options.get("candidates") or profile.candidates, prompt_tokens)
+        wanted = options.get("candidates") or profile.candidates
+        windows = any(self.capabilities(m).context_tokens for m in self.backends)
+        # the prompt's tokens: counted here when a context window must be checked, else the
+        # router's own count (it counts them to predict the cost)
+        counted = float(count_tokens([prompt])[0]) + media if windows else None
+        able = self._able(body, wanted, counted or 0.0)
         lam = options.get("lam", profile.lam)
         max_cost = options.get("max_cost_usd", profile.max_cost_usd)
         decision = self.router.route(prompt, lam=lam, candidates=able, max_cost_usd=max_cost)
+        routed = decision.prompt_tokens
+        if counted is not None:
+            prompt_tokens = counted
+        elif math.isfinite(routed):
+            prompt_tokens = routed + media
+        else:
+            prompt_tokens = float(count_tokens([prompt])[0]) + media
         sid = session or options.get("session") or _session_id(body, key)
         decision, stayed = await self._conversation(body, decision, sid, key)
         self.metrics.decisions.labels(decision.llm).inc()
