@@ -133,9 +133,9 @@ async def sse(
         return f"data: {json.dumps(body)}\n\n".encode()
 
     try:
-        for chunk in stream.head:
-            if (data := event(chunk)) is not None:
-                yield data
+        # the chunks read before the first answer (the role, then the first text) go out in
+        # one write: two small writes would wait on each other (Nagle), delaying the text
+        yield b"".join(data for chunk in stream.head if (data := event(chunk)) is not None)
         async for chunk in stream.chunks():
             if (data := event(chunk)) is not None:
                 yield data
