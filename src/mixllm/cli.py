@@ -7,6 +7,8 @@ non-zero exit (status 2).
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import sys
 from collections.abc import Sequence
@@ -320,10 +322,9 @@ def serve(
         level, access_log=access_log, errors_per_minute=settings.error_logs_per_minute
     )
     click.echo(f"mixllm gateway for {router_dir} on http://{host}:{port}/v1", err=True)
-    try:
+    # Ctrl-C: uvicorn drains, the app checkpoints and closes, then uvicorn raises it again
+    with contextlib.suppress(KeyboardInterrupt):
         serve_guarded(app, host=host, port=port, settings=settings, log_level=level)
-    except KeyboardInterrupt:  # Ctrl-C: uvicorn drained, checkpointed and closed, then re-raised
-        pass
 
 
 @cli.group()

@@ -1,6 +1,6 @@
 """The lean encoder behind :class:`~mixllm.embed.StaticEmbedder`: model2vec's mean of token
-vectors (equal to float32 rounding), without its per-call overhead, and an exact WordPiece tokenizer for
-the hot path (one routing decision embeds one prompt)."""
+vectors (equal to float32 rounding), without its per-call overhead, and an exact WordPiece
+tokenizer for the hot path (one routing decision embeds one prompt)."""
 
 from __future__ import annotations
 
