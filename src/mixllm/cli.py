@@ -8,7 +8,6 @@ non-zero exit (status 2).
 from __future__ import annotations
 
 import contextlib
-
 import json
 import sys
 from collections.abc import Sequence
