@@ -8,11 +8,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from mixllm import Router
 from mixllm.errors import ConfigError
-from mixllm.serve import ApiKey, FakeBackend, Settings
+from mixllm.serve import ApiKey, FakeBackend, OpenAIBackend, Settings
 from mixllm.serve.backends import make_backend
 from mixllm.serve.capabilities import Capabilities
 
@@ -168,3 +169,41 @@ def test_feedback_after_a_fallback_teaches_the_llm_that_answered(
             assert moved == {answered}
 
     run(go)
+
+
+def test_upstream_refusals_and_unserved_llms(router: Router, tmp_path: Path) -> None:
+    """An upstream's 400 is the client's to fix and passes through; its 401 (the gateway's own
+    upstream key) is a 502; an LLM without a backend is not a model a client can ask for."""
+    refusing, locked, *rest = router.llms
+    backends: dict[str, Any] = {m: upstream_backend(m) for m in rest}
+    backends[refusing] = FakeBackend(refusing, fail="400")
+    backends[locked] = _status_backend(locked, 401)
+    unserved = rest.pop()
+    del backends[unserved]
+
+    async def go() -> None:
+        async with gateway(router, backends, tmp_path) as (_, http):
+            ask = {"messages": [{"role": "user", "content": "hello"}]}
+            r = await http.post("/v1/chat/completions", json={"model": refusing, **ask})
+            assert r.status_code == 400 and r.json()["error"]["type"] == "upstream_error"
+            r = await http.post("/v1/chat/completions", json={"model": locked, **ask})
+            assert r.status_code == 502, r.text
+            r = await http.post("/v1/chat/completions", json={"model": unserved, **ask})
+            assert r.status_code == 404 and unserved in r.json()["error"]["message"]
+            models = {m["id"] for m in (await http.get("/v1/models")).json()["data"]}
+            assert unserved not in models and locked in models
+
+    run(go)
+
+
+def _status_backend(llm: str, status: int) -> Any:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def chat(request: Any) -> JSONResponse:
+        return JSONResponse({"error": {"message": "invalid api key"}}, status_code=status)
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    return OpenAIBackend(llm, base_url="http://upstream.invalid/v1", model="m", client=client)

@@ -66,6 +66,9 @@ class UnknownModelError(ConfigError):
     """A request named a model (profile or LLM) the gateway does not serve (404)."""
 
 
+_CLIENT_FAULTS = frozenset({400, 404, 413, 415, 422})
+
+
 def error_response(exc: Exception) -> JSONResponse:
     """The one place errors become HTTP statuses."""
     if isinstance(exc, RequestValidationError):
@@ -87,9 +90,10 @@ def error_response(exc: Exception) -> JSONResponse:
     if isinstance(exc, NoHealthyBackendError):
         return error_json(503, "no_healthy_backend", str(exc), retry_after_s=exc.retry_after_s)
     if isinstance(exc, BackendError):
-        status = exc.status
-        if status is not None and 400 <= status < 500 and status not in (408, 429):
-            return error_json(status, "upstream_error", str(exc))
+        # the upstream refused the request itself (too long, bad parameters): the client's
+        # to fix; its 401/403 (the gateway's upstream key) and the rest are the gateway's
+        if exc.status in _CLIENT_FAULTS:
+            return error_json(exc.status, "upstream_error", str(exc))
         return error_json(502, "upstream_error", str(exc))
     if isinstance(exc, PersistError):
         logger.error("store error: %s", exc)
