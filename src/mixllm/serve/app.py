@@ -159,7 +159,7 @@ async def chat(body: ChatRequest, request: Request) -> Response:
                 sse(answer, plan, stream, include_usage=include),
                 media_type="text/event-stream",
                 headers=headers(answer, plan),
-                background=BackgroundTask(stream.close),
+                background=BackgroundTask(stream.aclose),
             )
         answer = await gw.complete(plan)
     except BaseException:

@@ -63,6 +63,11 @@ class OpenStream:
         if self._release():
             self.gw.background(self._close_upstream())
 
+    async def aclose(self) -> None:
+        """:meth:`close` for an async caller (a response's background task: a sync one would
+        take a trip through the thread pool for every stream)."""
+        self.close()
+
     async def _close_upstream(self) -> None:
         aclose = getattr(self.upstream, "aclose", None)
         try:
