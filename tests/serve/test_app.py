@@ -127,7 +127,7 @@ def test_restart_restores_checkpoint_and_later_feedback(router: Router, tmp_path
             ask = {"model": "mixllm", "messages": [{"role": "user", "content": text}]}
             ids.append(http.post("/v1/chat/completions", json=ask, timeout=10).json()["id"])
         http.post("/v1/feedback", json={"id": ids[0], "quality": 0.0}, timeout=10)
-        app.state.gateway.checkpoint()
+        app.state.gateway.learning.checkpoint()
         http.post("/v1/feedback", json={"id": ids[1], "quality": 1.0}, timeout=10)
     expected = router.predict(["first question", "third question"]).quality
     # the server stopped: it checkpointed again on shutdown; restart from the store alone

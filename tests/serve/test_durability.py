@@ -369,15 +369,15 @@ def test_a_checkpoint_after_a_restart_records_the_feedback_it_holds(tmp_path: Pa
 
     gw = gateway(Router.load(fitted))
     ids = [decide(gw, p) for p in PROMPTS[:3]]
-    assert gw.feedback(ids[0], Feedback(quality=0.0, cost_usd=0.01)) == "applied"
-    gw.checkpoint()
-    assert gw.feedback(ids[1], Feedback(quality=1.0)) == "applied"
-    assert gw.feedback(ids[2], Feedback(reward=False)) == "applied"
+    assert gw.learning.feedback(ids[0], Feedback(quality=0.0, cost_usd=0.01)) == "applied"
+    gw.learning.checkpoint()
+    assert gw.learning.feedback(ids[1], Feedback(quality=1.0)) == "applied"
+    assert gw.learning.feedback(ids[2], Feedback(reward=False)) == "applied"
     # crash: no checkpoint. Restart, route a few (the router forgets ids 1 and 2), stop.
     gw = gateway(restore_router(fitted, store))
     for p in PROMPTS[3:6]:
         decide(gw, p)
-    gw.checkpoint()
+    gw.learning.checkpoint()
     last = store.last_checkpoint()
     assert last is not None and last[1] == 3
     again = restore_router(fitted, store)

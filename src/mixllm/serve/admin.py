@@ -85,7 +85,7 @@ async def defaults(body: DefaultsRequest, request: Request) -> dict[str, float |
 
 @admin_routes.post("/checkpoint")
 async def checkpoint(request: Request) -> dict[str, str | None]:
-    path = await run_in_threadpool(_gateway(request).checkpoint)
+    path = await run_in_threadpool(_gateway(request).learning.checkpoint)
     return {"checkpoint": None if path is None else path.name}
 
 

@@ -88,7 +88,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # load the tokenizer and embedder before the first request, not during it
     await run_in_threadpool(gw.router.predict, ["warm up"])
     yield
-    await run_in_threadpool(gw.checkpoint)
+    await run_in_threadpool(gw.learning.checkpoint)
     await gw.aclose()
 
 
@@ -193,7 +193,7 @@ async def feedback(body: FeedbackRequest, request: Request) -> dict[str, str]:
     key = client_key(request)
     decision_id = body.id.removeprefix("chatcmpl-")
     fb = Feedback(quality=body.quality, cost_usd=body.cost_usd, reward=body.reward)
-    status = await run_in_threadpool(gw.feedback, decision_id, fb, key)
+    status = await run_in_threadpool(gw.learning.feedback, decision_id, fb, key)
     return {"id": body.id, "status": status}
 
 

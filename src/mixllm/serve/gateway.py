@@ -1,11 +1,10 @@
 """What the gateway does per request, apart from HTTP: route among the LLMs able to serve it,
-hold its worst-case cost, call with fallbacks, charge the answer, learn from feedback,
-checkpoint. :mod:`mixllm.serve.app` wraps it in FastAPI.
+hold its worst-case cost (:mod:`~mixllm.serve.billing`), call with fallbacks, relay and charge
+the answer; feedback and checkpoints are :mod:`~mixllm.serve.learning`'s.
+:mod:`mixllm.serve.app` wraps it in FastAPI.
 
-The router decides, the backends answer, the store makes every decision and every feedback
-durable before it is acknowledged, and checkpoints save the router so that a restart resumes
-from the last one plus the feedback stored after it
-(:func:`~mixllm.serve.restore.restore_router`).
+The router decides, the backends answer, and the store makes every decision durable before
+its answer is sent.
 """
 
 from __future__ import annotations
@@ -15,9 +14,6 @@ import hashlib
 import json
 import logging
 import math
-import shutil
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mixllm.clock import Clock, SystemClock
 from mixllm.data.tokens import count_tokens
-from mixllm.errors import BackendError, UnknownDecisionError
+from mixllm.errors import BackendError
 from mixllm.policy import LoadTracker
 from mixllm.router import Router
 from mixllm.serve.backends import Backend
@@ -40,19 +36,18 @@ from mixllm.serve.errors import (
     UnknownModelError,
 )
 from mixllm.serve.fallback import Attempt, CircuitBreaker, SkippedLLMError, call_with_fallbacks
+from mixllm.serve.learning import Learning
 from mixllm.serve.metrics import Metrics
-from mixllm.serve.restore import last_seq
 from mixllm.serve.schemas import ChatRequest
 from mixllm.serve.settings import ApiKey, Profile, Settings
 from mixllm.serve.spend import RateLimiter
 from mixllm.serve.store import Store
 from mixllm.serve.streaming import OpenStream, carries_answer
-from mixllm.types import LLM, Decision, Feedback
+from mixllm.types import LLM, Decision
 
 __all__ = ["Answer", "Gateway"]
 
 logger = logging.getLogger(__name__)
-KEEP_CHECKPOINTS = 2
 
 
 @dataclass(frozen=True)
@@ -84,7 +79,6 @@ class Gateway:
         self.backends = dict(backends)
         self.store = store
         self.settings = settings
-        self.state_dir = state_dir
         self.clock: Clock = clock or SystemClock()
         self.metrics = Metrics()
         if router.load_tracker is None:
@@ -96,10 +90,8 @@ class Gateway:
             store, settings, self.metrics, price=self._price, capabilities=self.capabilities
         )
         self.backoff: dict[str, float] = {}  # LLM -> clock time until which it is left alone
-        self._learn_lock = threading.Lock()  # feedback applied and checkpoints taken in turn
-        self._applied_seq = last_seq(store)
-        self._since_checkpoint = 0
-        self._retiring: set[asyncio.Task[None]] = set()
+        self.learning = Learning(router, store, settings, self.metrics, state_dir=state_dir)
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- routing ---------------------------------------------------------------------------------
     def profile(self, model: str) -> Profile:
@@ -366,53 +358,7 @@ class Gateway:
             failure_threshold=s.breaker_failures, reset_after_s=s.breaker_reset_s, clock=self.clock
         )
 
-    # -- feedback --------------------------------------------------------------------------------
-    def feedback(self, decision_id: str, feedback: Feedback, key: ApiKey | None = None) -> str:
-        """Store ``feedback`` durably, then learn from it: ``"applied"``, ``"duplicate"``
-        (already stored: nothing changes) or ``"recorded"`` (stored, nothing to learn: its
-        LLM has left the pool). Only the key that made the decision may send it (another
-        key's decision is unknown to it, as is one past the retention). Runs in a worker
-        thread."""
-        owner = None if key is None else key.name
-        decision = self.store.get_decision(decision_id, key_id=owner)
-        if decision is None:
-            raise UnknownDecisionError(
-                f"unknown response id {decision_id!r}; expected the id of a recent response "
-                "to this key"
-            )
-        with self._learn_lock:
-            seq = self.store.record_feedback(decision_id, feedback)
-            if seq is None:
-                self.metrics.feedback.labels("duplicate").inc()
-                return "duplicate"
-            self.router.remember([decision_id])
-            applied = self.router.learn_one(decision, feedback)
-            self._applied_seq = max(self._applied_seq, seq)
-            self._since_checkpoint += 1
-            due = self._since_checkpoint >= self.settings.checkpoint_every
-        if due and self.state_dir is not None:
-            self.checkpoint()
-        outcome = "applied" if applied else "recorded"
-        self.metrics.feedback.labels(outcome).inc()
-        return outcome
-
-    def checkpoint(self) -> Path | None:
-        """Save the router and record which feedback it includes; ``None`` without a state
-        folder. Older checkpoints beyond the last two are deleted."""
-        if self.state_dir is None:
-            return None
-        with self._learn_lock:
-            folder = self.state_dir / "checkpoints"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"ckpt-{time.time_ns()}"  # names sort by age
-            self.router.save(path)
-            self.store.record_checkpoint(str(path), self._applied_seq)
-            self._since_checkpoint = 0
-        for old in sorted(folder.glob("ckpt-*"))[:-KEEP_CHECKPOINTS]:
-            shutil.rmtree(old, ignore_errors=True)
-        logger.info("checkpoint %s (feedback up to #%d)", path.name, self._applied_seq)
-        return path
-
+    # -- lifecycle -------------------------------------------------------------------------------
     def retire(self, llm: str, backend: Backend, *, grace_s: float = 60.0) -> None:
         """Close a removed LLM's backend once its requests in flight have finished (or after
         ``grace_s``); call from the event loop."""
@@ -424,21 +370,19 @@ class Gateway:
                 waited += 0.05
             await backend.aclose()
 
-        task = asyncio.get_running_loop().create_task(close_when_idle())
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self.background(close_when_idle())
 
     async def aclose(self) -> None:
         """Close the backends' connections (those being retired too)."""
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(b.aclose() for b in self.backends.values()), return_exceptions=True)
 
     def background(self, work: Any) -> None:
         """Run ``work`` (a coroutine) on the event loop, kept until it ends and awaited on
         close (a stream's charge when its client went away)."""
         task = asyncio.get_running_loop().create_task(work)
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
 def _session_id(body: ChatRequest, key: ApiKey | None) -> str:

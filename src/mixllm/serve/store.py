@@ -40,14 +40,13 @@ from mixllm.serve._records import (
     _decision_row,
     _feedback_from_row,
     _number,
-    _time,
     _usd,
 )
 from mixllm.serve._sqlite import StoreDamagedError
-from mixllm.serve._store_spend import SpendStore
+from mixllm.serve._store_checkpoints import KEEP_CHECKPOINTS, CheckpointStore
 from mixllm.types import Decision, Feedback
 
-__all__ = ["MIGRATIONS", "PURGE_EVERY", "Store", "StoreDamagedError"]
+__all__ = ["KEEP_CHECKPOINTS", "MIGRATIONS", "PURGE_EVERY", "Store", "StoreDamagedError"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,11 +102,9 @@ MIGRATIONS: tuple[str, ...] = (
 
 #: With retention, old decisions are purged at open and after every this many recorded.
 PURGE_EVERY = 1000
-#: Feedback not yet in the newest this many checkpoints is kept (gateway.KEEP_CHECKPOINTS).
-_PROTECTED_CHECKPOINTS = 2
 
 
-class Store(SpendStore):
+class Store(CheckpointStore):
     """Decisions, feedback, checkpoints and per-key spend in one SQLite database.
 
     Parameters
@@ -164,9 +161,6 @@ class Store(SpendStore):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _now(self, now: float | None) -> float:
-        return _time(now, self._clock)
 
     def _cutoff(self, now: float | None) -> float:
         """Decisions created before this are past retention (-inf without retention)."""
@@ -287,7 +281,7 @@ class Store(SpendStore):
                 conn.execute(
                     "SELECT COALESCE(MIN(feedback_seq), 0) FROM (SELECT feedback_seq FROM "
                     "checkpoints ORDER BY seq DESC LIMIT :n)",
-                    {"n": _PROTECTED_CHECKPOINTS},
+                    {"n": KEEP_CHECKPOINTS},
                 ).fetchone()[0]
             )
             args = {"cutoff": cutoff, "keep": keep}
@@ -361,40 +355,6 @@ class Store(SpendStore):
         """The seq of the latest feedback stored (0 before the first)."""
         with self._read() as conn:
             return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM feedback").fetchone()[0])
-
-    def purged_seq(self) -> int:
-        """Retention deleted feedback up to this seq (0: none): a checkpoint older than that
-        can no longer be brought up to date."""
-        with self._read() as conn:
-            row = conn.execute("SELECT purged_feedback_seq FROM status").fetchone()
-        return 0 if row is None else int(row[0])
-
-    def record_checkpoint(self, path: str, feedback_seq: int, *, now: float | None = None) -> int:
-        """Record a checkpoint at ``path`` that includes feedback up to ``feedback_seq``."""
-        _check_id("checkpoint path", path)
-        _check_seq("feedback_seq", feedback_seq)
-        with self._write() as conn:
-            cursor = conn.execute(
-                "INSERT INTO checkpoints (created_at, path, feedback_seq) VALUES (?, ?, ?)",
-                (self._now(now), path, feedback_seq),
-            )
-            return int(cursor.lastrowid or 0)
-
-    def last_checkpoint(self) -> tuple[str, int] | None:
-        """``(path, feedback_seq)`` of the latest checkpoint, or ``None`` before the first."""
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT path, feedback_seq FROM checkpoints ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-        return None if row is None else (str(row["path"]), int(row["feedback_seq"]))
-
-    def checkpoints(self) -> list[tuple[str, int]]:
-        """``(path, feedback_seq)`` of every recorded checkpoint, the latest first."""
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT path, feedback_seq FROM checkpoints ORDER BY seq DESC"
-            ).fetchall()
-        return [(str(r["path"]), int(r["feedback_seq"])) for r in rows]
 
     # -- counts -------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -1,0 +1,90 @@
+"""Learning from feedback in the gateway: each feedback stored durably before it is
+acknowledged, then learned; checkpoints that record which feedback they hold, so that a
+restart resumes from the last one plus the feedback stored after it
+(:func:`~mixllm.serve.restore.restore_router`)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from mixllm.errors import UnknownDecisionError
+from mixllm.router import Router
+from mixllm.serve.metrics import Metrics
+from mixllm.serve.restore import last_seq
+from mixllm.serve.settings import ApiKey, Settings
+from mixllm.serve.store import KEEP_CHECKPOINTS, Store
+from mixllm.types import Feedback
+
+__all__ = ["Learning"]
+
+logger = logging.getLogger("mixllm.serve.gateway")
+
+
+class Learning:
+    """Feedback and checkpoints of a served router; ``state_dir`` holds the checkpoints (none
+    without it). Feedback is applied and checkpoints taken in turn, under one lock."""
+
+    def __init__(
+        self,
+        router: Router,
+        store: Store,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.router, self.store, self.settings, self.metrics = router, store, settings, metrics
+        self.state_dir = state_dir
+        self._lock = threading.Lock()
+        self._applied_seq = last_seq(store)
+        self._since_checkpoint = 0
+
+    def feedback(self, decision_id: str, feedback: Feedback, key: ApiKey | None = None) -> str:
+        """Store ``feedback`` durably, then learn from it: ``"applied"``, ``"duplicate"``
+        (already stored: nothing changes) or ``"recorded"`` (stored, nothing to learn: its
+        LLM has left the pool). Only the key that made the decision may send it (another
+        key's decision is unknown to it, as is one past the retention). Runs in a worker
+        thread."""
+        owner = None if key is None else key.name
+        decision = self.store.get_decision(decision_id, key_id=owner)
+        if decision is None:
+            raise UnknownDecisionError(
+                f"unknown response id {decision_id!r}; expected the id of a recent response "
+                "to this key"
+            )
+        with self._lock:
+            seq = self.store.record_feedback(decision_id, feedback)
+            if seq is None:
+                self.metrics.feedback.labels("duplicate").inc()
+                return "duplicate"
+            self.router.remember([decision_id])
+            applied = self.router.learn_one(decision, feedback)
+            self._applied_seq = max(self._applied_seq, seq)
+            self._since_checkpoint += 1
+            due = self._since_checkpoint >= self.settings.checkpoint_every
+        if due and self.state_dir is not None:
+            self.checkpoint()
+        outcome = "applied" if applied else "recorded"
+        self.metrics.feedback.labels(outcome).inc()
+        return outcome
+
+    def checkpoint(self) -> Path | None:
+        """Save the router and record which feedback it includes; ``None`` without a state
+        folder. Older checkpoints beyond the last two are deleted."""
+        if self.state_dir is None:
+            return None
+        with self._lock:
+            folder = self.state_dir / "checkpoints"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"ckpt-{time.time_ns()}"  # names sort by age
+            self.router.save(path)
+            self.store.record_checkpoint(str(path), self._applied_seq)
+            self._since_checkpoint = 0
+        for old in sorted(folder.glob("ckpt-*"))[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        logger.info("checkpoint %s (feedback up to #%d)", path.name, self._applied_seq)
+        return path
