@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from mixllm import Router
@@ -40,3 +45,41 @@ def running(app: Any, *, timeout_s: float = 20.0) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 in a thread; yields the base URL (``.../v1``)."""
     with serve_in_thread(app, timeout_s=timeout_s) as base:
         yield base
+
+
+@contextmanager
+def serve_process(
+    args: list[str], log: Path, *, prelude: str = "", start_timeout_s: float = 30.0,
+    stop_timeout_s: float = 20.0,
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:  # fmt: skip
+    """``mixllm serve ARGS --port P`` in a subprocess (``prelude``: Python run first in it),
+    its output appended to ``log``; yields it and its root URL once /healthz answers, and stops
+    it with SIGTERM (graceful) on exit unless it is already dead."""
+    port = free_port()
+    code = f"{prelude}from mixllm.cli import main; main()"
+    command = [sys.executable, "-c", code, "serve", *args, "--port", str(port)]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:  # bounded in time
+            if proc.poll() is not None:
+                raise AssertionError(f"the server exited ({proc.returncode}):\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server did not start:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{root}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        yield proc, root
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)

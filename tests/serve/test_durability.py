@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +29,7 @@ from mixllm.serve import FakeBackend, Gateway, Settings, Store
 from mixllm.serve.restore import restore_router
 from mixllm.types import Feedback
 
-from .conftest import free_port
+from .conftest import serve_process
 
 TOPICS = ("cats", "tax law", "rust", "poems")
 LLMS = {  # name: (price in, price out per Mtok, quality by topic)
@@ -81,39 +79,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @contextmanager
 def _server(files: dict[str, Path], state: Path, log: Path) -> Iterator[tuple[Any, str]]:
-    """``mixllm serve`` in a subprocess; yields it and its base URL once /healthz answers.
-    Stopped with SIGTERM (graceful) on exit unless already dead."""
-    port = free_port()
-    command = [
-        sys.executable, "-c", "from mixllm.cli import main; main()", "serve",
+    """``mixllm serve`` with the replay data and config in a subprocess; yields it and its
+    base URL once /healthz answers."""
+    args = [
         str(files["router"]), "--replay", str(files["data"]), "--config", str(files["config"]),
-        "--state", str(state), "--port", str(port),
+        "--state", str(state),
     ]  # fmt: skip
-    with log.open("ab") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    root = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"the server exited ({proc.returncode}):\n{log.read_text()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the server did not start:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{root}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+    with serve_process(args, log, start_timeout_s=START_TIMEOUT_S) as (proc, root):
         yield proc, f"{root}/v1"
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def _feedback(k: int) -> dict[str, Any]:

@@ -13,12 +13,9 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +23,7 @@ import pytest
 from mixllm import Router
 from mixllm.data import Dataset, Outcome, write_longform
 
-from .conftest import free_port
+from .conftest import serve_process
 
 resource = pytest.importorskip("resource", reason="RLIMIT_NOFILE needs a POSIX system")
 
@@ -85,49 +82,6 @@ def enough_files() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def _start(files: dict[str, Path], tmp: Path, err: Path, access: Path) -> tuple[Any, int]:
-    """``mixllm serve`` with at most SERVER_FILES open files; returns it and its port once
-    /healthz answers. (The limit is set by the child itself, not in a preexec_fn, which is
-    unsafe in a process with threads.)"""
-    port = free_port()
-    code = (
-        "import resource; "
-        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({SERVER_FILES}, {SERVER_FILES})); "
-        "from mixllm.cli import main; main()"
-    )
-    command = [
-        sys.executable, "-c", code, "serve", str(files["router"]), "--replay", str(files["data"]),
-        "--config", str(files["config"]), "--state", str(tmp / "state"), "--port", str(port),
-        "--access-log", str(access),
-    ]  # fmt: skip
-    with err.open("ab") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=out)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited ({proc.returncode}):\n{err.read_text()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait(timeout=10)
-            raise AssertionError(f"the server did not start:\n{err.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0).status_code == 200:
-                return proc, port
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-
-
-def _stop(proc: Any) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def _closed_by_server(socks: list[socket.socket]) -> int:
     closed = 0
     for sock in socks:
@@ -146,8 +100,16 @@ def test_a_legitimate_request_is_answered_while_1100_connections_hold_half_sent_
     served: dict[str, Path], tmp_path: Path
 ) -> None:
     err, access = tmp_path / "server.err", tmp_path / "access.log"
-    proc, port = _start(served, tmp_path, err, access)
-    try:
+    args = [
+        str(served["router"]), "--replay", str(served["data"]), "--config",
+        str(served["config"]), "--state", str(tmp_path / "state"), "--access-log", str(access),
+    ]  # fmt: skip
+    # the file limit is set by the child itself (a preexec_fn is unsafe with threads)
+    limit = f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, {(SERVER_FILES,) * 2}); "
+    with serve_process(
+        args, err, prelude=limit, start_timeout_s=START_TIMEOUT_S, stop_timeout_s=40.0
+    ) as (_, root):
+        port = int(root.rsplit(":", 1)[1])
         logs_before = err.stat().st_size + access.stat().st_size
         took, decision_id = _flood_then_ask(port)
         # the server is still well once the flood is gone
@@ -158,8 +120,6 @@ def test_a_legitimate_request_is_answered_while_1100_connections_hold_half_sent_
         mine = [x for x in lines if x.get("decision_id") == decision_id]
         assert len(mine) == 1 and mine[0]["status"] == 200
         assert mine[0]["endpoint"] == "/v1/chat/completions" and mine[0]["method"] == "POST"
-    finally:
-        _stop(proc)
     log = err.read_text()
     assert "Too many open files" not in log and "Traceback" not in log
     counts = re.search(r"connections: (\d+) idle ones closed to make room, (\d+) refused", log)
