@@ -227,6 +227,28 @@ def test_concurrent_spend_never_passes_the_limit(tmp_path: Path) -> None:
         assert one.add_spend("k", 0.01)  # no limit
 
 
+def test_reservations_read_the_budget_and_hold_in_one_transaction(tmp_path: Path) -> None:
+    """Each holds up to 0.03 USD, less when that is all the limit leaves, nothing below 0.005:
+    concurrent reservations on two connections end exactly at the limit, never past it."""
+    path = tmp_path / "store.db"
+
+    def amount(left: float | None) -> float | None:
+        assert left is not None
+        return None if left < 0.005 else min(0.03, left)
+
+    with Store(path) as one, Store(path) as two:
+        stores = [one, two]
+        held = run_in_threads(
+            8,
+            lambda i: [stores[i % 2].reserve_spend("k", amount, limit_usd=1.0) for _ in range(10)],
+        )
+        got = [h for h in held if h is not None]
+        assert sum(got) == pytest.approx(1.0, abs=1e-9) and one.spent("k") <= 1.0 + 1e-9
+        assert one.spent("k") == pytest.approx(sum(got), abs=1e-9)
+        assert held.count(None) == 80 - len(got) > 0
+        assert two.reserve_spend("free", lambda left: 5.0) == 5.0  # no limit: left is None
+
+
 def test_concurrent_feedback_is_recorded_once(store: Store) -> None:
     store.record_decision(make_decision("d1"))
     results = run_in_threads(8, lambda i: [store.record_feedback("d1", Feedback(quality=i / 10))])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from mixllm.serve._records import _check_id, _usd
 from mixllm.serve._sqlite import Database
@@ -34,6 +35,31 @@ class SpendStore(Database):
                 (key_id, total),
             )
             return True
+
+    def reserve_spend(
+        self, key_id: str, amount: Callable[[float | None], float | None], *,
+        limit_usd: float | None = None,
+    ) -> float | None:  # fmt: skip
+        """Hold ``amount(left)`` USD on the key, ``left`` being what its limit leaves (``None``
+        without a limit), in one transaction with the read: the amount held, or ``None`` when
+        ``amount`` says nothing can be held (it returns ``None``) or it would pass the limit.
+        ``amount`` runs under the store's lock: plain arithmetic only."""
+        _check_id("key_id", key_id)
+        limit = None if limit_usd is None else _usd("limit_usd", limit_usd)
+        with self._write() as conn:
+            spent = _spent(conn, key_id)
+            wanted = amount(None if limit is None else limit - spent)
+            if wanted is None:
+                return None
+            total = spent + _usd("amount", wanted)
+            if limit is not None and total > limit + _SPEND_SLACK_USD:
+                return None
+            conn.execute(
+                "INSERT INTO spend (key_id, usd) VALUES (?, ?) "
+                "ON CONFLICT (key_id) DO UPDATE SET usd = excluded.usd",
+                (key_id, total),
+            )
+            return float(wanted)
 
     def settle_spend(self, key_id: str, reserved_usd: float, actual_usd: float) -> None:
         """Replace a reservation made by :meth:`add_spend` with the actual cost (which may be

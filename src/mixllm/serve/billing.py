@@ -79,27 +79,33 @@ class Billing:
 
     async def reserve(self, plan: Plan) -> None:
         """Hold the chosen LLM's worst case on the key, lowering the answer's token limit to
-        what the key's remaining budget affords; 429 when it affords no answer."""
+        what the key's remaining budget affords; 429 when it affords no answer. Reading the
+        budget and holding are one transaction: concurrent requests never pass the limit."""
         key, llm = plan.key, plan.decision.llm
         if key is None:
             return
-        limit = key.spend_limit_usd
-        for _ in range(3):  # another request may take the budget between reading and holding
-            if limit is not None:
-                left = limit - await run_in_threadpool(self.store.spent, key.name)
+        short: list[float] = []  # what was left when nothing could be held
+
+        def worst_affordable(left: float | None) -> float | None:
+            if left is not None:
                 price = self.price(llm)
                 afford = affordable_tokens(price, prompt_tokens=plan.prompt_tokens, budget_usd=left)
                 if afford < 1:
-                    raise SpendLimitError(
-                        f"this key's spending limit of ${limit:g} is reached: "
-                        f"${max(left, 0.0):.6f} left, not enough for an answer from {llm}"
-                    )
+                    short.append(left)
+                    return None
                 plan.answer_tokens = min(plan.answer_tokens, afford)
-            worst = self.worst(plan, llm)
-            if await run_in_threadpool(self.store.add_spend, key.name, worst, limit_usd=limit):
-                plan.reserved_usd = worst
-                return
-        raise SpendLimitError(f"this key's spending limit of ${limit:g} is reached")
+            return self.worst(plan, llm)
+
+        held = await run_in_threadpool(
+            self.store.reserve_spend, key.name, worst_affordable, limit_usd=key.spend_limit_usd
+        )
+        if held is None:
+            why = f"${max(short[0], 0.0):.6f} left" if short else "this request would pass it"
+            raise SpendLimitError(
+                f"this key's spending limit of ${key.spend_limit_usd:g} is reached: {why}, "
+                f"not enough for an answer from {llm}"
+            )
+        plan.reserved_usd = held
 
     async def cover(self, plan: Plan, llm: str) -> None:
         """Before calling a fallback LLM: hold its worst case if that is more than is held."""
