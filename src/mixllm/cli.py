@@ -307,9 +307,9 @@ def serve(
     """Serve ROUTER_DIR as an OpenAI-compatible gateway (POST /v1/chat/completions)."""
     import os
 
-    from mixllm.serve.guard import serve_guarded
     from mixllm.serve.logs import configure_logging
     from mixllm.serve.run import build_app
+    from mixllm.serve.run import serve as run_server
 
     level = log_level.lower()
     configure_logging(level, access_log=access_log)  # before the build, which may warn
@@ -323,7 +323,7 @@ def serve(
     click.echo(f"mixllm gateway for {router_dir} on http://{host}:{port}/v1", err=True)
     # Ctrl-C: uvicorn drains, the app checkpoints and closes, then uvicorn raises it again
     with contextlib.suppress(KeyboardInterrupt):
-        serve_guarded(app, host=host, port=port, settings=settings, log_level=level)
+        run_server(app, host=host, port=port, log_level=level)
 
 
 @cli.group()
