@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from mixllm.cli._common import _console, _progress
 from mixllm.embed import DEFAULT_EMBEDDER
 from mixllm.errors import ConfigError, MixLLMError
 
@@ -41,12 +42,6 @@ click.ClickException.exit_code = 2
 @click.version_option(package_name="mixllm")
 def cli() -> None:
     """mixllm: route each query to the LLM with the best quality for the money."""
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def _load(data: Sequence[str]) -> Any:
@@ -131,19 +126,6 @@ def _float_arg(text: str) -> float:
         return float(text)
     except ValueError:
         raise ConfigError(f"--lam value {text!r} is not a number") from None
-
-
-def _progress() -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=_console(),
-        transient=False,
-    )
 
 
 @cli.command()
@@ -341,6 +323,13 @@ def fetch(name: str, cache_dir: Path | None) -> None:
     with _console().status(f"downloading {name}"):
         path = fetch_routerbench(cache_dir=cache_dir)
     click.echo(str(path))
+
+
+def _register() -> None:
+    """Add the commands defined in this package's other modules."""
+
+
+_register()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
