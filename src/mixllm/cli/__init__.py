@@ -327,6 +327,10 @@ def fetch(name: str, cache_dir: Path | None) -> None:
 
 def _register() -> None:
     """Add the commands defined in this package's other modules."""
+    from mixllm.cli.collect import collect, prompts
+
+    cli.add_command(collect)
+    data.add_command(prompts)
 
 
 _register()

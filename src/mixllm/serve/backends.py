@@ -337,13 +337,16 @@ def make_backend(config: Mapping[str, Any], *, environ: Mapping[str, str] | None
     Keys: ``llm``, ``base_url``, ``model`` (required), ``api_key_env`` (the name of the
     environment variable that holds the API key), ``timeout_s``, ``extra_headers``,
     ``capabilities`` (a table: see :class:`~mixllm.serve.capabilities.Capabilities`),
-    ``stream_usage``. ``environ`` defaults to ``os.environ``.
+    ``stream_usage``, ``price_in_per_mtok`` and ``price_out_per_mtok`` (USD per million tokens,
+    numbers >= 0: checked here, used by ``mixllm collect``, ignored by the gateway).
+    ``environ`` defaults to ``os.environ``.
 
     >>> make_backend({"llm": "small", "base_url": "http://localhost:8000/v1", "model": "m"})
     OpenAIBackend('small', base_url='http://localhost:8000/v1', model='m')
     """
     required = ["llm", "base_url", "model"]
     optional = ["api_key_env", "timeout_s", "extra_headers", "capabilities", "stream_usage"]
+    optional += ["price_in_per_mtok", "price_out_per_mtok"]
     unknown = sorted(set(config) - {*required, *optional})
     missing = [k for k in required if not config.get(k)]
     if unknown or missing:
@@ -351,6 +354,14 @@ def make_backend(config: Mapping[str, Any], *, environ: Mapping[str, str] | None
             f"backend config for {config.get('llm')!r}: unknown keys {unknown}, missing keys "
             f"{missing}; expected keys {required} and optionally {optional}"
         )
+    for name in ("price_in_per_mtok", "price_out_per_mtok"):
+        price = config.get(name, 0.0)
+        if isinstance(price, bool) or not (
+            isinstance(price, int | float) and 0 <= price < math.inf
+        ):
+            raise ConfigError(
+                f"backend {config['llm']!r}: {name}={price!r}; expected a number >= 0 (USD)"
+            )
     env = os.environ if environ is None else environ
     key_env = config.get("api_key_env")
     if key_env and key_env not in env:
