@@ -328,9 +328,11 @@ def fetch(name: str, cache_dir: Path | None) -> None:
 def _register() -> None:
     """Add the commands defined in this package's other modules."""
     from mixllm.cli.collect import collect, prompts
+    from mixllm.cli.export import export
 
     cli.add_command(collect)
     data.add_command(prompts)
+    cli.add_command(export)
 
 
 _register()

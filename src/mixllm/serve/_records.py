@@ -65,9 +65,13 @@ def _decision_row(
     request_model: str,
     session_id: str | None,
     created_at: float,
+    prompt: str | None = None,
 ) -> dict[str, object]:
-    """The decisions-table row of ``decision`` (as named parameters), validated."""
+    """The decisions-table row of ``decision`` (as named parameters), validated; ``prompt`` is
+    the text routed on (``None``: not kept)."""
     _check_id("decision_id", decision.decision_id)
+    if prompt is not None:
+        _check_text("prompt", prompt)
     _check_id("llm", decision.llm)
     texts = {"query_id": decision.query_id, "key_id": key_id, "request_model": request_model}
     for name, text in texts.items():
@@ -94,6 +98,7 @@ def _decision_row(
         "predicted_wait_s": _encode_mapping("predicted_wait_s", decision.predicted_wait_s),
         "embedding": embedding,
         "embedding_dim": dim,
+        "prompt": prompt,
     }
 
 

@@ -155,8 +155,9 @@ async def chat(body: ChatRequest, request: Request) -> Response:
         if body.stream:
             answer, stream = await gw.open_stream(plan)
             include = bool(body.stream_options and body.stream_options.include_usage)
+            relay = sse(answer, plan, stream, include_usage=include)
             return StreamingResponse(
-                sse(answer, plan, stream, include_usage=include),
+                gw.shadow.follow(relay, body, plan, answer.llm, stream),
                 media_type="text/event-stream",
                 headers=headers(answer, plan),
                 background=BackgroundTask(stream.aclose),
@@ -165,7 +166,8 @@ async def chat(body: ChatRequest, request: Request) -> Response:
     except BaseException:
         await gw.billing.refund(plan)  # no answer, no charge
         raise
-    return JSONResponse(completion(answer, plan), headers=headers(answer, plan))
+    shadow = gw.shadow.task(body, plan, answer.llm, answer.result)  # after the response
+    return JSONResponse(completion(answer, plan), headers=headers(answer, plan), background=shadow)
 
 
 async def legacy_completions(request: Request) -> Response:

@@ -157,6 +157,10 @@ class Billing:
                 self.store.settle_spend, plan.key.name, plan.reserved_usd, result.usd
             )
         await run_in_threadpool(
-            self.store.set_answer, plan.decision.decision_id, answered_by=llm, cost_usd=result.usd
+            self.store.set_answer,
+            plan.decision.decision_id,
+            answered_by=llm,
+            cost_usd=result.usd,
+            output_tokens=None if usage is None else usage.completion_tokens,
         )
         return result.usd

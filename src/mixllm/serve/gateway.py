@@ -40,6 +40,7 @@ from mixllm.serve.learning import Learning
 from mixllm.serve.metrics import Metrics
 from mixllm.serve.schemas import ChatRequest
 from mixllm.serve.settings import ApiKey, Profile, Settings
+from mixllm.serve.shadow import Shadow
 from mixllm.serve.spend import RateLimiter
 from mixllm.serve.store import Store
 from mixllm.serve.streaming import OpenStream, carries_answer
@@ -92,6 +93,7 @@ class Gateway:
         self.backoff: dict[str, float] = {}  # LLM -> clock time until which it is left alone
         self.learning = Learning(router, store, settings, self.metrics, state_dir=state_dir)
         self._background: set[asyncio.Task[None]] = set()
+        self.shadow = Shadow(self)  # after the backends: it checks its judge's
 
     # -- routing ---------------------------------------------------------------------------------
     def profile(self, model: str) -> Profile:
@@ -170,6 +172,7 @@ class Gateway:
             await run_in_threadpool(
                 self.store.record_decision, decision, key_id=key.name if key else "",
                 request_model=body.model, session_id=sid,
+                prompt=prompt if self.settings.store_prompts else None,
             )  # fmt: skip
         except BaseException:
             await self.billing.refund(plan)
@@ -377,12 +380,13 @@ class Gateway:
         await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(b.aclose() for b in self.backends.values()), return_exceptions=True)
 
-    def background(self, work: Any) -> None:
+    def background(self, work: Any) -> asyncio.Task[None]:
         """Run ``work`` (a coroutine) on the event loop, kept until it ends and awaited on
-        close (a stream's charge when its client went away)."""
+        close (a stream's charge when its client went away, a shadow call); its task."""
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
 
 def _session_id(body: ChatRequest, key: ApiKey | None) -> str:

@@ -17,7 +17,7 @@ from mixllm.serve.metrics import Metrics
 from mixllm.serve.restore import last_seq
 from mixllm.serve.settings import ApiKey, Settings
 from mixllm.serve.store import KEEP_CHECKPOINTS, Store
-from mixllm.types import Feedback
+from mixllm.types import Decision, Feedback
 
 __all__ = ["Learning"]
 
@@ -61,16 +61,50 @@ class Learning:
             if seq is None:
                 self.metrics.feedback.labels("duplicate").inc()
                 return "duplicate"
-            self.router.remember([decision_id])
-            applied = self.router.learn_one(decision, feedback)
-            self._applied_seq = max(self._applied_seq, seq)
-            self._since_checkpoint += 1
-            due = self._since_checkpoint >= self.settings.checkpoint_every
+            applied, due = self._learn(seq, decision, feedback)
         if due and self.state_dir is not None:
             self.checkpoint()
         outcome = "applied" if applied else "recorded"
         self.metrics.feedback.labels(outcome).inc()
         return outcome
+
+    def shadow(
+        self,
+        decision: Decision,
+        feedback: Feedback | None,
+        *,
+        shadow_of: str,
+        cost_usd: float,
+        prompt: str | None = None,
+        output_tokens: float | None = None,
+        latency_s: float | None = None,
+    ) -> bool:
+        """Store a shadow call (:meth:`Store.record_shadow <mixllm.serve.store.Store.
+        record_shadow>`) and learn its ``feedback`` like a client's (so a restart learns it
+        again); ``None`` feedback (an unknown quality) is stored, not learned. Whether the
+        router learned from it. Runs in a worker thread."""
+        with self._lock:
+            seq = self.store.record_shadow(
+                decision, shadow_of=shadow_of, feedback=feedback, cost_usd=cost_usd,
+                outcome="unknown_quality" if feedback is None else "learned", prompt=prompt,
+                output_tokens=output_tokens, latency_s=latency_s,
+            )  # fmt: skip
+            if seq is None or feedback is None:
+                return False
+            stored = self.store.get_decision(decision.decision_id) or decision  # as replayed
+            applied, due = self._learn(seq, stored, feedback)
+        if due and self.state_dir is not None:
+            self.checkpoint()
+        return applied
+
+    def _learn(self, seq: int, decision: Decision, feedback: Feedback) -> tuple[bool, bool]:
+        """Learn stored feedback #``seq`` (under the lock): whether it was applied, and
+        whether a checkpoint is due."""
+        self.router.remember([decision.decision_id])
+        applied = self.router.learn_one(decision, feedback)
+        self._applied_seq = max(self._applied_seq, seq)
+        self._since_checkpoint += 1
+        return applied, self._since_checkpoint >= self.settings.checkpoint_every
 
     def checkpoint(self) -> Path | None:
         """Save the router and record which feedback it includes; ``None`` without a state

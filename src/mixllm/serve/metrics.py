@@ -10,7 +10,8 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 class Metrics:
-    """Requests, decisions per LLM, fallbacks, latencies, spend; ``render()`` for ``/metrics``."""
+    """Requests, decisions per LLM, fallbacks, latencies, spend, shadow calls; ``render()`` for
+    ``/metrics``."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -46,6 +47,19 @@ class Metrics:
         self.in_flight = Gauge(
             "mixllm_in_flight", "Upstream requests in flight by LLM", ["llm"], registry=r
         )
+        self.shadow_requests = Counter(
+            "mixllm_shadow_requests", "Shadow calls by LLM and outcome (learned, "
+            "unknown_quality, over_budget, dropped, failed, no_candidate)", ["llm", "outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.shadow_spend = Counter(
+            "mixllm_shadow_spend_usd", "Shadow spend in USD by kind (answer, judge)", ["kind"],
+            registry=r,
+        )  # fmt: skip
+        self.shadow_spend_today = Gauge(
+            "mixllm_shadow_spend_today_usd", "Shadow spend of the current UTC day in USD "
+            "(reservations in flight included)", registry=r,
+        )  # fmt: skip
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -1,8 +1,11 @@
-"""The replay backend: answers from the responses a dataset recorded (offline demos, tests)."""
+"""The replay backends: answers from the responses a dataset recorded, and a judge that rates
+an answer by the quality the dataset recorded for it (offline demos, tests, benchmarks)."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import string
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -15,7 +18,7 @@ from mixllm.predict.neighbours import unit_rows
 from mixllm.serve.capabilities import Capabilities
 from mixllm.serve.chat import ChatResult, Chunk, Messages, Params, Usage, text_chunks
 
-__all__ = ["ReplayBackend"]
+__all__ = ["RecordedJudge", "ReplayBackend"]
 
 
 class ReplayBackend:
@@ -115,3 +118,118 @@ class ReplayBackend:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+class RecordedJudge:
+    """A judge LLM for replayed data: it rates the answer in a judge prompt (rendered from
+    ``template``, by default :data:`mixllm.grade.DEFAULT_JUDGE_TEMPLATE`) by the quality that
+    ``dataset`` recorded for it, replying ``"... [[N]]"`` with N = round(1 + 9 × quality).
+
+    The judged answer is found by reading the question and the answer back out of the judge
+    prompt and matching them with a recorded prompt and one of its recorded responses (the
+    answer a :class:`ReplayBackend` gives). Without a match, or without a recorded quality,
+    the reply has no ``[[N]]`` (an unparseable verdict). ``calls`` counts the calls.
+
+    >>> from mixllm.data import Outcome
+    >>> ds = Dataset.from_outcomes([Outcome("q1", "2+2?", "small", 1.0, 0.001, response="4"),
+    ...                             Outcome("q1", "2+2?", "big", 0.0, 0.01, response="5")])
+    >>> judge = RecordedJudge(ds, template="Q: {prompt}\\nA: {answer}\\nRef: {reference}")
+    >>> asyncio.run(judge.complete([], {}, prompt="Q: 2+2?\\nA: 5\\nRef: 4")).text
+    'Recorded quality 0.00. Rating: [[1]]'
+    >>> asyncio.run(judge.complete([], {}, prompt="Q: 2+2?\\nA: four\\nRef: 4")).text
+    'This answer is not in the recorded data.'
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        llm: str = "recorded-judge",
+        template: str | None = None,
+        latency_s: float = 0.0,
+    ) -> None:
+        if dataset.responses is None:
+            raise ConfigError(f"dataset {dataset.name!r} has no recorded responses to judge")
+        if not latency_s >= 0:
+            raise ConfigError(f"latency_s must be a number >= 0, got {latency_s!r}")
+        self.llm, self.dataset, self.latency_s = llm, dataset, float(latency_s)
+        self.template = template
+        self.capabilities = Capabilities()
+        self.calls = 0
+        self._pattern: re.Pattern[str] | None = None
+        self._rows: dict[str, list[int]] | None = None
+
+    def quality(self, judge_prompt: str) -> float | None:
+        """The recorded quality of the answer rated in ``judge_prompt`` (``None``: no match)."""
+        if self._pattern is None:
+            self._pattern = _template_pattern(self._template())
+        match = self._pattern.fullmatch(judge_prompt)
+        if match is None:
+            return None
+        if self._rows is None:
+            self._rows = {}
+            for i, p in enumerate(self.dataset.prompts):
+                self._rows.setdefault(str(p).strip(), []).append(i)
+        assert self.dataset.responses is not None
+        answer = match.group("answer").strip()
+        found = [
+            float(self.dataset.quality[row, col])
+            for row in self._rows.get(match.group("prompt").strip(), [])
+            for col, text in enumerate(self.dataset.responses[row])
+            if isinstance(text, str) and text.strip() == answer
+            and np.isfinite(self.dataset.quality[row, col])
+        ]  # fmt: skip
+        return float(np.mean(found)) if found else None
+
+    def _template(self) -> str:
+        if self.template is None:
+            from mixllm.grade import DEFAULT_JUDGE_TEMPLATE
+
+            self.template = DEFAULT_JUDGE_TEMPLATE
+        return self.template
+
+    async def complete(self, messages: Messages, params: Params, *, prompt: str) -> ChatResult:
+        """A verdict on the judge prompt ``prompt``; usage is left to the caller to count."""
+        self.calls += 1
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        quality = self.quality(prompt)
+        if quality is None:
+            text = "This answer is not in the recorded data."
+        else:
+            score = min(max(round(1 + 9 * quality), 1), 10)
+            text = f"Recorded quality {quality:.2f}. Rating: [[{score}]]"
+        return ChatResult(text=text, prompt_tokens=None, completion_tokens=None,
+                          upstream_model=f"replay:{self.llm}")  # fmt: skip
+
+    async def stream(
+        self, messages: Messages, params: Params, *, prompt: str
+    ) -> AsyncIterator[Chunk]:
+        """The verdict in chunks."""
+        result = await self.complete(messages, params, prompt=prompt)
+        for chunk in text_chunks(result.text or ""):
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """A pattern that reads a template's fields back out of a text rendered from it (a field
+    used twice must hold the same text both times)."""
+    parts: list[str] = []
+    seen: set[str] = set()
+    for literal, field, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if field is None:
+            continue
+        if field in seen:
+            parts.append(f"(?P={field})")
+        else:
+            seen.add(field)
+            parts.append(f"(?P<{field}>.*?)")
+    if not {"prompt", "answer"} <= seen:
+        raise ConfigError(
+            f"judge template fields {sorted(seen)}; expected at least {{prompt}} and {{answer}}"
+        )
+    return re.compile("".join(parts), re.DOTALL)

@@ -65,7 +65,7 @@ def build_app(
         for upstream in settings.upstreams:
             backend = make_backend(upstream, environ=environ)
             backends[backend.llm] = backend
-        unknown = sorted(set(backends) - set(router.llms))
+        unknown = sorted(set(backends) - set(router.llms) - {settings.shadow.judge})
         if unknown:
             raise ConfigError(
                 f"upstreams for LLMs the router does not know: {unknown}; "

@@ -31,7 +31,15 @@ import tomllib
 
 from mixllm.errors import ConfigError
 
-__all__ = ["ApiKey", "Profile", "Settings", "load_settings", "load_settings_text"]
+__all__ = [
+    "GRADER_NAMES",
+    "ApiKey",
+    "Profile",
+    "Settings",
+    "ShadowSettings",
+    "load_settings",
+    "load_settings_text",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,84 @@ class Profile:
     lam: float | None = None
     candidates: tuple[str, ...] | None = None
     max_cost_usd: float | None = None
+
+
+#: What grades a shadow answer against the served one when no judge LLM is set.
+GRADER_NAMES = ("auto", "choice", "number", "exact", "normalised")
+
+
+@dataclass(frozen=True)
+class ShadowSettings:
+    """Shadow traffic (``[shadow]``): a ``share`` of chat requests is also sent, after the
+    client's answer, to the LLM the router is least sure about, graded and learned
+    (:mod:`mixllm.serve.shadow`). ``share = 0`` (the default) turns it off.
+
+    ``judge`` (an upstream's LLM name) grades the shadow answer with ``judge_template`` (a file;
+    default :data:`mixllm.grade.DEFAULT_JUDGE_TEMPLATE`), the served answer as the reference;
+    without a judge, ``grader`` compares the two answers (default ``"auto"``). Shadow calls
+    spend at most ``budget_usd_per_day`` (UTC days, answers and judge together), write at most
+    ``max_tokens`` each, and at most ``max_in_flight`` run at once (more are dropped).
+    ``judge_price_in_per_mtok`` and ``judge_price_out_per_mtok`` price a judge that the router
+    does not know (the router's prices otherwise).
+    """
+
+    share: float = 0.0
+    budget_usd_per_day: float | None = None
+    max_tokens: int = 512
+    judge: str | None = None
+    judge_template: str | None = None
+    grader: str | None = None
+    max_in_flight: int = 4
+    seed: int = 0
+    judge_price_in_per_mtok: float = 0.0
+    judge_price_out_per_mtok: float = 0.0
+
+    def __post_init__(self) -> None:
+        share = self.share
+        if isinstance(share, bool) or not (
+            isinstance(share, int | float) and math.isfinite(share) and 0 <= share <= 1
+        ):
+            raise ConfigError(f"[shadow] share={share!r}; expected a number in [0, 1]")
+        if self.budget_usd_per_day is not None:
+            _positive("[shadow] budget_usd_per_day", self.budget_usd_per_day)
+        elif share > 0:
+            raise ConfigError(
+                f"[shadow] share={share!r} without budget_usd_per_day; expected a daily "
+                "budget in USD > 0 for the shadow calls"
+            )
+        _positive("[shadow] max_tokens", self.max_tokens, integer=True)
+        _positive("[shadow] max_in_flight", self.max_in_flight, integer=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"[shadow] seed={self.seed!r}; expected an integer")
+        for name in ("judge", "judge_template"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"[shadow] {name}={value!r}; expected a non-empty string")
+        for name in ("judge_price_in_per_mtok", "judge_price_out_per_mtok"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (
+                isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 1e6
+            ):
+                raise ConfigError(f"[shadow] {name}={value!r}; expected a number in [0, 1e6]")
+        if self.grader is not None and self.grader not in GRADER_NAMES:
+            raise ConfigError(
+                f"[shadow] grader={self.grader!r}; expected one of {', '.join(GRADER_NAMES)}"
+            )
+        if self.judge is not None and self.grader is not None:
+            raise ConfigError(
+                f"[shadow] judge={self.judge!r} and grader={self.grader!r}; expected one of "
+                "them (a judge LLM grades, or a grader compares with the served answer)"
+            )
+        if self.judge is None and self.judge_template is not None:
+            raise ConfigError(
+                f"[shadow] judge_template={self.judge_template!r} without a judge; expected "
+                'judge = "<upstream LLM name>"'
+            )
+
+    @property
+    def on(self) -> bool:
+        """Whether any request is shadowed."""
+        return self.share > 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +170,8 @@ class Settings:
     tokens_per_image: int = 1500  # prompt tokens reserved per image, audio or file part
     protect_metrics: bool = False  # /metrics and /healthz details need an admin key
     error_logs_per_minute: int = 60  # per message kind; the rest are counted, not written
+    store_prompts: bool = True  # keep each decision's prompt text (for mixllm export)
+    shadow: ShadowSettings = field(default_factory=ShadowSettings)
 
     def __post_init__(self) -> None:
         _positive("max_attempts", self.max_attempts, integer=True)
@@ -92,6 +180,10 @@ class Settings:
         _positive("breaker_reset_s", self.breaker_reset_s)
         _positive("max_body_bytes", self.max_body_bytes, integer=True)
         _positive("checkpoint_every", self.checkpoint_every, integer=True)
+        if not isinstance(self.store_prompts, bool):
+            raise ConfigError(f"store_prompts={self.store_prompts!r}; expected true or false")
+        if not isinstance(self.shadow, ShadowSettings):
+            raise ConfigError(f"shadow={self.shadow!r}; expected a ShadowSettings")
         if self.max_connections is not None:
             _positive("max_connections", self.max_connections, integer=True)
         for name in ("max_in_flight", "default_max_tokens", "error_logs_per_minute"):
@@ -146,18 +238,24 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str]) -> Settings:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read gateway config {str(file)!r}: {exc}") from exc
-    return load_settings_text(text, environ=environ, source=str(file))
+    return load_settings_text(text, environ=environ, source=str(file), base_dir=file.parent)
 
 
 def load_settings_text(
-    text: str, *, environ: Mapping[str, str], source: str = "<config>"
+    text: str,
+    *,
+    environ: Mapping[str, str],
+    source: str = "<config>",
+    base_dir: str | Path | None = None,
 ) -> Settings:
-    """Settings from TOML text; ``[[keys]]`` name the environment variable of each secret."""
+    """Settings from TOML text; ``[[keys]]`` name the environment variable of each secret.
+    A relative ``[shadow] judge_template`` is relative to ``base_dir`` (the config file's
+    folder; the current directory without it)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    _only(data, {"server", "keys", "profiles", "upstreams"}, source)
+    _only(data, {"server", "keys", "profiles", "upstreams", "shadow"}, source)
     server = dict(data.get("server", {}))
     if "upstream_key_envs" in server:
         envs = server["upstream_key_envs"]
@@ -174,13 +272,25 @@ def load_settings_text(
         str(n): _profile(p, f"{source} [profiles.{n}]") for n, p in data.get("profiles", {}).items()
     }
     upstreams = tuple(dict(u) for u in data.get("upstreams", []))
+    shadow = _shadow(data.get("shadow", {}), f"{source} [shadow]", base_dir)
     try:
-        return Settings(keys=keys, profiles=profiles, upstreams=upstreams, **server)
+        return Settings(keys=keys, profiles=profiles, upstreams=upstreams, shadow=shadow, **server)
     except TypeError as exc:
         raise ConfigError(f"{source} [server]: {exc}") from exc
 
 
-_TABLES = ("keys", "profiles", "upstreams")
+_TABLES = ("keys", "profiles", "upstreams", "shadow")
+
+
+def _shadow(raw: Any, where: str, base_dir: str | Path | None) -> ShadowSettings:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: {raw!r}; expected a table")
+    _only(raw, set(ShadowSettings.__dataclass_fields__), where)
+    values = dict(raw)
+    template = values.get("judge_template")
+    if isinstance(template, str) and template and base_dir is not None:
+        values["judge_template"] = str(Path(base_dir) / template)  # an absolute one stays
+    return ShadowSettings(**values)
 
 
 def _key(raw: Mapping[str, Any], environ: Mapping[str, str], source: str) -> ApiKey:

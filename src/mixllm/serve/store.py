@@ -43,7 +43,8 @@ from mixllm.serve._records import (
     _usd,
 )
 from mixllm.serve._sqlite import StoreDamagedError
-from mixllm.serve._store_checkpoints import KEEP_CHECKPOINTS, CheckpointStore
+from mixllm.serve._store_checkpoints import KEEP_CHECKPOINTS
+from mixllm.serve._store_shadow import ShadowStore
 from mixllm.types import Decision, Feedback
 
 __all__ = ["KEEP_CHECKPOINTS", "MIGRATIONS", "PURGE_EVERY", "Store", "StoreDamagedError"]
@@ -98,14 +99,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO status (id) VALUES (1);
     """,
+    """
+    ALTER TABLE decisions ADD COLUMN prompt TEXT;         -- the text routed on (NULL: not kept)
+    ALTER TABLE decisions ADD COLUMN output_tokens REAL;  -- the answer's tokens, when known
+    ALTER TABLE decisions ADD COLUMN latency_s REAL;      -- seconds to the whole answer, if known
+    ALTER TABLE decisions ADD COLUMN shadow_of TEXT;      -- a shadow call: the decision shadowed
+    ALTER TABLE decisions ADD COLUMN shadow_outcome TEXT; -- its outcome (learned, unknown_quality)
+    CREATE TABLE shadow_spend (day TEXT PRIMARY KEY NOT NULL, usd REAL NOT NULL CHECK (usd >= 0));
+    """,
 )
 
 #: With retention, old decisions are purged at open and after every this many recorded.
 PURGE_EVERY = 1000
 
 
-class Store(CheckpointStore):
-    """Decisions, feedback, checkpoints and per-key spend in one SQLite database.
+class Store(ShadowStore):
+    """Decisions, feedback, checkpoints, per-key spend and shadow calls in one SQLite database.
 
     Parameters
     ----------
@@ -181,16 +190,18 @@ class Store(CheckpointStore):
         key_id: str = "",
         request_model: str = "",
         session_id: str | None = None,
+        prompt: str | None = None,
         now: float | None = None,
     ) -> None:
-        """Store ``decision``, made for ``key_id`` in conversation ``session_id`` (if any);
-        its ``decision_id`` must be new (else ConfigError)."""
+        """Store ``decision``, made for ``key_id`` in conversation ``session_id`` (if any) on
+        the text ``prompt`` (``None``: not kept); its ``decision_id`` must be new (else
+        ConfigError)."""
         if not isinstance(decision, Decision):
             raise ConfigError(f"decision={decision!r}; expected a mixllm.types.Decision")
         at = self._now(now)
         row = _decision_row(
             decision, key_id=key_id, request_model=request_model, session_id=session_id,
-            created_at=at,
+            created_at=at, prompt=prompt,
         )  # fmt: skip
         with self._write() as conn:
             if _has_decision(conn, decision.decision_id):
@@ -208,15 +219,23 @@ class Store(CheckpointStore):
             except PersistError as exc:  # the decision is stored: say so, and purge later
                 logger.warning("store %r: purge failed: %s", self.path, exc)
 
-    def set_answer(self, decision_id: str, *, answered_by: str, cost_usd: float | None) -> None:
-        """Record which LLM finally answered the decision's request, and what it cost."""
+    def set_answer(
+        self, decision_id: str, *, answered_by: str, cost_usd: float | None,
+        output_tokens: float | None = None,
+    ) -> None:  # fmt: skip
+        """Record which LLM finally answered the decision's request, what it cost and (when
+        known) its length in tokens."""
         _check_id("decision_id", decision_id)
         _check_id("answered_by", answered_by)
         cost = None if cost_usd is None else _usd("cost_usd", cost_usd)
+        tokens = None
+        if output_tokens is not None:
+            tokens = _number("output_tokens", output_tokens, "a number >= 0", minimum=0.0)
         with self._write() as conn:
             cursor = conn.execute(
-                "UPDATE decisions SET answered_by = ?, cost_usd = ? WHERE decision_id = ?",
-                (answered_by, cost, decision_id),
+                "UPDATE decisions SET answered_by = ?, cost_usd = ?, output_tokens = ? "
+                "WHERE decision_id = ?",
+                (answered_by, cost, tokens, decision_id),
             )
             if cursor.rowcount == 0:
                 raise _unknown_decision(decision_id)

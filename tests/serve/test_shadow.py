@@ -1,0 +1,460 @@
+"""Shadow traffic: after each client answer, a share of requests goes to the LLM the router is
+least sure about; the answer is graded (a judge LLM that knows the recorded qualities, or a
+grader against the served answer), stored and learned, within a daily budget, and never seen by
+the client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mixllm import Router
+from mixllm.data import Dataset, Outcome
+from mixllm.errors import ConfigError
+from mixllm.serve import FakeBackend, ReplayBackend, Settings, Store, create_app
+from mixllm.serve.capabilities import Capabilities
+from mixllm.serve.replay import RecordedJudge
+from mixllm.serve.restore import restore_router
+from mixllm.serve.settings import ShadowSettings, load_settings_text
+from mixllm.types import LLM
+
+from .inprocess import gateway, run
+
+TOPICS = ("cats", "tax law", "rust", "poems")
+LLMS = {  # name: (price in, price out per Mtok, quality by topic)
+    "small": (0.2, 0.6, (0.9, 0.2, 0.4, 0.7)),
+    "medium": (1.0, 3.0, (0.8, 0.6, 0.7, 0.6)),
+    "large": (5.0, 15.0, (0.9, 0.9, 0.9, 0.8)),
+}
+PROMPTS = [f"question {i} about {TOPICS[i % 4]}" for i in range(40)]
+JUDGE = "recorded-judge"
+
+
+def _dataset() -> Dataset:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, prompt in enumerate(PROMPTS):
+        p_tok, o_tok = 10 + i % 7, 20 + (i * 3) % 11
+        for llm, (p_in, p_out, by_topic) in LLMS.items():
+            quality = float(rng.random() < by_topic[i % 4])
+            cost = (p_tok * p_in + o_tok * p_out) / 1e6
+            rows.append(
+                Outcome(f"q{i}", prompt, llm, quality, cost, prompt_tokens=p_tok,
+                        output_tokens=o_tok, task=TOPICS[i % 4], response=f"{llm} answers {i}.")
+            )  # fmt: skip
+    prices = {m: LLM(m, p_in, p_out) for m, (p_in, p_out, _) in LLMS.items()}
+    return Dataset.from_outcomes(rows, name="shadowed", prices=prices)
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return _dataset()
+
+
+@pytest.fixture(scope="module")
+def router_dir(tmp_path_factory: pytest.TempPathFactory, data: Dataset) -> Path:
+    path = tmp_path_factory.mktemp("shadow") / "router"
+    Router("mixllm", embedder="hashing", lam=50.0).fit(data).save(path)
+    return path
+
+
+def _backends(data: Dataset, judge: Any = None) -> dict[str, Any]:
+    backends: dict[str, Any] = {m: ReplayBackend(m, data) for m in LLMS}
+    backends[JUDGE] = judge if judge is not None else RecordedJudge(data)
+    return backends
+
+
+def _settings(**shadow: Any) -> Settings:
+    values: dict[str, Any] = {"share": 1.0, "budget_usd_per_day": 10.0, "judge": JUDGE}
+    values.update(shadow)
+    return Settings(deadline_s=10.0, checkpoint_every=10_000, shadow=ShadowSettings(**values))
+
+
+def _chat(prompt: str, **more: Any) -> dict[str, Any]:
+    return {"model": "mixllm", "messages": [{"role": "user", "content": prompt}], **more}
+
+
+def _shadow_rows(db: Path) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(
+            "SELECT d.decision_id, d.shadow_of, d.llm, d.shadow_outcome, d.cost_usd, "
+            "d.prompt, f.quality, f.cost_usd AS fb_cost FROM decisions AS d LEFT JOIN feedback "
+            "AS f ON f.decision_id = d.decision_id WHERE d.shadow_of IS NOT NULL ORDER BY d.rowid"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` with these labels in the Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        sample = line.startswith(name) and line[len(name)] in "{ "
+        if sample and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _predicted(router: Router, prompt: str) -> dict[str, float]:
+    pred = router.predict([prompt])
+    return dict(zip(pred.llms, pred.quality[0].tolist(), strict=True))
+
+
+# -- one shadow call per answer, to the right LLM ----------------------------------------------
+def test_each_answer_is_shadowed_once_by_the_most_uncertain_other_capable_llm(
+    router_dir: Path, data: Dataset, tmp_path: Path
+) -> None:
+    router = Router.load(router_dir)
+    backends = _backends(data)
+    backends["medium"].capabilities = Capabilities(tools=False)  # never shadows a tool request
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+
+    async def body() -> list[tuple[str, str, str]]:
+        seen = []
+        async with gateway(router, backends, tmp_path, _settings()) as (app, client):
+            gw = app.state.gateway
+            for i, prompt in enumerate(PROMPTS[:12]):
+                tools = i % 3 == 0
+                pred = router.predict([prompt])
+                width = dict(zip(pred.llms, pred.uncertainty[0].tolist(), strict=True))
+                extra: dict[str, Any] = {"tools": [tool]} if tools else {}
+                if i % 2:
+                    extra["stream"] = True
+                reply = await client.post("/v1/chat/completions", json=_chat(prompt, **extra))
+                assert reply.status_code == 200
+                await gw.shadow.drain()
+                answered = reply.headers["x-mixllm-llm"]
+                eligible = sorted(
+                    m for m in LLMS if m != answered and not (tools and m == "medium")
+                )
+                seen.append((answered, max(eligible, key=lambda m: width[m]), reply.text))
+            metrics = (await client.get("/metrics")).text
+        assert _metric(metrics, "mixllm_shadow_requests_total", outcome="learned") == 12
+        return seen
+
+    seen = run(body)
+    rows = _shadow_rows(tmp_path / "gateway.db")
+    assert len(rows) == len(seen) == 12  # exactly one shadow call per answer
+    for row, (answered, widest, _) in zip(rows, seen, strict=True):
+        assert row["llm"] != answered
+        assert row["llm"] == widest
+        assert row["shadow_outcome"] == "learned"
+    assert {row["llm"] for row in rows} >= {"small", "large"}  # not always the same LLM
+
+
+def test_a_cold_newcomer_is_the_most_uncertain_and_gets_the_shadow_calls(
+    router_dir: Path, data: Dataset, tmp_path: Path
+) -> None:
+    router = Router.load(router_dir)
+    router.add_llm(LLM("newcomer", 1.0, 3.0))  # no data: the widest uncertainty
+    backends = {**_backends(data), "newcomer": FakeBackend("newcomer", text="new answer")}
+
+    async def body() -> None:
+        async with gateway(router, backends, tmp_path, _settings()) as (app, client):
+            for prompt in PROMPTS[:5]:
+                pred = router.predict([prompt])
+                width = dict(zip(pred.llms, pred.uncertainty[0].tolist(), strict=True))
+                assert max(width, key=lambda m: width[m]) == "newcomer"
+                old = {"mixllm": {"candidates": list(LLMS)}}  # clients are served by the others
+                reply = await client.post("/v1/chat/completions", json=_chat(prompt, **old))
+                assert reply.headers["x-mixllm-llm"] != "newcomer"
+                await app.state.gateway.shadow.drain()
+
+    run(body)
+    rows = _shadow_rows(tmp_path / "gateway.db")
+    assert [r["llm"] for r in rows] == ["newcomer"] * 5
+    # its answer is not in the recorded data: the judge cannot rate it, nothing is learned
+    assert {r["shadow_outcome"] for r in rows} == {"unknown_quality"}
+
+
+def test_the_client_sees_the_same_answers_with_shadow_on_and_off(
+    router_dir: Path, data: Dataset, tmp_path: Path
+) -> None:
+    def answers(settings: Settings, folder: Path) -> list[Any]:
+        async def body() -> list[Any]:
+            out = []
+            router = Router.load(router_dir)
+            async with gateway(router, _backends(data), folder, settings) as (app, client):
+                for i, prompt in enumerate(PROMPTS[:8]):
+                    model = "mixllm" if i == 0 else list(LLMS)[i % 3]  # no learning in play
+                    stream = i % 2 == 1
+                    reply = await client.post(
+                        "/v1/chat/completions",
+                        json={**_chat(prompt, stream=stream), "model": model},
+                    )
+                    await app.state.gateway.shadow.drain()
+                    # after the first answer, predictions are learned from shadow calls
+                    learned = i > 0
+                    out.append((reply.status_code, reply.headers["x-mixllm-llm"],
+                                _without_ids(reply.text, stream, learned=learned)))  # fmt: skip
+                called = sum(_count(b) for b in app.state.gateway.backends.values())
+            return [out, called]
+
+        return run(body)
+
+    off, calls_off = answers(Settings(deadline_s=10.0), tmp_path / "off")
+    on, calls_on = answers(_settings(), tmp_path / "on")
+    for a, b in zip(on, off, strict=True):
+        assert a == b
+    assert calls_on > calls_off == 0  # the shadow did call (the judge counts its calls)
+
+
+_PREDICTIONS = {"predicted_quality", "predicted_cost_usd", "predicted_wait_s", "scores"}
+
+
+def _count(backend: Any) -> int:
+    return int(getattr(backend, "calls", 0))
+
+
+def _without_ids(text: str, stream: bool, *, learned: bool = False) -> Any:
+    """The response without what differs from run to run: ids, times, decision ids (and with
+    ``learned``, the router's predictions, which learning changes)."""
+    dropped = {"decision_id"} | (_PREDICTIONS if learned else set())
+
+    def clean(obj: dict[str, Any]) -> dict[str, Any]:
+        obj = {k: v for k, v in obj.items() if k not in ("id", "created")}
+        if "mixllm" in obj:
+            why = {k: v for k, v in obj["mixllm"].items() if k not in dropped}
+            why["attempts"] = [{**a, "seconds": None} for a in why.get("attempts", [])]
+            obj["mixllm"] = why
+        return obj
+
+    if not stream:
+        return clean(json.loads(text))
+    events = [e.removeprefix("data: ") for e in text.split("\n\n") if e.strip()]
+    return [e if e == "[DONE]" else clean(json.loads(e)) for e in events]
+
+
+# -- graded, stored and learned ----------------------------------------------------------------
+def test_judged_quality_is_stored_learned_and_restored(
+    router_dir: Path, data: Dataset, tmp_path: Path
+) -> None:
+    router = Router.load(router_dir)
+    moves: list[tuple[float, float, float]] = []
+
+    async def body() -> None:
+        async with gateway(router, _backends(data), tmp_path, _settings()) as (app, client):
+            gw = app.state.gateway
+            for prompt in PROMPTS[:10]:
+                before = _predicted(router, prompt)
+                reply = await client.post("/v1/chat/completions", json=_chat(prompt))
+                assert reply.status_code == 200
+                await gw.shadow.drain()
+                row = _shadow_rows(tmp_path / "gateway.db")[-1]
+                after = _predicted(router, prompt)
+                llm = row["llm"]
+                recorded = float(data.quality[PROMPTS.index(prompt), data.llm_index(llm)])
+                assert row["quality"] == pytest.approx(round(9 * recorded) / 9)  # [[1]] or [[10]]
+                assert row["prompt"] == prompt
+                assert row["fb_cost"] == pytest.approx(row["cost_usd"]) and row["cost_usd"] > 0
+                moves.append((before[llm], after[llm], row["quality"]))
+            # a restart from the store (no checkpoint yet) learns the same again
+            restored = restore_router(router_dir, gw.store)
+            for prompt in PROMPTS[:10] + PROMPTS[-5:]:
+                live, again = _predicted(router, prompt), _predicted(restored, prompt)
+                assert again == pytest.approx(live, abs=1e-9)
+
+    run(body)
+    for before, after, target in moves:  # each shadow grade pulls its LLM's prediction to it
+        assert abs(after - target) <= abs(before - target) + 1e-9
+    assert sum(abs(a - t) < abs(b - t) - 1e-6 for b, a, t in moves) >= len(moves) // 2
+
+
+def test_unknown_judge_scores_are_stored_not_learned(
+    router_dir: Path, data: Dataset, tmp_path: Path
+) -> None:
+    router = Router.load(router_dir)
+    mute = FakeBackend(JUDGE, text="I would rather not say.")  # never a [[N]]
+
+    async def body() -> str:
+        async with gateway(router, _backends(data, mute), tmp_path, _settings()) as (app, client):
+            for prompt in PROMPTS[:4]:
+                before = _predicted(router, prompt)
+                assert (await client.post("/v1/chat/completions", json=_chat(prompt))).is_success
+                await app.state.gateway.shadow.drain()
+                assert _predicted(router, prompt) == before
+            return (await client.get("/metrics")).text
+
+    metrics = run(body)
+    rows = _shadow_rows(tmp_path / "gateway.db")
+    assert len(rows) == 4 and mute.calls == 8  # an unparseable verdict is asked again once
+    assert all(r["shadow_outcome"] == "unknown_quality" and r["quality"] is None for r in rows)
+    assert sum(_metric(metrics, "mixllm_shadow_requests_total", llm=m, outcome="unknown_quality")
+               for m in LLMS) == 4  # fmt: skip
+    assert _metric(metrics, "mixllm_shadow_requests_total", outcome="learned") == 0
+
+
+def test_without_a_judge_the_grader_compares_with_the_served_answer(
+    router_dir: Path, tmp_path: Path
+) -> None:
+    rows = [  # small and large give the same answers, medium another one
+        Outcome(f"q{i}", p, m, 1.0, 1e-5, response="4" if m != "medium" else "5")
+        for i, p in enumerate(PROMPTS) for m in LLMS
+    ]  # fmt: skip
+    same = Dataset.from_outcomes(rows)
+    router = Router.load(router_dir)
+    backends = {m: ReplayBackend(m, same) for m in LLMS}
+    settings = _settings(judge=None, grader="number")
+
+    async def body() -> None:
+        async with gateway(router, backends, tmp_path, settings) as (app, client):
+            for prompt in PROMPTS[:6]:
+                reply = await client.post("/v1/chat/completions", json=_chat(prompt))
+                await app.state.gateway.shadow.drain()
+                row = _shadow_rows(tmp_path / "gateway.db")[-1]
+                served = reply.headers["x-mixllm-llm"]
+                agree = (row["llm"] == "medium") == (served == "medium")
+                assert row["quality"] == (1.0 if agree else 0.0)
+
+    run(body)
+
+
+# -- bounded: budget, in-flight, candidates ----------------------------------------------------
+def test_the_daily_budget_holds_across_a_restart(
+    router_dir: Path, data: Dataset, tmp_path: Path
+) -> None:
+    budget = 0.0003  # a few shadow answers and verdicts
+    settings = _settings(budget_usd_per_day=budget, judge_price_in_per_mtok=0.1,
+                         judge_price_out_per_mtok=0.1, max_tokens=16)  # fmt: skip
+
+    def serve(prompts: list[str], wall: float) -> str:
+        day = "1970-01-01" if wall < 86400 else "1970-01-02"
+
+        async def body() -> str:
+            router = Router.load(router_dir)
+            async with gateway(router, _backends(data), tmp_path, settings) as (app, client):
+                gw = app.state.gateway
+                gw.shadow.wall = lambda: wall
+                for prompt in prompts:
+                    reply = await client.post("/v1/chat/completions", json=_chat(prompt))
+                    assert reply.status_code == 200
+                    await gw.shadow.drain()
+                    assert gw.store.shadow_spent(day) <= budget + 1e-12
+                return (await client.get("/metrics")).text
+
+        return run(body)
+
+    first = serve(PROMPTS[:20], 100.0)
+    assert _metric(first, "mixllm_shadow_requests_total", outcome="over_budget") > 0
+    assert _metric(first, "mixllm_shadow_requests_total", outcome="learned") > 0
+    paid = _metric(first, "mixllm_shadow_spend_usd_total")  # answers and verdicts
+    assert _metric(first, "mixllm_shadow_spend_usd_total", kind="judge") > 0
+    assert 0 < paid <= budget + 1e-12
+    assert _metric(first, "mixllm_shadow_spend_today_usd") == pytest.approx(paid)
+    with Store(tmp_path / "gateway.db") as store:
+        assert store.shadow_spent("1970-01-01") == pytest.approx(paid)
+    # restarted the same day: the day's spend is remembered, the budget still holds
+    again = serve(PROMPTS[20:26], 200.0)
+    assert _metric(again, "mixllm_shadow_spend_usd_total") <= budget - paid + 1e-12
+    assert _metric(again, "mixllm_shadow_requests_total", outcome="over_budget") > 0
+    # the next day has a budget of its own
+    tomorrow = serve(PROMPTS[26:28], 86400.0 + 100.0)
+    assert _metric(tomorrow, "mixllm_shadow_requests_total", outcome="learned") >= 1
+
+
+def test_shadow_calls_past_max_in_flight_are_dropped_and_none_without_candidates(
+    router_dir: Path, data: Dataset, tmp_path: Path
+) -> None:
+    router = Router.load(router_dir)
+    judge = _GatedJudge(data)
+
+    async def body() -> str:
+        settings = _settings(max_in_flight=1)
+        async with gateway(router, _backends(data, judge), tmp_path, settings) as (app, client):
+            gw = app.state.gateway
+            for prompt in PROMPTS[:3]:  # the first shadow waits for its judge meanwhile
+                assert (await client.post("/v1/chat/completions", json=_chat(prompt))).is_success
+            judge.gate.set()
+            await gw.shadow.drain()
+            for b in ("medium", "large"):  # the other LLMs' circuits are open
+                gw.breakers[b] = _Open()
+            only = {**_chat(PROMPTS[5]), "model": "small"}
+            assert (await client.post("/v1/chat/completions", json=only)).is_success
+            await gw.shadow.drain()
+            return (await client.get("/metrics")).text
+
+    metrics = run(body)
+    assert _metric(metrics, "mixllm_shadow_requests_total", outcome="dropped") == 2
+    assert _metric(metrics, "mixllm_shadow_requests_total", outcome="no_candidate") == 1
+    assert _metric(metrics, "mixllm_shadow_requests_total", outcome="learned") == 1
+    assert len(_shadow_rows(tmp_path / "gateway.db")) == 1
+
+
+class _GatedJudge(RecordedJudge):
+    """A recorded judge that answers only once its gate is open."""
+
+    def __init__(self, data: Dataset) -> None:
+        super().__init__(data)
+        self.gate = asyncio.Event()
+
+    async def complete(self, messages: Any, params: Any, *, prompt: str) -> Any:
+        await asyncio.wait_for(self.gate.wait(), 10.0)
+        return await super().complete(messages, params, prompt=prompt)
+
+
+class _Open:
+    """A circuit breaker that stays open."""
+
+    state = "open"
+
+    def allow(self) -> bool:
+        return False
+
+
+# -- settings ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ("share = 1.5\nbudget_usd_per_day = 1.0", "share=1.5"),
+        ("share = -0.1\nbudget_usd_per_day = 1.0", "share=-0.1"),
+        ("share = 0.5", "budget_usd_per_day"),
+        ("share = 0.5\nbudget_usd_per_day = 0", "budget_usd_per_day=0"),
+        ("share = 0.5\nbudget_usd_per_day = 1.0\nmax_tokens = 0", "max_tokens=0"),
+        ("share = 0.5\nbudget_usd_per_day = 1.0\nmax_in_flight = 2.5", "max_in_flight=2.5"),
+        ("share = 0.5\nbudget_usd_per_day = 1.0\ngrader = 'fuzzy'", "grader='fuzzy'"),
+        ("share = 0.5\nbudget_usd_per_day = 1.0\ngrader = 'code'", "grader='code'"),
+        ("share = 0.5\nbudget_usd_per_day = 1.0\njudge = 'j'\ngrader = 'exact'", "judge='j'"),
+        ("share = 0.5\nbudget_usd_per_day = 1.0\njudge_template = 't.txt'", "judge_template"),
+        ("share = 0.5\nbudget_usd_per_day = 1.0\nseed = 'x'", "seed='x'"),
+        ("share = 0.5\nbudget_usd_per_day = 1.0\nsharing = 1", "sharing"),
+    ],
+)
+def test_bad_shadow_settings_are_refused_naming_the_value(toml: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(".", r"\.")):
+        load_settings_text(f"[shadow]\n{toml}\n", environ={})
+
+
+def test_shadow_settings_from_toml(tmp_path: Path) -> None:
+    template = tmp_path / "judge.txt"
+    template.write_text("Q {prompt}\nA {answer}\nR {reference}\n[[N]]\n")
+    config = tmp_path / "mixllm.toml"
+    config.write_text(
+        "[server]\nstore_prompts = false\n[shadow]\nshare = 0.2\nbudget_usd_per_day = 5.0\n"
+        'judge = "gpt-4o"\njudge_template = "judge.txt"\nseed = 7\n'
+    )
+    from mixllm.serve.settings import load_settings
+
+    s = load_settings(config, environ={})
+    assert s.store_prompts is False
+    assert s.shadow == ShadowSettings(share=0.2, budget_usd_per_day=5.0, judge="gpt-4o",
+                                      judge_template=str(template), seed=7)  # fmt: skip
+    assert load_settings_text("", environ={}).shadow.on is False
+
+
+def test_a_judge_that_is_not_an_upstream_is_refused_at_build_time(
+    router_dir: Path, data: Dataset, tmp_path: Path
+) -> None:
+    backends = {m: ReplayBackend(m, data) for m in LLMS}
+    with Store(":memory:") as store, pytest.raises(ConfigError, match=r"judge='gpt-9'.*large"):
+        create_app(Router.load(router_dir), backends, store, _settings(judge="gpt-9"))
+    missing = _settings(judge_template=str(tmp_path / "nope.txt"))
+    with Store(":memory:") as store, pytest.raises(ConfigError, match=r"nope\.txt"):
+        create_app(Router.load(router_dir), _backends(data), store, missing)
