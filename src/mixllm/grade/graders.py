@@ -40,9 +40,7 @@ _STATED = re.compile(
 # "C) Paris", "(B) 4", "A.", "D: ...", or the letter alone at the start of the reply
 _LEADING = re.compile(r"^[\s*(\[]*([A-J])(?:[)\].:]|\s*$)")
 _PARENTHESISED = re.compile(r"\(([A-J])\)")
-_BARE = re.compile(
-    r"(?<![A-Za-z0-9'])([A-J])(?![A-Za-z0-9'])(\s+(?!(?:or|and|nor|vs)\b)[a-z])?"
-)
+_BARE = re.compile(r"(?<![A-Za-z0-9'])([A-J])(?![A-Za-z0-9'])(\s+(?!(?:or|and|nor|vs)\b)[a-z])?")
 
 _NUMBER = re.compile(
     r"(?<![\w.])(?P<neg>[-−])?\$?\s?"
