@@ -216,3 +216,19 @@ def test_bad_limits_are_config_errors() -> None:
         run_code_tests("", "", timeout_s=0)
     with pytest.raises(ConfigError, match="memory_mb=16"):
         run_code_tests("", "", memory_mb=16)
+
+
+def test_runs_from_several_threads_at_once() -> None:
+    """As in the gateway's thread pool: concurrent runs keep their own directories and limits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [(SOLUTION, TESTS, "passed"), (SOLUTION.replace("+", "-"), TESTS, "failed")] * 3
+    cases.append(("while True:\n    pass\n", "", "timeout"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(lambda c: run(c[0], c[1], timeout_s=2), cases))
+    assert [r.reason for r in runs] == [reason for _, _, reason in cases]
+
+
+def test_the_process_cap_counts_this_users_threads() -> None:
+    count = sandbox._count_tasks(os.getuid())
+    assert count is None or count >= 1  # None without /proc

@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,7 @@ _FILE_LIMIT = 16 * 2**20
 _OPEN_FILES = 256
 _EXTRA_PROCESSES = 64
 _OUTPUT_KEPT = 4096
+_Limits = tuple[tuple[int, int, int], ...]
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -133,23 +135,32 @@ def _count_tasks(uid: int) -> int | None:
     return total
 
 
-def _limit_child(cpu_s: int, memory_bytes: int, processes: int | None) -> None:
-    """Set the child's resource limits (runs in the child between fork and exec)."""
+def _child_limits(cpu_s: int, memory_bytes: int, processes: int | None) -> _Limits:
+    """(resource, soft, hard) for the child, none above this process's own hard limits."""
     import resource
 
-    def cap(which: int, value: int) -> None:
-        _, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(which, (value, value if which != resource.RLIMIT_CPU else value + 1))
-
-    cap(resource.RLIMIT_CPU, cpu_s)
-    cap(resource.RLIMIT_AS, memory_bytes)
-    cap(resource.RLIMIT_FSIZE, _FILE_LIMIT)
-    cap(resource.RLIMIT_NOFILE, _OPEN_FILES)
-    cap(resource.RLIMIT_CORE, 0)
+    wanted = [
+        (resource.RLIMIT_CPU, cpu_s, cpu_s + 1),  # SIGXCPU, then SIGKILL a second later
+        (resource.RLIMIT_AS, memory_bytes, memory_bytes),
+        (resource.RLIMIT_FSIZE, _FILE_LIMIT, _FILE_LIMIT),
+        (resource.RLIMIT_NOFILE, _OPEN_FILES, _OPEN_FILES),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
     if processes is not None:
-        cap(resource.RLIMIT_NPROC, processes)
+        wanted.append((resource.RLIMIT_NPROC, processes, processes))
+    limits = []
+    for which, soft, hard in wanted:
+        current = resource.getrlimit(which)[1]
+        if current != resource.RLIM_INFINITY:
+            soft, hard = min(soft, current), min(hard, current)
+        limits.append((which, soft, hard))
+    return tuple(limits)
+
+
+def _set_limits(setrlimit: Callable[[int, tuple[int, int]], None], limits: _Limits) -> None:
+    """Runs in the child between fork and exec: calls only (an import there could deadlock)."""
+    for which, soft, hard in limits:
+        setrlimit(which, (soft, hard))
 
 
 def _tail(path: Path) -> str:
@@ -187,8 +198,12 @@ def run_code_tests(
         raise ConfigError(f"timeout_s={timeout_s!r}; expected a positive number of seconds")
     if memory_mb < 64:
         raise ConfigError(f"memory_mb={memory_mb!r}; expected at least 64 (MiB)")
-    if os.name != "posix":
-        raise ConfigError("code grading runs only on POSIX systems (it needs resource limits)")
+    try:
+        import resource
+    except ImportError:
+        raise ConfigError(
+            "code grading runs only on POSIX systems (it needs resource limits)"
+        ) from None
     uid = os.getuid()
     tasks = None if uid == 0 else _count_tasks(uid)  # root is not held to RLIMIT_NPROC
     processes = None if tasks is None else tasks + _EXTRA_PROCESSES
@@ -209,9 +224,7 @@ def run_code_tests(
             "MKL_NUM_THREADS": "1",
         }
         command = [*_unshare_prefix(), sys.executable, "-I", "-B", str(_CHILD), str(root)]
-        limits = functools.partial(
-            _limit_child, math.ceil(timeout_s) + 1, memory_mb * 2**20, processes
-        )
+        limits = _child_limits(math.ceil(timeout_s) + 1, memory_mb * 2**20, processes)
         timed_out = False
         with (root / "stdout").open("wb") as out, (root / "stderr").open("wb") as err:
             proc = subprocess.Popen(
@@ -222,7 +235,7 @@ def run_code_tests(
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=limits,  # only setrlimit calls between fork and exec
+                preexec_fn=functools.partial(_set_limits, resource.setrlimit, limits),
             )
             try:
                 assert proc.stdin is not None
