@@ -8,13 +8,14 @@ session in that directory, with an environment stripped to ``PATH``, ``HOME`` an
 - a wall-clock timeout, after which the whole process group is killed (reason ``timeout``);
 - resource limits: CPU time (about the timeout), address space (``memory_mb``; an answer that
   runs out of it ends with reason ``memory``), 16 MiB per written file, 256 open files, no
-  core dumps, and, for a user other than root, a cap on processes;
+  core dumps, and, for a user other than root (whom the kernel does not hold to it), at most
+  64 processes or threads more than the user runs already;
 - an audit hook (:func:`sys.addaudithook`, which Python code cannot remove) installed before the
   code runs, refusing network calls (connect, bind, name look-ups...), new processes
-  (``subprocess``, ``os.system``, ``os.exec*``, ``os.fork``...), signals to other processes,
-  ``ctypes``, and file-system changes (writing, removing, renaming, ``chmod``...) outside the
-  directory; a refused call fails the run with reason ``blocked: <what>``, even when the answer
-  catches the error;
+  (``subprocess``, ``os.system``, ``os.exec*``, ``os.fork``...), ``os.kill``, ``ctypes`` calls
+  and libraries (importing ``ctypes`` stays possible: numpy does), and file-system changes
+  (writing, removing, renaming, ``chmod``...) outside the directory; a refused call fails the
+  run with reason ``blocked: <what>``, even when the answer catches the error;
 - where ``unshare --user --net`` works for this user (checked once), the process runs in its
   own network namespace, which has no network at all.
 
@@ -25,8 +26,9 @@ Output is written to files limited in size, and the last few KiB are kept in
 
 This is a best-effort guard against the accidents of graded answers (an endless loop, a memory
 bomb, a stray ``rm``), not a security boundary: code written to escape it (through frame
-introspection, say, or a bug in CPython) can. Grade answers from untrusted sources in a
-container or a virtual machine without credentials. POSIX only (needs :mod:`resource`).
+introspection, say, or a bug in CPython) can, and reading files is not restricted. Grade
+answers from untrusted sources in a container or a virtual machine without credentials. POSIX
+only (needs :mod:`resource`).
 """
 
 from __future__ import annotations
