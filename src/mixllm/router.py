@@ -32,6 +32,7 @@ from mixllm.policy import (
     make_predictor,
     scores,
 )
+from mixllm.policy.newcomers import with_candidates
 from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
 
 #: How the latency penalty is spread over queries (see :class:`Router`'s ``penalty_scale``).
@@ -217,14 +218,14 @@ class Router:
         a, b, tau = self.alpha, self.beta, self.tau_s
         with self._lock:
             predictor = self._fitted()
-            pred = _predict(predictor, queries, uncertainty=a != 0)
-            if candidates is not None:
-                pred = pred.select(candidates)
+            pred, explore = _predict(predictor, queries, alpha=a, candidates=candidates)
             wait = None if self.load_tracker is None else self.load_tracker.wait_s(pred.llms)
             weight = self._service_weight(pred, queries, wait)
             total = scores(
                 pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait, service_weight=weight
             )
+            if explore is not None:  # MixLLM's bonus for LLMs added without data
+                total += explore
             chosen = choose_from_scores(
                 pred, total, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd
             )
@@ -390,12 +391,15 @@ class Router:
         self.prices_ = prices
 
 
-def _predict(predictor: Predictor, queries: QueryBatch, *, uncertainty: bool) -> Prediction:
-    """The predictor's prediction; without the uncertainty when the scores do not use it
-    (α = 0) and the predictor can leave it out (MixLLM's LinUCB bonus is its costliest part)."""
-    if not uncertainty and isinstance(predictor, MixLLMPredictor):
-        return predictor.predict(queries, uncertainty=False)
-    return predictor.predict(queries)
+def _predict(
+    predictor: Predictor, queries: QueryBatch, *, alpha: float, candidates: Sequence[str] | None
+) -> tuple[Prediction, NDArray[np.float64] | None]:
+    """The prediction (``candidates`` only) and MixLLM's bonus for LLMs added without data;
+    without the uncertainty when α = 0 (MixLLM's LinUCB bonus is its costliest part)."""
+    if not isinstance(predictor, MixLLMPredictor):
+        return with_candidates(predictor.predict(queries), None, candidates)
+    pred = predictor.predict(queries, uncertainty=alpha != 0)
+    return with_candidates(pred, predictor.newcomer_bonus(queries, alpha=alpha), candidates)
 
 
 def _default_id(prompt: str) -> str:

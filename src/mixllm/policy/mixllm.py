@@ -15,7 +15,8 @@ stays near 0 where the offline predictors already know. It is the same Bayesian 
 that the bonus assumes, updated in O(d²) per feedback, and old feedback can be discounted.
 Binary feedback (thumbs up/down) is a noisier label of the same quality: it enters as quality
 1 or 0 with weight ``binary_weight``. An LLM added without data starts from a prior set by its
-price tier (the training LLMs' mean quality against log price) with the widest uncertainty.
+price tier (the training LLMs' mean quality against log price) with the widest uncertainty, and
+is explored through its own width even when the router's α is 0 (:mod:`mixllm.policy.newcomers`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ from numpy.typing import NDArray
 from mixllm.data.dataset import Dataset
 from mixllm.embed.tagged import DomainProjection
 from mixllm.errors import ConfigError, UnknownLLMError
+from mixllm.policy._project import project as _project
+from mixllm.policy.newcomers import (
+    COLD_START_PRIOR_WEIGHT,
+    EXPLORE_NEW,
+    check_explore_new,
+    newcomer_bonus,
+    tier_prior,
+)
 from mixllm.policy.state import Arrays, BasePredictor, JSONValue, cost_arrays, restore_cost
 from mixllm.predict.cost import MeanLengthCostModel
 from mixllm.predict.features import column_means
@@ -38,7 +47,7 @@ from mixllm.predict.quality import QualityModel
 from mixllm.predict.threads import one_blas_thread
 from mixllm.types import LLM, Prediction, QueryBatch
 
-__all__ = ["MixLLMPredictor"]
+__all__ = ["COLD_START_PRIOR_WEIGHT", "MixLLMPredictor"]
 
 FloatArray = NDArray[np.float64]
 _PARTS = ("projection", "quality", "length", "uncertainty")
@@ -46,10 +55,6 @@ _PARTS = ("projection", "quality", "length", "uncertainty")
 
 STATISTICS = ("training", "feedback", "split")
 """What the LinUCB statistics hold: see :class:`MixLLMPredictor`'s ``statistics``."""
-
-COLD_START_PRIOR_WEIGHT = 0.25
-"""Weight of an LLM's price-tier prior, added with no data, relative to the prior of an LLM
-with fitted predictors (A = weight·ridge·I: a bonus 1/sqrt(weight) = 2 times wider)."""
 
 
 class MixLLMPredictor(BasePredictor):
@@ -87,6 +92,12 @@ class MixLLMPredictor(BasePredictor):
         fast, but the bonus no longer knows where the offline predictors are reliable, so the
         router explores everywhere. ``"split"``: the bonus from training rows and feedback,
         the corrections from feedback only (docs/results.md, streams).
+    explore_new:
+        Weight of the newcomer bonus: an LLM added without data (:meth:`add_llm`) scores
+        ``explore_new`` × its width (``sqrt(eᵀA⁻¹e)`` of its prior and feedback only) on top of
+        its predicted quality, or α × width when the router's α is larger; the width shrinks
+        with its feedback, so it is tried until it has shown its quality. 0 turns it off
+        (then α alone explores). The other LLMs are not affected.
     seed:
         Seeds every random choice of the parts.
     """
@@ -94,7 +105,8 @@ class MixLLMPredictor(BasePredictor):
     name = "mixllm"
     kind: ClassVar[str] = "mixllm"
     _param_names: ClassVar[tuple[str, ...]] = (
-        "quality", "length", "tagged", "ridge", "discount", "binary_weight", "statistics", "seed",
+        "quality", "length", "tagged", "ridge", "discount", "binary_weight", "statistics",
+        "explore_new", "seed",
     )  # fmt: skip
 
     def __init__(
@@ -107,6 +119,7 @@ class MixLLMPredictor(BasePredictor):
         discount: float = 1.0,
         binary_weight: float = 0.5,
         statistics: str = "training",
+        explore_new: float = EXPLORE_NEW,
         seed: int = 0,
     ) -> None:
         self.quality = quality
@@ -116,6 +129,7 @@ class MixLLMPredictor(BasePredictor):
         self.discount = discount
         self.binary_weight = binary_weight
         self.statistics = statistics
+        self.explore_new = explore_new
         self.seed = seed
 
     # -- fitting -------------------------------------------------------------------------------
@@ -127,6 +141,7 @@ class MixLLMPredictor(BasePredictor):
             raise ConfigError(f"binary_weight={self.binary_weight!r}; expected a number > 0")
         if self.statistics not in STATISTICS:
             raise ConfigError(f"statistics={self.statistics!r}; expected one of {STATISTICS}")
+        check_explore_new(self.explore_new)
         x = self._check_train(train, queries)
         with one_blas_thread("scipy.linalg"):
             self.projection_: DomainProjection | None = None
@@ -151,6 +166,7 @@ class MixLLMPredictor(BasePredictor):
                 self.novelty_.fit(fa, seen, np.zeros((*seen.shape, 0)))
         self.corrected_ = False
         self.mean_quality_ = column_means(train.quality)
+        self.newcomer_ = np.zeros(len(train.llms), dtype=bool)
         self.cost_fallback_ = MeanLengthCostModel().fit(train, queries.prompt_tokens)
         self._set_prices(train)
         self.llms_ = train.llms
@@ -197,6 +213,17 @@ class MixLLMPredictor(BasePredictor):
             uncertainty=(self.novelty_ or self.online_).bonus(fa) if uncertainty else None,
             output_tokens=tokens,
         )
+
+    def newcomer_bonus(self, queries: QueryBatch, *, alpha: float = 0.0) -> FloatArray | None:
+        """What the scores add for LLMs added without data: (``explore_new`` − ``alpha``) ×
+        their width per query, 0 for the other LLMs, shape (n, L); ``None`` when it adds
+        nothing (no such LLM, or ``alpha`` >= ``explore_new``: the router's own α·width bonus
+        covers them)."""
+        weight = check_explore_new(self.explore_new) - alpha
+        if not (weight > 0 and self.newcomer_.any()):
+            return None
+        f = self._features(self._check_queries(queries))
+        return newcomer_bonus(self.online_.a_inv_, _with_bias(f), self.newcomer_, weight)
 
     def _offline(
         self, f: FloatArray, ptok: FloatArray
@@ -254,7 +281,7 @@ class MixLLMPredictor(BasePredictor):
         """Add ``llm`` without refitting the others: from seed outcomes (``seed``, one column
         for it, with its row-aligned ``queries``) or, without them, from a price-tier prior
         held with :data:`COLD_START_PRIOR_WEIGHT` (its bonus is twice the others' before any
-        feedback)."""
+        feedback), explored with the newcomer bonus (``explore_new``)."""
         self._check_fitted()
         if llm.name in self.llms_:
             raise ConfigError(f"LLM {llm.name!r} is already in the pool")
@@ -287,6 +314,7 @@ class MixLLMPredictor(BasePredictor):
                 self.novelty_.add_llm(prior_weight=COLD_START_PRIOR_WEIGHT)
             self.corrected_ = self.corrected_ or offset != 0.0
         self.cost_fallback_.add_llm(llm)
+        self.newcomer_ = np.append(self.newcomer_, seed is None or queries is None or not len(seed))
         self.mean_quality_ = np.append(self.mean_quality_, mean_q)
         self.price_in_ = np.append(self.price_in_, llm.price_in_per_mtok)
         self.price_out_ = np.append(self.price_out_, llm.price_out_per_mtok)
@@ -295,18 +323,8 @@ class MixLLMPredictor(BasePredictor):
         self.llms_ = (*self.llms_, llm.name)
 
     def _tier_prior(self, llm: LLM) -> float:
-        """Expected quality of an unseen LLM from its price: the training LLMs' mean quality
-        regressed on log price, kept within their range."""
-        known = np.isfinite(self.mean_quality_)
-        if not known.any():
-            return 0.5
-        ys = self.mean_quality_[known]
-        xs = np.log10(1e-3 + self.price_in_ + self.price_out_)[known]
-        x = np.log10(1e-3 + llm.price_in_per_mtok + llm.price_out_per_mtok)
-        if len(ys) >= 2 and np.ptp(xs) > 0:
-            slope, intercept = np.polyfit(xs, ys, 1)
-            return float(np.clip(intercept + slope * x, ys.min(), ys.max()))
-        return float(ys.mean())
+        """Expected quality of an unseen LLM from its price (:func:`tier_prior`)."""
+        return tier_prior(self.mean_quality_, self.price_in_, self.price_out_, llm)
 
     def remove_llm(self, name: str) -> None:
         """Drop ``name``; the other LLMs keep everything they learned."""
@@ -319,7 +337,7 @@ class MixLLMPredictor(BasePredictor):
         if self.novelty_ is not None:
             self.novelty_.remove_llm(j)
         self.cost_fallback_.remove_llm(j)
-        for attr in ("mean_quality_", "price_in_", "price_out_", "from_tokens_"):
+        for attr in ("mean_quality_", "price_in_", "price_out_", "from_tokens_", "newcomer_"):
             setattr(self, attr, np.delete(getattr(self, attr), j))
         self.llms_ = tuple(m for m in self.llms_ if m != name)
 
@@ -330,6 +348,14 @@ class MixLLMPredictor(BasePredictor):
         return self.llms_.index(llm)
 
     # -- state ---------------------------------------------------------------------------------
+    @classmethod
+    def from_state(
+        cls, params: Mapping[str, JSONValue], arrays: Mapping[str, Any]
+    ) -> MixLLMPredictor:
+        """The predictor saved by :meth:`get_state`; one saved before ``explore_new`` existed
+        gets today's default."""
+        return super().from_state({"explore_new": EXPLORE_NEW, **params}, arrays)
+
     def _state(self) -> tuple[dict[str, object], Arrays]:
         parts: dict[str, Any] = {
             "quality": self.quality_,
@@ -346,6 +372,7 @@ class MixLLMPredictor(BasePredictor):
             "price_out": self.price_out_,
             "from_tokens": self.from_tokens_,
             "mean_quality": self.mean_quality_,
+            "newcomer": self.newcomer_,
             **cost_arrays(self.cost_fallback_),
         }
         for key, part in parts.items():
@@ -372,6 +399,8 @@ class MixLLMPredictor(BasePredictor):
         self.price_in_ = np.asarray(arrays["price_in"], dtype=np.float64)
         self.price_out_ = np.asarray(arrays["price_out"], dtype=np.float64)
         self.from_tokens_ = np.asarray(arrays["from_tokens"], dtype=bool)
+        # (absent from routers saved before the newcomer bonus: none of their LLMs is flagged)
+        self.newcomer_ = np.asarray(arrays.get("newcomer", self.from_tokens_ & False), dtype=bool)
 
 
 def _with_bias(f: FloatArray) -> FloatArray:
@@ -382,25 +411,3 @@ def _with_bias(f: FloatArray) -> FloatArray:
 def _one(embedding: NDArray[Any], prompt_tokens: float) -> QueryBatch:
     e = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
     return QueryBatch(("feedback",), ("",), e, np.array([prompt_tokens], dtype=np.float64))
-
-
-def _project(projection: DomainProjection, x: NDArray[np.float32]) -> NDArray[np.float32]:
-    """``projection.transform(x)``, the same arithmetic in a third of the numpy calls (a
-    quarter of one decision's predict time went to the calls); tests check both agree to float32
-    rounding. Input it would reject goes to ``transform`` for its error."""
-    if x.ndim != 2 or x.shape[1] != len(projection.mean_) or not np.isfinite(x).all():
-        return projection.transform(x)
-    z: NDArray[np.float32] = _unit_rows((x - projection.mean_) @ projection.W_)
-    if projection.input_weight > 0:
-        head = np.float32(projection.input_weight) * _unit_rows(x)
-        z = np.concatenate([head, z], axis=1).astype(np.float32, copy=False)
-    return _unit_rows(z)
-
-
-def _unit_rows(m: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Rows over their length (at least 1e-12), the length as ``numpy.linalg.norm`` computes it
-    (as :func:`mixllm.embed.tagged` does)."""
-    norm = np.sqrt(np.add.reduce(m * m, axis=1, keepdims=True))
-    # (no typing.cast here: its subscripted type is built on every call, ~3 µs a decision)
-    out: NDArray[np.float32] = m / np.maximum(norm, np.float32(1e-12))  # type: ignore[assignment]
-    return out

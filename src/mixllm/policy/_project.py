@@ -1,0 +1,33 @@
+"""A faster :meth:`~mixllm.embed.DomainProjection.transform` for MixLLM's tag-enhanced features
+(one decision projects one query, where the number of numpy calls is what costs)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mixllm.embed.tagged import DomainProjection
+
+__all__ = ["project"]
+
+
+def project(projection: DomainProjection, x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``projection.transform(x)``, the same arithmetic in a third of the numpy calls (a
+    quarter of one decision's predict time went to the calls); tests check both agree to float32
+    rounding. Input it would reject goes to ``transform`` for its error."""
+    if x.ndim != 2 or x.shape[1] != len(projection.mean_) or not np.isfinite(x).all():
+        return projection.transform(x)
+    z: NDArray[np.float32] = _unit_rows((x - projection.mean_) @ projection.W_)
+    if projection.input_weight > 0:
+        head = np.float32(projection.input_weight) * _unit_rows(x)
+        z = np.concatenate([head, z], axis=1).astype(np.float32, copy=False)
+    return _unit_rows(z)
+
+
+def _unit_rows(m: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Rows over their length (at least 1e-12), the length as ``numpy.linalg.norm`` computes it
+    (as :func:`mixllm.embed.tagged` does)."""
+    norm = np.sqrt(np.add.reduce(m * m, axis=1, keepdims=True))
+    # (no typing.cast here: its subscripted type is built on every call, ~3 µs a decision)
+    out: NDArray[np.float32] = m / np.maximum(norm, np.float32(1e-12))  # type: ignore[assignment]
+    return out
