@@ -18,6 +18,8 @@ PACKAGES = [
     "mixllm.policy",
     "mixllm.predict",
     "mixllm.evaluate",
+    "mixllm.grade",
+    "mixllm.collect",
 ]
 
 
