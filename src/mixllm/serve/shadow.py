@@ -33,7 +33,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from mixllm.data.tokens import count_tokens
-from mixllm.errors import ConfigError
+from mixllm.errors import ConfigError, DataError
 from mixllm.serve.billing import Plan
 from mixllm.serve.capabilities import capable
 from mixllm.serve.chat import ChatResult
@@ -218,7 +218,10 @@ class Shadow:
         judge = self.settings.judge
         if judge is None:
             name = self.settings.grader or "auto"
-            return await run_in_threadpool(grade.grade, answer, job.served, name)
+            try:
+                return await run_in_threadpool(grade.grade, answer, job.served, name)
+            except DataError:  # the served answer names no letter or number to compare with
+                return None
 
         async def ask(text: str) -> str:
             return await self._ask_judge(job.day, judge, text)
