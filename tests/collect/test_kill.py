@@ -79,3 +79,37 @@ def _judges(text: str, qid: str, llm: str, prompt_of: dict[str, str]) -> bool:
     """Whether the judge prompt ``text`` is about ``llm``'s answer to ``qid``."""
     answer = f"{llm} answer 5"
     return f"\n{prompt_of[qid]}\n" in text and f"\n{answer}\n" in text
+
+
+def test_ctrl_c_stops_starting_calls_and_a_rerun_continues(tmp_path: Path) -> None:
+    up = Upstream(delay_s=0.1)
+    prompts = prompts_file(tmp_path / "p.jsonl", 20)
+    out = tmp_path / "o.jsonl"
+    with serve_in_thread(up.app) as base:
+        pool = pool_file(tmp_path / "pool.toml", base)
+        command = [
+            sys.executable, "-c", "from mixllm.cli import main; main()", "collect", str(prompts),
+            "--config", str(pool), "--out", str(out), "--concurrency", "2",
+        ]  # fmt: skip
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while len(complete_lines(out)) < 4:  # bounded in time
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        assert proc.returncode == 130, stderr.decode()
+        assert "stopping: no new calls" in stderr.decode()
+        text = " ".join(stdout.decode().split())
+        written = len(read_jsonl(out))
+        assert f"interrupted: {40 - written} pairs left" in text
+        assert written == len(read_jsonl(out.with_name("o.jsonl.answers.jsonl"))) < 40
+        rerun = subprocess.run(command, capture_output=True, timeout=120, check=False)
+        assert rerun.returncode == 0, rerun.stderr.decode()
+    assert len(read_jsonl(out)) == 40
+    assert set(up.seen.values()) == {1}  # the calls in flight finished: none asked twice
