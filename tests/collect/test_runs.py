@@ -171,3 +171,25 @@ def test_worst_case_is_reserved_before_each_call(
     summary = collect([PromptRow("a", prompt)], pool, tmp_path / "o.jsonl", spec)
     assert summary.left == 0 and 0 < summary.spent_usd <= worst
     assert summary.spent_usd == pytest.approx((4 * PRICES["big"][0] + 3 * 30.0) / 1e6)
+
+
+def test_an_unparseable_judge_leaves_the_quality_unknown_and_is_paid_for(
+    upstream: tuple[Upstream, str], tmp_path: Path
+) -> None:
+    up, base = upstream
+    prompts = prompts_file(tmp_path / "p.jsonl", 2)
+    out = tmp_path / "o.jsonl"
+    code, output = run_cli("collect", prompts, "--config", pool_file(tmp_path / "pool.toml", base),
+                           "--llms", "small", "--judge", "big", "--out", out)  # fmt: skip
+    assert code == 0, output
+    rows = read_jsonl(out)
+    assert [(r["llm"], r["quality"], r["grader"]) for r in rows] == [
+        ("small", None, "judge:big")
+    ] * 2
+    judged = read_jsonl(out.with_name("o.jsonl.judge.jsonl"))
+    assert [(j["attempts"], j["calls"], j["quality"]) for j in judged] == [(2, 2, None)] * 2
+    assert all(r.startswith("big answer ") for j in judged for r in j["replies"])
+    _, judge = spend(out)
+    assert judge == pytest.approx(sum(j["cost_usd"] for j in judged)) and judge > 0
+    assert f"judge ${judge:.6f}" in output
+    assert sum(n for (model, _), n in up.seen.items() if model == "big") == 4

@@ -108,6 +108,7 @@ def collect(
     else:
         assert config is not None
         pool = load_pool(config, environ=os.environ)
+    judge_llm = None if judge is None else pool.judge(judge)  # may be left out of --llms
     if llms is not None:
         pool = pool.select([m.strip() for m in llms.split(",") if m.strip()])
     template = None
@@ -115,9 +116,7 @@ def collect(
         from mixllm.grade import load_template
 
         template = load_template(judge_template, pairwise=pairwise is not None)
-    grading = Grading(
-        grader, None if judge is None else pool.judge(judge), template=template, pairwise=pairwise
-    )
+    grading = Grading(grader, judge_llm, template=template, pairwise=pairwise)
     spec = CollectSpec(
         CallPolicy(max_tokens=max_tokens, retries=retries),
         concurrency=concurrency, max_usd=max_usd, grading=grading,

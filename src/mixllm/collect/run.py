@@ -364,5 +364,8 @@ def collect(
             if handles:
                 loop.remove_signal_handler(signal.SIGINT)
             await pool.aclose()
+            judge = run.grading.judge
+            if judge is not None and judge.llm not in {*pool.answerers, *pool.judges}:
+                await judge.backend.aclose()  # an LLM of the pool left out of this run
 
     return asyncio.run(main())
