@@ -67,6 +67,10 @@ def shares(steps: Sequence[Step], llm: str, start: int, window: int, n: int) -> 
     return out
 
 
+def quality_cost(steps: Sequence[Step]) -> tuple[float, float]:
+    return float(np.mean([s.quality for s in steps])), float(np.mean([s.cost_usd for s in steps]))
+
+
 def ci(values: Sequence[float]) -> tuple[float, float, float]:
     """Mean and 95% t-interval over seeds."""
     from scipy.stats import t  # type: ignore[import-untyped]
@@ -106,7 +110,7 @@ def main() -> None:
     w, nw = args.window, args.windows
     fair: list[list[float]] = []
     curve: dict[float, list[list[float]]] = {e: [] for e in explores}
-    after: dict[str, list[float]] = {}
+    after: dict[str, list[tuple[float, float]]] = {}
     whole: dict[float, list[float]] = {e: [] for e in explores}
     started = time.perf_counter()
     for seed in seeds:
@@ -116,18 +120,14 @@ def main() -> None:
             whole[e].append(float(np.mean([s.quality for s in steps])))
             if e == explores[0]:
                 fair.append(shares(steps, new, at, w, nw))
-                after.setdefault("knew it from the start", []).append(
-                    float(np.mean([s.quality for s in steps[at:]]))
-                )
+                after.setdefault("knew it from the start", []).append(quality_cost(steps[at:]))
         late = train.select_llms([m for m in train.llms if m != new])
         price = train.llm(new)
         event = PoolEvent(at=at, add=LLM(new, price.price_in_per_mtok, price.price_out_per_mtok))
         for e in explores:
             steps = run_stream(router(late, embedder, seed, e), test, config(lam, seed, [event]))
             curve[e].append(shares(steps, new, at, w, nw))
-            after.setdefault(f"joins, explore_new = {e:g}", []).append(
-                float(np.mean([s.quality for s in steps[at:]]))
-            )
+            after.setdefault(f"joins, explore_new = {e:g}", []).append(quality_cost(steps[at:]))
         print(f"seed {seed} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     lines = [
         f"# Cold start: {new} joins at query {at} without data (λ = {lam:g}, α = 0, "
@@ -152,14 +152,11 @@ def main() -> None:
     for i, seed in enumerate(seeds):
         cells = [f"{np.mean(fair[i]):.2f}"] + [f"{total[e][i]:.2f}" for e in explores]
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Quality of the queries after the join:",
-        "",
-        "| run | quality |",
-        "| --- | --- |",
-    ]
-    lines += [f"| {name} | {fmt(v, 3)} |" for name, v in after.items()]
+    lines += ["", "The queries after the join:", ""]
+    lines += ["| run | quality | cost (mUSD/query) |", "| --- | --- | --- |"]
+    for name, v in after.items():
+        q, c = [x[0] for x in v], [x[1] for x in v]
+        lines.append(f"| {name} | {fmt(q, 3)} | {fmt(c, 3, 1e3)} |")
     base = np.array(whole[explores[0]])
     lines += [
         "",

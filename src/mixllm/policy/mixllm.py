@@ -30,7 +30,9 @@ from numpy.typing import NDArray
 from mixllm.data.dataset import Dataset
 from mixllm.embed.tagged import DomainProjection
 from mixllm.errors import ConfigError, UnknownLLMError
-from mixllm.policy._project import project as _project
+from mixllm.policy._features import one_query as _one
+from mixllm.policy._features import project as _project
+from mixllm.policy._features import with_bias as _with_bias
 from mixllm.policy.newcomers import (
     COLD_START_PRIOR_WEIGHT,
     EXPLORE_NEW,
@@ -219,8 +221,10 @@ class MixLLMPredictor(BasePredictor):
         their width per query, 0 for the other LLMs, shape (n, L); ``None`` when it adds
         nothing (no such LLM, or ``alpha`` >= ``explore_new``: the router's own α·width bonus
         covers them)."""
+        if not self.newcomer_.any():  # (first: most routers have no newcomer)
+            return None
         weight = check_explore_new(self.explore_new) - alpha
-        if not (weight > 0 and self.newcomer_.any()):
+        if not weight > 0:
             return None
         f = self._features(self._check_queries(queries))
         return newcomer_bonus(self.online_.a_inv_, _with_bias(f), self.newcomer_, weight)
@@ -401,13 +405,3 @@ class MixLLMPredictor(BasePredictor):
         self.from_tokens_ = np.asarray(arrays["from_tokens"], dtype=bool)
         # (absent from routers saved before the newcomer bonus: none of their LLMs is flagged)
         self.newcomer_ = np.asarray(arrays.get("newcomer", self.from_tokens_ & False), dtype=bool)
-
-
-def _with_bias(f: FloatArray) -> FloatArray:
-    """Features with a constant 1 appended (the online corrections' intercept)."""
-    return np.concatenate([f, np.ones((len(f), 1))], axis=1)
-
-
-def _one(embedding: NDArray[Any], prompt_tokens: float) -> QueryBatch:
-    e = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
-    return QueryBatch(("feedback",), ("",), e, np.array([prompt_tokens], dtype=np.float64))

@@ -1,14 +1,18 @@
-"""A faster :meth:`~mixllm.embed.DomainProjection.transform` for MixLLM's tag-enhanced features
-(one decision projects one query, where the number of numpy calls is what costs)."""
+"""Helpers of MixLLM's features: a faster :meth:`~mixllm.embed.DomainProjection.transform` (one
+decision projects one query, where the number of numpy calls is what costs), the constant
+feature of the online corrections, and one feedback's query as a batch."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mixllm.embed.tagged import DomainProjection
+from mixllm.types import QueryBatch
 
-__all__ = ["project"]
+__all__ = ["one_query", "project", "with_bias"]
 
 
 def project(projection: DomainProjection, x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -31,3 +35,14 @@ def _unit_rows(m: NDArray[np.float32]) -> NDArray[np.float32]:
     # (no typing.cast here: its subscripted type is built on every call, ~3 µs a decision)
     out: NDArray[np.float32] = m / np.maximum(norm, np.float32(1e-12))  # type: ignore[assignment]
     return out
+
+
+def with_bias(f: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Features with a constant 1 appended (the online corrections' intercept)."""
+    return np.concatenate([f, np.ones((len(f), 1))], axis=1)
+
+
+def one_query(embedding: NDArray[Any], prompt_tokens: float) -> QueryBatch:
+    """The query of one feedback (its embedding and prompt tokens) as a batch of one."""
+    e = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+    return QueryBatch(("feedback",), ("",), e, np.array([prompt_tokens], dtype=np.float64))
