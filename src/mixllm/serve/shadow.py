@@ -128,6 +128,11 @@ class Shadow:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def in_flight(self) -> int:
+        """Shadow calls running now."""
+        return len(self._tasks)
+
     async def drain(self) -> None:
         """Wait until the shadow calls in flight have ended (tests and benchmarks)."""
         while self._tasks:
