@@ -100,10 +100,11 @@ def _shadowed(db: Path) -> list[str | None]:
     """Per client decision, the LLM its shadow call went to (``None``: not shadowed)."""
     conn = sqlite3.connect(db)
     try:
-        ids = [r[0] for r in conn.execute(
-            "SELECT decision_id FROM decisions WHERE shadow_of IS NULL ORDER BY rowid")]  # fmt: skip
-        shadow = dict(conn.execute(
-            "SELECT shadow_of, llm FROM decisions WHERE shadow_of IS NOT NULL"))  # fmt: skip
+        client = "SELECT decision_id FROM decisions WHERE shadow_of IS NULL ORDER BY rowid"
+        ids = [r[0] for r in conn.execute(client)]
+        shadow = dict(
+            conn.execute("SELECT shadow_of, llm FROM decisions WHERE shadow_of IS NOT NULL")
+        )
         return [shadow.get(i) for i in ids]
     finally:
         conn.close()
