@@ -8,9 +8,11 @@ How each kind of block is checked (by its fence's language):
   doc), in order with its shell blocks.
 - ``bash``, ``sh``, ``console`` (the ``$`` lines): run by bash with ``set -euo pipefail``, in order
   with the doc's Python blocks; ``BLOCK_TIMEOUT_S`` each.
-- ``toml``: a gateway config (``[server]``, ``[[keys]]``, ``[profiles.*]``, ``[[upstreams]]``)
-  goes through ``load_settings_text`` with every ``*_env`` variable set, and ``make_backend`` for
-  each upstream; other TOML through ``tomllib``.
+- ``toml``: a pool for ``mixllm collect`` (every upstream priced) goes through
+  ``pool_from_text``, each of its ``[[judges]]`` through ``make_backend``; a gateway config
+  (``[server]``, ``[[keys]]``, ``[profiles.*]``, ``[[upstreams]]``) goes through
+  ``load_settings_text`` with every ``*_env`` variable set, and ``make_backend`` for each
+  upstream; other TOML through ``tomllib``.
 - ``json``: ``json.loads``. ``jsonl``, ``csv`` (data examples): each JSONL line ``json.loads``,
   then the block written to a file and read by ``mixllm.data.load_dataset``.
 - untagged blocks of ``SYNOPSIS_DOCS`` (docs/cli.md): usage synopses, not executable
@@ -138,7 +140,14 @@ REWRITES = [
 ]
 
 #: Blocks that cannot run as written here: (doc, first line of the block) -> why.
-EXEMPT: dict[tuple[str, str], str] = {}
+EXEMPT: dict[tuple[str, str], str] = {
+    (
+        "docs/own-pool.md",
+        "mixllm collect prompts.jsonl --config pool.toml --judge gpt-4o --max-usd 25 "
+        "--out outcomes.jsonl",
+    ): "calls the real pool (OpenAI, Anthropic, a vLLM and an Ollama server: keys and network); "
+    "the doc's offline section runs the same commands on replayed upstreams",
+}
 
 #: Blocks that are not code at all: (doc, first line of the block) -> what they are.
 NOT_EXECUTABLE: dict[tuple[str, str], str] = {
@@ -333,12 +342,21 @@ def _env_names(value: object) -> Iterator[str]:
 
 def _check_toml(block: Block) -> None:
     data = tomllib.loads(block.code)
+    environ = {name: f"secret-for-{name}" for name in _env_names(data)}
+    if data.get("upstreams") and all("price_in_per_mtok" in u for u in data["upstreams"]):
+        from mixllm.collect import pool_from_text  # a pool for `mixllm collect`
+
+        pool_from_text(block.code, environ=environ)
+    for judge in data.get("judges", []):  # judges of a pool, shown on their own
+        from mixllm.serve.backends import make_backend
+
+        assert {"price_in_per_mtok", "price_out_per_mtok"} <= set(judge), judge
+        make_backend(judge, environ=environ)
     if not set(data) & GATEWAY_TABLES:
         return
     from mixllm.serve.backends import make_backend
     from mixllm.serve.settings import load_settings_text
 
-    environ = {name: f"secret-for-{name}" for name in _env_names(data)}
     settings = load_settings_text(block.code, environ=environ, source=block.id)
     for upstream in settings.upstreams:
         make_backend(upstream, environ=environ)

@@ -18,7 +18,7 @@ from mixllm.predict.neighbours import unit_rows
 from mixllm.serve.capabilities import Capabilities
 from mixllm.serve.chat import ChatResult, Chunk, Messages, Params, Usage, text_chunks
 
-__all__ = ["RecordedJudge", "ReplayBackend"]
+__all__ = ["RECORDED_JUDGE", "RecordedJudge", "ReplayBackend"]
 
 
 class ReplayBackend:
@@ -120,6 +120,11 @@ class ReplayBackend:
         """Nothing to release."""
 
 
+#: The LLM name of :class:`RecordedJudge`; ``mixllm serve --replay DATA`` adds one when
+#: ``[shadow] judge`` names it.
+RECORDED_JUDGE = "recorded-judge"
+
+
 class RecordedJudge:
     """A judge LLM for replayed data: it rates the answer in a judge prompt (rendered from
     ``template``, by default :data:`mixllm.grade.DEFAULT_JUDGE_TEMPLATE`) by the quality that
@@ -144,7 +149,7 @@ class RecordedJudge:
         self,
         dataset: Dataset,
         *,
-        llm: str = "recorded-judge",
+        llm: str = RECORDED_JUDGE,
         template: str | None = None,
         latency_s: float = 0.0,
     ) -> None:

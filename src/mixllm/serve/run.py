@@ -19,7 +19,7 @@ from mixllm.data import load_dataset
 from mixllm.errors import ConfigError
 from mixllm.serve.app import create_app
 from mixllm.serve.backends import Backend, make_backend
-from mixllm.serve.replay import ReplayBackend
+from mixllm.serve.replay import RECORDED_JUDGE, RecordedJudge, ReplayBackend
 from mixllm.serve.restore import open_state
 from mixllm.serve.settings import Settings, load_settings
 
@@ -45,7 +45,9 @@ def build_app(
     ``state_dir``, with the feedback stored after it: :func:`~mixllm.serve.restore.open_state`).
 
     Backends come from the config's ``[[upstreams]]`` and, with ``replay``, from the recorded
-    answers of that dataset for every router LLM it has; at least one is needed.
+    answers of that dataset for every router LLM it has (and, when ``[shadow] judge`` is
+    ``"recorded-judge"``, a :class:`~mixllm.serve.replay.RecordedJudge` of it); at least one is
+    needed.
     """
     router_path = Path(router_dir)
     if not (router_path / "manifest.json").is_file():
@@ -62,6 +64,8 @@ def build_app(
             for llm in router.llms:
                 if llm in data.llms:
                     backends[llm] = ReplayBackend(llm, data, embedder=router.embedder_)
+            if settings.shadow.judge == RECORDED_JUDGE:  # grades shadow calls by the data
+                backends[RECORDED_JUDGE] = RecordedJudge(data, template=_template(settings))
         for upstream in settings.upstreams:
             backend = make_backend(upstream, environ=environ)
             backends[backend.llm] = backend
@@ -83,6 +87,16 @@ def build_app(
     if missing:
         logger.warning("no backend for %s: the router will not choose them", missing)
     return create_app(router, backends, store, settings, state_dir=state)
+
+
+def _template(settings: Settings) -> str | None:
+    """The shadow judge's template (``None``: the default one)."""
+    path = settings.shadow.judge_template
+    if path is None:
+        return None
+    from mixllm.grade import load_template
+
+    return load_template(path)
 
 
 def serve(
