@@ -68,6 +68,13 @@ __all__ = ["collect", "prompts"]
 )
 @click.option("--judge-template", type=click.Path(path_type=Path), default=None)
 @click.option(
+    "--code-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds the code grader lets an answer's tests run (then the row scores 0).",
+)
+@click.option(
     "--pairwise",
     default=None,
     metavar="REF_LLM",
@@ -78,7 +85,7 @@ def collect(
     ctx: click.Context, prompts_file: Path, out: Path, config: Path | None, replay: str | None,
     llms: str | None, sample: int | None, seed: int, concurrency: int, max_tokens: int,
     retries: int, max_usd: float | None, grader: str, judge: str | None,
-    judge_template: Path | None, pairwise: str | None,
+    judge_template: Path | None, code_timeout: float, pairwise: str | None,
 ) -> None:  # fmt: skip
     """Send every prompt of PROMPTS (JSONL/CSV: query_id, prompt, optional reference, task,
     grader) to every LLM of the pool and write one graded outcome per pair to --out."""
@@ -116,7 +123,9 @@ def collect(
         from mixllm.grade import load_template
 
         template = load_template(judge_template, pairwise=pairwise is not None)
-    grading = Grading(grader, judge_llm, template=template, pairwise=pairwise)
+    grading = Grading(
+        grader, judge_llm, template=template, pairwise=pairwise, code_timeout_s=code_timeout
+    )
     spec = CollectSpec(
         CallPolicy(max_tokens=max_tokens, retries=retries),
         concurrency=concurrency, max_usd=max_usd, grading=grading,

@@ -58,8 +58,12 @@ class Grading:
     judge: Member | None = None
     template: str | None = None
     pairwise: str | None = None
+    code_timeout_s: float = 10.0  # the code grader's limit per answer (then the row scores 0)
 
     def __post_init__(self) -> None:
+        t = self.code_timeout_s
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 3600:
+            raise ConfigError(f"--code-timeout {t!r}; expected seconds in (0, 3600]")
         if self.pairwise is not None and self.judge is None:
             raise ConfigError(f"--pairwise {self.pairwise!r} needs a judge: give --judge LLM")
         if self.grader == JUDGE and self.judge is None:
@@ -103,7 +107,9 @@ class Grading:
 
         name = self.grader_of(row)
         assert row.reference is not None and name not in (JUDGE, NO_GRADE)
-        quality = await asyncio.to_thread(grade, answer, row.reference, name)
+        quality = await asyncio.to_thread(
+            grade, answer, row.reference, name, timeout_s=self.code_timeout_s
+        )
         return Graded(float(quality), name)
 
     async def judge_answer(
