@@ -165,7 +165,7 @@ class Shadow:
         ]  # fmt: skip
         if not eligible:
             return ""
-        pred = await run_in_threadpool(gw.router.predict, [job.plan.prompt])
+        pred = gw.router.predict([job.plan.prompt])  # on the loop, like a route: sub-ms
         if pred.uncertainty is None:
             return self._rng.choice(sorted(eligible))
         width = dict(zip(pred.llms, pred.uncertainty[0].tolist()))
