@@ -458,3 +458,22 @@ def test_a_judge_that_is_not_an_upstream_is_refused_at_build_time(
     missing = _settings(judge_template=str(tmp_path / "nope.txt"))
     with Store(":memory:") as store, pytest.raises(ConfigError, match=r"nope\.txt"):
         create_app(Router.load(router_dir), _backends(data), store, missing)
+
+
+def test_a_stream_that_breaks_mid_answer_is_not_shadowed(
+    router_dir: Path, data: Dataset, tmp_path: Path
+) -> None:
+    backends = {**_backends(data), "small": FakeBackend("small", fail="mid_stream")}
+
+    async def body() -> str:
+        router = Router.load(router_dir)
+        async with gateway(router, backends, tmp_path, _settings()) as (app, client):
+            chat = {**_chat(PROMPTS[0], stream=True), "model": "small"}
+            reply = await client.post("/v1/chat/completions", json=chat)
+            assert reply.status_code == 200 and "upstream_error" in reply.text
+            assert "[DONE]" not in reply.text
+            await app.state.gateway.shadow.drain()
+            return (await client.get("/metrics")).text
+
+    assert _metric(run(body), "mixllm_shadow_requests_total") == 0
+    assert _shadow_rows(tmp_path / "gateway.db") == []

@@ -110,9 +110,14 @@ class Shadow:
         self, parts: AsyncIterator[bytes], body: ChatRequest, plan: Plan, llm: str, stream: Any
     ) -> AsyncIterator[bytes]:
         last = b""
-        async for part in parts:
-            last = part
-            yield part
+        try:
+            async for part in parts:
+                last = part
+                yield part
+        finally:  # the client went away: the relay is closed now, not when it is collected
+            aclose = getattr(parts, "aclose", None)
+            if aclose is not None:
+                await aclose()
         if last == _DONE:
             await self._after(body, plan, llm, stream.text())
 
