@@ -72,33 +72,54 @@ def _serve(router_dir: Path, data: Dataset, folder: Path, **server: Any) -> list
     return run(body)
 
 
+def _served_graded(db: Path) -> set[int]:
+    """The requests (indexes in ``PROMPTS``) whose served answer the judge graded."""
+    conn = sqlite3.connect(db)
+    try:
+        prompts = conn.execute(
+            "SELECT c.prompt FROM decisions AS s JOIN decisions AS c ON c.decision_id = "
+            "s.shadow_of WHERE s.shadow_outcome = 'served'"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {PROMPTS.index(p) for (p,) in prompts}
+
+
 def test_export_is_read_back_with_its_shadow_rows_and_refitted(
     router_dir: Path, data: Dataset, tmp_path: Path
 ) -> None:
     answered = _serve(router_dir, data, tmp_path / "gw")
+    graded = _served_graded(tmp_path / "gw" / "gateway.db")  # the judge graded the answer
+    assert graded and len(graded) < 12  # both kinds of shadow outcome
+    both = len(graded & set(RATED))  # graded by the judge and rated by the client
     out = tmp_path / "outcomes.jsonl"
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "gw"), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "(12 from shadow calls)" in result.output
+    assert f"({12 - both} from shadow calls)" in result.output
     ds = load_longform(out)
     rows = {(o.query_id, o.llm): o for o in ds.outcomes() if o.cost_usd is not None}
-    assert len(rows) == len(RATED) + 12  # the rated answers and every judged shadow call
+    # the rated answers and every judged shadow call (a client's rating wins over the judge's)
+    assert len(rows) == len(RATED) + 12 - both
     by_prompt = {str(p): i for i, p in enumerate(PROMPTS)}
     for o in rows.values():
         i = by_prompt[o.prompt]
         if o.llm == answered[i] and i in RATED:  # the client's feedback
             assert (o.quality, o.cost_usd) == (0.25, 0.001)
+        elif o.llm == answered[i]:  # the judge's grade of the served answer, at its cost
+            assert i in graded
+            assert o.quality == data.quality[i, data.llm_index(o.llm)]
+            assert o.cost_usd == pytest.approx(data.cost_usd[i, data.llm_index(o.llm)])
         else:  # the judge's verdict on the shadow answer: the recorded quality, 1 or 0
-            assert o.llm != answered[i]
+            assert i not in graded
             assert o.quality == data.quality[i, data.llm_index(o.llm)]
             assert o.cost_usd is not None and o.cost_usd > 0 and o.latency_s is not None
         assert o.prompt_tokens is not None and o.output_tokens is not None
     # everything, rated or not
     every = tmp_path / "every.csv"
     done = export_outcomes(tmp_path / "gw", every, include_unrated=True)
-    assert done.outcomes == 24 and done.shadow == 12
+    assert done.outcomes == 24 - len(graded) and done.shadow == 12 - both
     unrated = [o for o in load_longform(every).outcomes() if o.cost_usd is not None]
-    assert sum(o.quality is None for o in unrated) == 12 - len(RATED)
+    assert sum(o.quality is None for o in unrated) == 12 - len(RATED) - len(graded) + both
     # what the gateway learned, refitted offline
     fitted = tmp_path / "refit"
     args = ["fit", str(out), "--out", str(fitted), "--embedder", "hashing"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ def _predicted(router: Router, prompt: str) -> dict[str, float]:
 
 
 # -- one shadow call per answer, to the right LLM ----------------------------------------------
-def test_each_answer_is_shadowed_once_by_the_most_uncertain_other_capable_llm(
+def test_each_answer_is_shadowed_once_by_the_most_uncertain_capable_llm(
     router_dir: Path, data: Dataset, tmp_path: Path
 ) -> None:
     router = Router.load(router_dir)
@@ -132,21 +133,21 @@ def test_each_answer_is_shadowed_once_by_the_most_uncertain_other_capable_llm(
                 assert reply.status_code == 200
                 await gw.shadow.drain()
                 answered = reply.headers["x-mixllm-llm"]
-                eligible = sorted(
-                    m for m in LLMS if m != answered and not (tools and m == "medium")
-                )
+                # with a judge, the LLM that answered is a candidate too (its answer is graded)
+                eligible = sorted(m for m in LLMS if not (tools and m == "medium" != answered))
                 seen.append((answered, max(eligible, key=lambda m: width[m]), reply.text))
             metrics = (await client.get("/metrics")).text
         assert _metric(metrics, "mixllm_shadow_requests_total", outcome="learned") == 12
+        served = sum(a == w for a, w, _ in seen)
+        assert _metric(metrics, "mixllm_shadow_requests_total", answer="served") == served
         return seen
 
     seen = run(body)
     rows = _shadow_rows(tmp_path / "gateway.db")
     assert len(rows) == len(seen) == 12  # exactly one shadow call per answer
     for row, (answered, widest, _) in zip(rows, seen, strict=True):
-        assert row["llm"] != answered
         assert row["llm"] == widest
-        assert row["shadow_outcome"] == "learned"
+        assert row["shadow_outcome"] == ("served" if widest == answered else "learned")
     assert {row["llm"] for row in rows} >= {"small", "large"}  # not always the same LLM
 
 
@@ -254,7 +255,10 @@ def test_judged_quality_is_stored_learned_and_restored(
                 recorded = float(data.quality[PROMPTS.index(prompt), data.llm_index(llm)])
                 assert row["quality"] == pytest.approx(round(9 * recorded) / 9)  # [[1]] or [[10]]
                 assert row["prompt"] == prompt
-                assert row["fb_cost"] == pytest.approx(row["cost_usd"]) and row["cost_usd"] > 0
+                if row["shadow_outcome"] == "served":  # no new answer: its cost is the served one
+                    assert row["cost_usd"] == 0 and row["fb_cost"] > 0
+                else:
+                    assert row["fb_cost"] == pytest.approx(row["cost_usd"]) and row["cost_usd"] > 0
                 moves.append((before[llm], after[llm], row["quality"]))
             # a restart from the store (no checkpoint yet) learns the same again
             restored = restore_router(router_dir, gw.store)
@@ -285,10 +289,13 @@ def test_unknown_judge_scores_are_stored_not_learned(
 
     metrics = run(body)
     rows = _shadow_rows(tmp_path / "gateway.db")
-    assert len(rows) == 4 and mute.calls == 8  # an unparseable verdict is asked again once
-    assert all(r["shadow_outcome"] == "unknown_quality" and r["quality"] is None for r in rows)
+    assert mute.calls == 8  # an unparseable verdict is asked again once
     assert sum(_metric(metrics, "mixllm_shadow_requests_total", llm=m, outcome="unknown_quality")
                for m in LLMS) == 4  # fmt: skip
+    # a shadow answer is paid for: stored; a served answer's unknown grade leaves no row
+    shadowed = _metric(metrics, "mixllm_shadow_requests_total", answer="shadow")
+    assert len(rows) == shadowed and 0 < shadowed < 4
+    assert all(r["shadow_outcome"] == "unknown_quality" and r["quality"] is None for r in rows)
     assert _metric(metrics, "mixllm_shadow_requests_total", outcome="learned") == 0
 
 
@@ -315,6 +322,115 @@ def test_without_a_judge_the_grader_compares_with_the_served_answer(
                 assert row["quality"] == (1.0 if agree else 0.0)
 
     run(body)
+
+
+# -- the served answer graded when its LLM is the most uncertain -------------------------------
+class _Counted(ReplayBackend):
+    """A replayed LLM that counts its calls."""
+
+    calls = 0
+
+    async def complete(self, messages: Any, params: Any, *, prompt: str) -> Any:
+        self.calls += 1
+        return await super().complete(messages, params, prompt=prompt)
+
+
+def _cold_large(data: Dataset, folder: Path) -> Path:
+    """A router fitted without ``large``, which is then added with no data (saved)."""
+    cold = Router("mixllm", embedder="hashing", lam=50.0).fit(data.select_llms(["small", "medium"]))
+    cold.add_llm(LLM("large", *LLMS["large"][:2]))
+    cold.save(folder)
+    return folder
+
+
+def test_with_a_judge_the_served_answer_is_graded_when_its_llm_is_the_most_uncertain(
+    data: Dataset, tmp_path: Path
+) -> None:
+    path = _cold_large(data, tmp_path / "cold")
+    router = Router.load(path)
+    backends: dict[str, Any] = {m: _Counted(m, data) for m in LLMS}
+    backends[JUDGE] = RecordedJudge(data)
+    prompts = PROMPTS[:6]
+    db = tmp_path / "gw" / "gateway.db"
+
+    async def body() -> tuple[list[str], str]:
+        ids = []
+        async with gateway(router, backends, tmp_path / "gw", _settings()) as (app, client):
+            gw = app.state.gateway
+            for i, prompt in enumerate(prompts):
+                pred = router.predict([prompt])
+                width = dict(zip(pred.llms, pred.uncertainty[0].tolist(), strict=True))
+                assert max(width, key=lambda m: width[m]) == "large"  # the cold one
+                before = _predicted(router, prompt)["large"]
+                chat = {**_chat(prompt, stream=i % 2 == 1), "model": "large"}
+                reply = await client.post("/v1/chat/completions", json=chat)
+                assert reply.status_code == 200 and reply.headers["x-mixllm-llm"] == "large"
+                ids.append(reply.headers["x-mixllm-decision-id"])
+                await gw.shadow.drain()
+                row = _shadow_rows(db)[-1]
+                assert (row["llm"], row["shadow_outcome"]) == ("large", "served")
+                assert row["shadow_of"] == ids[-1] and row["decision_id"] != ids[-1]
+                recorded = float(data.quality[i, data.llm_index("large")])
+                assert row["quality"] == pytest.approx(round(9 * recorded) / 9)
+                charged, _ = gw.store.answer_of(ids[-1])
+                assert charged is not None and charged > 0 and row["cost_usd"] == 0
+                assert row["fb_cost"] == pytest.approx(charged)  # the served answer's cost
+                after = _predicted(router, prompt)["large"]  # learned for the served LLM
+                assert abs(after - row["quality"]) < abs(before - row["quality"])
+            # no call to any answering LLM but the clients'; one verdict per answer
+            assert {m: backends[m].calls for m in LLMS} == {"small": 0, "medium": 0, "large": 6}
+            assert backends[JUDGE].calls == len(prompts)
+            # a restart from the store learns the same grades again
+            restored = restore_router(path, gw.store)
+            for prompt in PROMPTS:
+                assert _predicted(restored, prompt) == pytest.approx(
+                    _predicted(router, prompt), abs=1e-9
+                )
+            # the clients' own feedback on those answers still applies, once each
+            for decision_id in ids[:3]:
+                before = _predicted(router, prompts[ids.index(decision_id)])["large"]
+                fb = {"id": f"chatcmpl-{decision_id}", "quality": 0.5}
+                reply = await client.post("/v1/feedback", json=fb)
+                assert reply.json()["status"] == "applied"
+                assert _predicted(router, prompts[ids.index(decision_id)])["large"] != before
+                reply = await client.post("/v1/feedback", json=fb)
+                assert reply.json()["status"] == "duplicate"
+            # export: the client's rating wins over the judge's grade of the same answer
+            rows = gw.store.outcome_rows()
+            graded = {r["prompt"]: r for r in rows if r["llm"] == "large" and r["shadow"]}
+            rated = {r["prompt"]: r for r in rows if r["llm"] == "large" and not r["shadow"]}
+            assert sorted(graded) == sorted(prompts[3:]) and len(rated) == len(prompts)
+            assert [rated[p]["quality"] for p in prompts] == [0.5] * 3 + [None] * 3
+            return ids, (await client.get("/metrics")).text
+
+    _, metrics = run(body)
+    assert _metric(metrics, "mixllm_shadow_requests_total", outcome="learned", answer="served") == 6
+    assert _metric(metrics, "mixllm_shadow_requests_total", answer="shadow") == 0
+
+
+def test_without_a_judge_the_llm_that_answered_is_never_shadowed(
+    data: Dataset, tmp_path: Path
+) -> None:
+    router = Router.load(_cold_large(data, tmp_path / "cold"))
+    backends: dict[str, Any] = {m: _Counted(m, data) for m in LLMS}
+    settings = _settings(judge=None, grader="normalised")
+
+    async def body() -> str:
+        async with gateway(router, backends, tmp_path / "gw", settings) as (app, client):
+            for prompt in PROMPTS[:6]:
+                pred = router.predict([prompt])
+                width = dict(zip(pred.llms, pred.uncertainty[0].tolist(), strict=True))
+                assert max(width, key=lambda m: width[m]) == "large"
+                chat = {**_chat(prompt), "model": "large"}
+                assert (await client.post("/v1/chat/completions", json=chat)).is_success
+                await app.state.gateway.shadow.drain()
+            return (await client.get("/metrics")).text
+
+    metrics = run(body)
+    rows = _shadow_rows(tmp_path / "gw" / "gateway.db")
+    assert len(rows) == 6 and all(r["llm"] in ("small", "medium") for r in rows)
+    assert backends["small"].calls + backends["medium"].calls == 6
+    assert _metric(metrics, "mixllm_shadow_requests_total", answer="served") == 0
 
 
 # -- bounded: budget, in-flight, candidates ----------------------------------------------------
@@ -377,6 +493,11 @@ def test_shadow_calls_past_max_in_flight_are_dropped_and_none_without_candidates
             for b in ("medium", "large"):  # the other LLMs' circuits are open
                 gw.breakers[b] = _Open()
             only = {**_chat(PROMPTS[5]), "model": "small"}
+            # with a judge, the served answer is left to grade
+            assert (await client.post("/v1/chat/completions", json=only)).is_success
+            await gw.shadow.drain()
+            # without one, there is no candidate
+            gw.shadow.settings = replace(gw.shadow.settings, judge=None)
             assert (await client.post("/v1/chat/completions", json=only)).is_success
             await gw.shadow.drain()
             return (await client.get("/metrics")).text
@@ -384,8 +505,9 @@ def test_shadow_calls_past_max_in_flight_are_dropped_and_none_without_candidates
     metrics = run(body)
     assert _metric(metrics, "mixllm_shadow_requests_total", outcome="dropped") == 2
     assert _metric(metrics, "mixllm_shadow_requests_total", outcome="no_candidate") == 1
-    assert _metric(metrics, "mixllm_shadow_requests_total", outcome="learned") == 1
-    assert len(_shadow_rows(tmp_path / "gateway.db")) == 1
+    assert _metric(metrics, "mixllm_shadow_requests_total", outcome="learned") == 2
+    assert _metric(metrics, "mixllm_shadow_requests_total", llm="small", answer="served") == 1
+    assert len(_shadow_rows(tmp_path / "gateway.db")) == 2
 
 
 class _GatedJudge(RecordedJudge):

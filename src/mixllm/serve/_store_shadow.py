@@ -1,6 +1,7 @@
 """Shadow calls in the gateway's store: each one a decision of its own (marked with the
 decision it shadowed) with its graded feedback, the shadow spend per UTC day, and the rows that
-``mixllm export`` reads."""
+``mixllm export`` reads. A judge's grade of the served answer itself is stored the same way
+(``shadow_outcome = "served"``, ``llm`` the LLM that answered, no new answer paid for)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from mixllm.types import Decision, Feedback
 
 __all__ = ["SHADOW_OUTCOMES", "ShadowStore"]
 
-#: What a stored shadow call's ``shadow_outcome`` may say.
-SHADOW_OUTCOMES = ("learned", "unknown_quality")
+#: What a stored shadow call's ``shadow_outcome`` may say: a shadow answer graded and learned,
+#: one of unknown quality (stored, not learned), or the served answer graded and learned.
+SHADOW_OUTCOMES = ("learned", "unknown_quality", "served")
 
 #: Slack when comparing a running total with a budget (sums of floats).
 _SLACK_USD = 1e-9
@@ -80,6 +82,22 @@ class ShadowStore(CheckpointStore):
             )
             return int(cursor.lastrowid or 0)
 
+    def answer_of(self, decision_id: str) -> tuple[float | None, float | None]:
+        """What the answer to decision ``decision_id`` was charged (USD) and its length in
+        tokens, each ``None`` when not recorded (or the decision unknown)."""
+        _check_id("decision_id", decision_id)
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT cost_usd, output_tokens FROM decisions WHERE decision_id = ?",
+                (decision_id,),
+            ).fetchone()
+        if row is None:
+            return None, None
+        return (
+            None if row[0] is None else float(row[0]),
+            None if row[1] is None else float(row[1]),
+        )
+
     # -- the shadow budget ---------------------------------------------------------------------
     def reserve_shadow_spend(self, day: str, usd: float, *, limit_usd: float) -> bool:
         """Add ``usd`` to ``day``'s shadow spend unless that passes ``limit_usd``; whether it
@@ -112,7 +130,8 @@ class ShadowStore(CheckpointStore):
         with its feedback (``None`` where there is none) and whether it is a shadow call:
         ``decision_id``, ``created_at``, ``query_id``, ``prompt``, ``llm`` (the LLM that
         answered), ``prompt_tokens``, ``output_tokens``, ``latency_s``, ``cost_usd`` (charged),
-        ``shadow``, ``quality``, ``feedback_cost_usd``, ``reward``."""
+        ``shadow``, ``quality``, ``feedback_cost_usd``, ``reward``. A judge's grade of a served
+        answer is left out when the client rated that answer too (the client's word wins)."""
         start = -math.inf if since is None else _number("since", since, "Unix seconds")
         with self._read() as conn:
             rows = conn.execute(
@@ -121,7 +140,9 @@ class ShadowStore(CheckpointStore):
                 "d.latency_s, d.cost_usd, d.shadow_of IS NOT NULL AS shadow, f.quality, "
                 "f.cost_usd AS feedback_cost_usd, f.reward FROM decisions AS d LEFT JOIN "
                 "feedback AS f ON f.decision_id = d.decision_id WHERE d.created_at >= ? "
-                "AND d.answered_by IS NOT NULL ORDER BY d.created_at, d.rowid",
+                "AND d.answered_by IS NOT NULL AND NOT (d.shadow_outcome IS 'served' AND EXISTS "
+                "(SELECT 1 FROM feedback AS c WHERE c.decision_id = d.shadow_of)) "
+                "ORDER BY d.created_at, d.rowid",
                 (start,),
             ).fetchall()
         return [dict(zip(r.keys(), r, strict=True)) for r in rows]

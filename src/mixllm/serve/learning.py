@@ -9,6 +9,7 @@ import logging
 import shutil
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from mixllm.errors import UnknownDecisionError
@@ -75,19 +76,30 @@ class Learning:
         *,
         shadow_of: str,
         cost_usd: float,
+        served: bool = False,
         prompt: str | None = None,
         output_tokens: float | None = None,
         latency_s: float | None = None,
     ) -> bool:
         """Store a shadow call (:meth:`Store.record_shadow <mixllm.serve.store.Store.
         record_shadow>`) and learn its ``feedback`` like a client's (so a restart learns it
-        again); ``None`` feedback (an unknown quality) is stored, not learned. Whether the
-        router learned from it. Runs in a worker thread."""
+        again); ``None`` feedback (an unknown quality) is stored, not learned. With ``served``,
+        ``feedback`` is a grade of the served answer (``decision.llm`` the LLM that answered):
+        stored as outcome ``"served"`` with that answer's charged cost (when the feedback has
+        none) and length, under its own decision id, so the client's own feedback on
+        ``shadow_of`` still applies. Whether the router learned from it. Runs in a worker
+        thread."""
+        outcome = "unknown_quality" if feedback is None else "learned"
+        if served and feedback is not None:
+            outcome = "served"
+            charged, tokens = self.store.answer_of(shadow_of)
+            if feedback.cost_usd is None and charged is not None:
+                feedback = replace(feedback, cost_usd=charged)
+            output_tokens = tokens if output_tokens is None else output_tokens
         with self._lock:
             seq = self.store.record_shadow(
                 decision, shadow_of=shadow_of, feedback=feedback, cost_usd=cost_usd,
-                outcome="unknown_quality" if feedback is None else "learned", prompt=prompt,
-                output_tokens=output_tokens, latency_s=latency_s,
+                outcome=outcome, prompt=prompt, output_tokens=output_tokens, latency_s=latency_s,
             )  # fmt: skip
             if seq is None or feedback is None:
                 return False

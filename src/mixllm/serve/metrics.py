@@ -48,9 +48,9 @@ class Metrics:
             "mixllm_in_flight", "Upstream requests in flight by LLM", ["llm"], registry=r
         )
         self.shadow_requests = Counter(
-            "mixllm_shadow_requests", "Shadow calls by LLM and outcome (learned, "
-            "unknown_quality, over_budget, dropped, failed, no_candidate)", ["llm", "outcome"],
-            registry=r,
+            "mixllm_shadow_requests", "Shadow calls by LLM, outcome (learned, unknown_quality, "
+            "over_budget, dropped, failed, no_candidate) and answer graded (shadow, served)",
+            ["llm", "outcome", "answer"], registry=r,
         )  # fmt: skip
         self.shadow_spend = Counter(
             "mixllm_shadow_spend_usd", "Shadow spend in USD by kind (answer, judge)", ["kind"],

@@ -5,7 +5,10 @@ graded (by a judge LLM, or against the served answer) and learned like client fe
 The LLM picked is the one with the widest uncertainty (the predictor's
 :attr:`~mixllm.types.Prediction.uncertainty` for the query) among those that have a backend,
 can serve the request (the gateway's capability filter), did not answer it and whose circuit is
-closed; a predictor without uncertainty picks one of them at random (seeded). Each call, the
+closed; a predictor without uncertainty picks one of them at random (seeded). With a judge, the
+LLM that answered is a candidate too: when it is the one picked, the judge grades the served
+answer itself (no other LLM is called) and that grade is learned for it, so an LLM the clients
+are sent to keeps learning without their feedback. Each call, the
 shadow answer's and the judge's, first holds its worst case on the day's shadow budget
 (:meth:`Store.reserve_shadow_spend <mixllm.serve.store.Store.reserve_shadow_spend>`, kept in the
 store so a restart does not reset it) and then charges what it used.
@@ -44,12 +47,14 @@ from mixllm.types import LLM, Feedback
 if TYPE_CHECKING:
     from mixllm.serve.gateway import Gateway
 
-__all__ = ["OUTCOMES", "Shadow"]
+__all__ = ["ANSWERS", "OUTCOMES", "Shadow"]
 
 logger = logging.getLogger(__name__)
 
 #: The outcomes counted by ``mixllm_shadow_requests_total``.
 OUTCOMES = ("learned", "unknown_quality", "over_budget", "dropped", "failed", "no_candidate")
+#: Its ``answer`` label: what was graded, a shadow answer or the served one ('' when none).
+ANSWERS = ("shadow", "served")
 _DONE = b"data: [DONE]\n\n"
 
 
@@ -125,7 +130,7 @@ class Shadow:
         if not served or self._rng.random() >= self.settings.share:
             return  # a tool call or refusal without text cannot be graded against
         if len(self._tasks) >= self.settings.max_in_flight:
-            self._count("", "dropped")
+            self._count("", "dropped", "")
             return
         day = dt.datetime.fromtimestamp(self.wall(), dt.timezone.utc).date().isoformat()
         job = _Job(plan, body.needs(), llm, served, day)
@@ -145,21 +150,27 @@ class Shadow:
 
     # -- one shadow call -----------------------------------------------------------------------
     async def _run(self, job: _Job) -> None:
-        llm = ""
+        llm, answer = "", ""
         try:
             llm = await self._pick(job)
             if not llm:
-                self._count("", "no_candidate")
+                self._count("", "no_candidate", "")
                 return
-            self._count(llm, await self._shadow(job, llm))
+            if llm == job.served_by:
+                answer = "served"
+                self._count(llm, await self._grade_served(job), answer)
+            else:
+                answer = "shadow"
+                self._count(llm, await self._shadow(job, llm), answer)
         except _OverBudgetError:
-            self._count(llm, "over_budget")
+            self._count(llm, "over_budget", answer)
         except Exception as exc:  # never raised into a request: logged (rate-limited), counted
             logger.warning("shadow call to %s failed: %s: %s", llm or "?", type(exc).__name__, exc)
-            self._count(llm, "failed")
+            self._count(llm, "failed", answer)
 
     async def _pick(self, job: _Job) -> str:
-        """The eligible LLM with the widest uncertainty for the query ('' when none)."""
+        """The candidate with the widest uncertainty for the query ('' when none): an eligible
+        other LLM, or with a judge the one that answered (its answer is graded, no call)."""
         gw, room = self.gw, self.settings.max_tokens
         eligible = [
             m for m in gw.router.llms
@@ -168,6 +179,8 @@ class Shadow:
             and capable(gw.capabilities(m), job.needs, prompt_tokens=job.plan.prompt_tokens,
                         answer_tokens=room) is None
         ]  # fmt: skip
+        if self.settings.judge is not None and job.served_by in gw.router.llms:
+            eligible.append(job.served_by)
         if not eligible:
             return ""
         pred = gw.router.predict([job.plan.prompt])  # on the loop, like a route: sub-ms
@@ -176,6 +189,26 @@ class Shadow:
         width = dict(zip(pred.llms, pred.uncertainty[0].tolist()))
         known = sorted(m for m in eligible if m in width)
         return max(known, key=lambda m: width[m]) if known else ""
+
+    async def _grade_served(self, job: _Job) -> str:
+        """The judge grades the served answer (no reference); the grade is stored as a shadow
+        decision of the LLM that answered and learned. Its outcome."""
+        gw, plan = self.gw, job.plan
+        quality = await self._judge(job, job.served, reference=None)
+        if quality is None:
+            return "unknown_quality"  # nothing bought but the verdict: nothing to store
+        decision = replace(plan.decision, llm=job.served_by, decision_id=uuid.uuid4().hex)
+        learned = await run_in_threadpool(
+            gw.learning.shadow, decision, Feedback(quality=quality),
+            shadow_of=plan.decision.decision_id, cost_usd=0.0, served=True,
+            prompt=plan.prompt if gw.settings.store_prompts else None,
+        )  # fmt: skip
+        if not learned:
+            logger.warning(
+                "grade of %s's answer stored, not learned: it left the pool", job.served_by
+            )
+            return "failed"
+        return "learned"
 
     async def _shadow(self, job: _Job, llm: str) -> str:
         gw, plan = self.gw, job.plan
@@ -225,20 +258,27 @@ class Shadow:
         """The shadow answer's quality in [0, 1], ``None`` when the judge could not say."""
         from mixllm import grade
 
-        judge = self.settings.judge
-        if judge is None:
+        if self.settings.judge is None:
             name = self.settings.grader or "auto"
             try:
                 return await run_in_threadpool(grade.grade, answer, job.served, name)
             except DataError:  # the served answer names no letter or number to compare with
                 return None
+        return await self._judge(job, answer, reference=job.served)
+
+    async def _judge(self, job: _Job, answer: str, *, reference: str | None) -> float | None:
+        """The judge's quality for ``answer`` to the query (``None``: it could not say)."""
+        from mixllm import grade
+
+        judge = self.settings.judge
+        assert judge is not None
 
         async def ask(text: str) -> str:
             return await self._ask_judge(job.day, judge, text)
 
         judgement = await grade.judge_answer(
             ask, template=self.template, prompt=job.plan.prompt, answer=answer,
-            reference=job.served,
+            reference=reference,
         )  # fmt: skip
         return judgement.quality
 
@@ -295,8 +335,8 @@ class Shadow:
         self.gw.metrics.shadow_spend.labels(kind).inc(actual)
         return actual
 
-    def _count(self, llm: str, outcome: str) -> None:
-        self.gw.metrics.shadow_requests.labels(llm, outcome).inc()
+    def _count(self, llm: str, outcome: str, answer: str) -> None:
+        self.gw.metrics.shadow_requests.labels(llm, outcome, answer).inc()
 
 
 #: Request fields a shadow call does not pass on (it is never streamed; its own answer limit).
