@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mixllm.data.dataset import Dataset
-from mixllm.data.rows import csv_records, jsonl_objects
+from mixllm.data.rows import table_records
 from mixllm.errors import ConfigError, DataError
 
 __all__ = [
@@ -68,15 +68,6 @@ def check_grader_choice(name: str, *, where: str = "--grader") -> str:
     return name
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return jsonl_objects(path)
-    if suffix == ".csv":
-        return csv_records(path)
-    raise DataError(f"{path}: unknown prompts format {suffix!r}; expected .jsonl or .csv")
-
-
 def _text(where: str, name: str, value: object, *, required: bool) -> str | None:
     if value is None or value == "":
         if required:
@@ -103,7 +94,7 @@ def read_prompts(path: str | Path) -> list[PromptRow]:
     rows: list[PromptRow] = []
     seen: dict[str, int] = {}
     choices = grader_choices()
-    for lineno, raw in _rows(path):
+    for lineno, raw in table_records(path, what="prompts"):
         where = f"{path} line {lineno}"
         qid_field = "query_id" if raw.get("query_id") not in (None, "") else "id"
         qid = _text(where, "query_id", raw.get(qid_field), required=True)

@@ -8,10 +8,9 @@ RouterBench stringified Python list (``"['part 1', 'part 2']"``), which is parse
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from mixllm.data.rows import csv_records, jsonl_objects
+from mixllm.data.rows import table_records
 from mixllm.errors import DataError
 
 __all__ = ["parse_prompt", "read_queries"]
@@ -38,15 +37,6 @@ def parse_prompt(text: str) -> str:
     return text
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return jsonl_objects(path)
-    if suffix == ".csv":
-        return csv_records(path)
-    raise DataError(f"{path}: unknown queries format {suffix!r}; expected .csv or .jsonl")
-
-
 def read_queries(path: str | Path) -> tuple[list[str], list[str]]:
     """Return ``(ids, prompts)`` from a CSV or JSONL queries file.
 
@@ -59,7 +49,7 @@ def read_queries(path: str | Path) -> tuple[list[str], list[str]]:
     ids: list[str] = []
     prompts: list[str] = []
     seen: dict[str, int] = {}
-    for lineno, row in _rows(path):
+    for lineno, row in table_records(path, what="queries"):
         id_field = next((f for f in _ID_FIELDS if row.get(f) not in (None, "")), None)
         if id_field is None:
             raise DataError(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mixllm.errors import DataError
 
-__all__ = ["csv_records", "jsonl_objects"]
+__all__ = ["csv_records", "jsonl_objects", "table_records"]
 
 
 def jsonl_objects(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
@@ -57,3 +57,14 @@ def csv_records(
                 raise DataError(f"{path} line {start}: more values than the header's columns")
             yield start, {k: (None if v == "" else v) for k, v in row.items()}
             start = reader.line_num + 1
+
+
+def table_records(path: Path, *, what: str) -> Iterator[tuple[int, Mapping[str, object]]]:
+    """The records of a ``.jsonl`` or ``.csv`` file (by its suffix); ``what`` names the file's
+    role in the error for any other suffix (``"queries"``, ``"prompts"``)."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return jsonl_objects(path)
+    if suffix == ".csv":
+        return csv_records(path)
+    raise DataError(f"{path}: unknown {what} format {suffix!r}; expected .jsonl or .csv")
