@@ -12,15 +12,21 @@ it), stream the same ``--n`` test queries (seeded order), one at a time:
 
 - **known**: fitted on the training split with the newcomer's data (the reference);
 - **cold + shadow**: fitted without the newcomer, which is then added with no data
-  (``Router.add_llm``), with ``[shadow] share = --share`` and the recorded judge;
-- **cold, no shadow**: the same cold router, shadow off.
+  (``Router.add_llm``), the newcomer bonus off (``explore_new = 0``), with ``[shadow] share =
+  --share`` and the recorded judge;
+- **cold + shadow (defaults)**: the same with the router's defaults (the newcomer bonus on);
+- **cold, no shadow**: the cold router without the bonus, shadow off.
+
+With a judge, a shadow call goes to the most uncertain LLM for the query; when that is the LLM
+that answered, the judge grades the served answer itself (no other call) and that is learned.
 
 Clients send no feedback: only the shadow calls teach the routers. Each shadow call is waited
 for before the next query (so runs repeat exactly). Per window of ``--window`` queries: the
 newcomer's share of the client calls, the mean absolute error of the router's predicted quality
 for the newcomer (at decision time, read from the gateway's store) against its recorded
-quality on those queries, the recorded quality of the answers the clients got, and the shadow
-calls that went to the newcomer. Means over the seeds.
+quality on those queries (and the mean error, predicted - recorded), the recorded quality of
+the answers the clients got, and the shadow calls that went to the newcomer (and the served
+answers of the newcomer the judge graded). Means over the seeds.
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ from mixllm.serve import ReplayBackend, Settings, Store, create_app  # noqa: E40
 from mixllm.serve.replay import RecordedJudge  # noqa: E402
 from mixllm.serve.settings import ShadowSettings  # noqa: E402
 
-ARMS = ("known", "cold + shadow", "cold, no shadow")
+ARMS = ("known", "cold + shadow", "cold + shadow (defaults)", "cold, no shadow")
+SHADOWED = ("cold + shadow", "cold + shadow (defaults)")
 
 
 async def _stream(
@@ -96,15 +103,19 @@ def _predicted(db: Path, llm: str) -> list[float]:
         conn.close()
 
 
-def _shadowed(db: Path) -> list[str | None]:
-    """Per client decision, the LLM its shadow call went to (``None``: not shadowed)."""
+def _shadowed(db: Path) -> list[tuple[str, str] | None]:
+    """Per client decision, the LLM its shadow call went to and its stored outcome (``served``:
+    the served answer graded; ``None``: not shadowed, or not stored)."""
     conn = sqlite3.connect(db)
     try:
         client = "SELECT decision_id FROM decisions WHERE shadow_of IS NULL ORDER BY rowid"
         ids = [r[0] for r in conn.execute(client)]
-        shadow = dict(
-            conn.execute("SELECT shadow_of, llm FROM decisions WHERE shadow_of IS NOT NULL")
-        )
+        shadow = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                "SELECT shadow_of, llm, shadow_outcome FROM decisions WHERE shadow_of IS NOT NULL"
+            )
+        }
         return [shadow.get(i) for i in ids]
     finally:
         conn.close()
@@ -133,6 +144,8 @@ def run_seed(ds: Dataset, seed: int, args: argparse.Namespace, root: Path) -> di
     no_bonus = MixLLMPredictor(explore_new=0.0, seed=seed)
     cold_fitted = Router(no_bonus, lam=args.lam, seed=seed).fit(train.select_llms(others))
     cold_fitted.save(root / f"cold-{seed}")
+    defaults = Router("mixllm", lam=args.lam, seed=seed).fit(train.select_llms(others))
+    defaults.save(root / f"defaults-{seed}")
     fit_s = time.perf_counter() - started
     budget = ShadowSettings(share=args.share, budget_usd_per_day=100.0, judge="recorded-judge",
                             seed=seed)  # fmt: skip
@@ -141,11 +154,12 @@ def run_seed(ds: Dataset, seed: int, args: argparse.Namespace, root: Path) -> di
         if arm == "known":
             router = known
         else:
-            router = Router.load(root / f"cold-{seed}", embedding_cache=False)
+            which = "defaults" if arm.endswith("(defaults)") else "cold"
+            router = Router.load(root / f"{which}-{seed}", embedding_cache=False)
             router.add_llm(train.llm(args.newcomer))  # no data: its price tier's prior
-        shadow = budget if arm == "cold + shadow" else ShadowSettings()
+        shadow = budget if arm in SHADOWED else ShadowSettings()
         settings = Settings(deadline_s=60.0, checkpoint_every=10**6, shadow=shadow)
-        folder = root / f"{arm.replace(' ', '_').replace(',', '')}-{seed}"
+        folder = root / f"{''.join(c for c in arm if c.isalnum())}-{seed}"
         folder.mkdir()
         started = time.perf_counter()
         answered, info = asyncio.run(_stream(router, test, prompts, folder, settings))
@@ -161,9 +175,17 @@ def run_seed(ds: Dataset, seed: int, args: argparse.Namespace, root: Path) -> di
             windows.append({
                 "share": float(np.mean([m == args.newcomer for m in answered[part]])),
                 "mae": float(np.mean(np.abs(predicted[part][ok] - recorded[part][ok]))),
+                "bias": float(np.mean(predicted[part][ok] - recorded[part][ok])),
                 "quality": float(np.nanmean(served[part])),
                 "cost_usd": float(np.nanmean(cost[part])),
-                "shadow_to_newcomer": sum(s == args.newcomer for s in shadowed[part]),
+                "shadow_to_newcomer": sum(
+                    s is not None and s[0] == args.newcomer and s[1] != "served"
+                    for s in shadowed[part]
+                ),
+                "served_graded": sum(
+                    s is not None and s[0] == args.newcomer and s[1] == "served"
+                    for s in shadowed[part]
+                ),
                 "shadowed": sum(s is not None for s in shadowed[part]),
             })  # fmt: skip
         metrics = info["metrics"]
@@ -171,6 +193,9 @@ def run_seed(ds: Dataset, seed: int, args: argparse.Namespace, root: Path) -> di
             "windows": windows,
             "seconds": seconds,
             "shadow_learned": _metric(metrics, "mixllm_shadow_requests_total", outcome="learned"),
+            "served_learned": _metric(
+                metrics, "mixllm_shadow_requests_total", outcome="learned", answer="served"
+            ),
             "shadow_unknown": _metric(
                 metrics, "mixllm_shadow_requests_total", outcome="unknown_quality"
             ),
@@ -215,17 +240,29 @@ def main() -> None:
     print("\n".join(_table(results, "share", ".2f")))
     print("\nMean absolute error of its predicted quality (decision time):\n")
     print("\n".join(_table(results, "mae", ".3f")))
+    print("\nMean error of its predicted quality (predicted - recorded, decision time):\n")
+    print("\n".join(_table(results, "bias", "+.3f")))
     print("\nRecorded quality of the answers the clients got:\n")
     print("\n".join(_table(results, "quality", ".3f")))
     print("\nCost per query of those answers (USD):\n")
     print("\n".join(_table(results, "cost_usd", ".6f")))
-    print("\nShadow calls to the newcomer per window (cold + shadow):",
-          [float(np.mean([r["cold + shadow"]["windows"][w]["shadow_to_newcomer"]
-                          for r in results]))
-           for w in range(len(results[0]["cold + shadow"]["windows"]))])  # fmt: skip
+    n_windows = len(results[0][ARMS[0]]["windows"])
+    for arm in SHADOWED:
+        for key, what in (("shadow_to_newcomer", "Shadow calls to the newcomer"),
+                          ("served_graded", "Its served answers graded")):  # fmt: skip
+            means = [float(np.mean([r[arm]["windows"][w][key] for r in results]))
+                     for w in range(n_windows)]  # fmt: skip
+            print(f"\n{what} per window ({arm}):", [round(m, 1) for m in means])
+    print()
     for arm in ARMS:
         r = [x[arm] for x in results]
-        print(f"{arm}: shadow learned {np.mean([x['shadow_learned'] for x in r]):.0f}, unknown "
+        windows = [w for x in r for w in x["windows"]]
+        print(f"{arm}: quality {np.mean([w['quality'] for w in windows]):.3f}, "
+              f"{1e3 * np.mean([w['cost_usd'] for w in windows]):.3f} mUSD/query, "
+              f"share {np.mean([w['share'] for w in windows]):.3f}, "
+              f"MAE {np.mean([w['mae'] for w in windows]):.3f}; shadow learned "
+              f"{np.mean([x['shadow_learned'] for x in r]):.0f} (served "
+              f"answers {np.mean([x['served_learned'] for x in r]):.0f}), unknown "
               f"{np.mean([x['shadow_unknown'] for x in r]):.0f}, shadow spend "
               f"${np.mean([x['shadow_usd'] for x in r]):.4f} vs clients' "
               f"${np.mean([x['client_usd'] for x in r]):.4f}; "
