@@ -1,8 +1,8 @@
-"""What shadow traffic costs the clients: their latency with shadow share 1.0 against 0, on the
-same gateway in the same run.
+"""What shadow traffic costs the clients: their latency with shadow shares 0.05, 0.2 and 1.0
+against 0 (off), on the same gateway in the same run.
 
-Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/shadow_latency.py [--n 400]
-[--concurrency 1,8] [--latency-ms 20] [--blocks 4]``.
+Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/shadow_latency.py [--n 300]
+[--concurrency 1,8] [--latency-ms 20] [--shares 0.05,0.2,1.0] [--rounds 1]``.
 
 One process: a MixLLM router (default embedder) fitted on the RouterBench subset (seeded 80/20
 split; ``$MIXLLM_DATA_DIR``, default ../shared/data) is served by ``create_app`` on uvicorn
@@ -10,13 +10,14 @@ split; ``$MIXLLM_DATA_DIR``, default ../shared/data) is served by ``create_app``
 :class:`~mixllm.serve.replay.RecordedJudge`, each waiting ``--latency-ms`` before it answers;
 the store is a file (``synchronous=FULL``). The client (httpx, main thread) sends the held-out
 prompts with ``c`` requests in flight, non-streamed (time to the whole answer) and streamed
-(time to ``[DONE]``). Blocks alternate shadow off, on, on, off, ... (``--blocks``; the same
-gateway, its ``[shadow]`` share switched between 0 and 1.0 and the shadow calls of a block
-finished before the next one starts), so a drift in the machine's speed falls on both. With
-share 1.0 every answer is followed by a shadow call and one or two judge calls (at most
-``max_in_flight`` = 4 shadow calls at once: the rest are dropped and counted); they share the
+(time to ``[DONE]``). Each round is one block of ``--n`` requests per share, in the order off,
+0.05, 0.2, 1.0, 1.0, 0.2, 0.05, off (the same gateway, its ``[shadow]`` share switched and the
+shadow calls of a block finished before the next one starts), so a drift in the machine's speed
+falls on every share alike. With share 1.0 every answer is followed by a shadow call (or, when
+the LLM that answered is the most uncertain, a grade of the served answer) and one or two judge
+calls (at most ``max_in_flight`` = 4 at once: the rest are dropped and counted); they share the
 event loop, the thread pool and the store with the clients' requests. The table gives p50 and
-p99 of each and their ratio (on / off).
+p99 at each share and their ratio to off.
 """
 
 from __future__ import annotations
@@ -101,10 +102,12 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--n", type=int, default=400, help="requests per block")
+    ap.add_argument("--n", type=int, default=300, help="requests per block")
     ap.add_argument("--concurrency", default="1,8")
     ap.add_argument("--latency-ms", type=float, default=20.0)
-    ap.add_argument("--blocks", type=int, default=4, help="off, on, on, off, ... (even)")
+    ap.add_argument("--shares", default="0.05,0.2,1.0", help="shadow shares besides off")
+    ap.add_argument("--rounds", type=int, default=1, help="each: off, shares, shares reversed, off")
+    ap.add_argument("--store-dir", type=Path, default=None, help="folder of the store (a tmp)")
     args = ap.parse_args()
     ds = load_dataset("routerbench")
     train, test = split_random(ds, seed=0)
@@ -113,9 +116,11 @@ def main() -> None:
     backends: dict[str, Any] = {m: ReplayBackend(m, ds, latency_s=delay) for m in router.llms}
     backends["recorded-judge"] = RecordedJudge(ds, latency_s=delay)
     on = ShadowSettings(share=1.0, budget_usd_per_day=1e6, judge="recorded-judge")
+    shares = [0.0] + [float(x) for x in args.shares.split(",")]
+    order = (shares + shares[::-1]) * args.rounds
     prompts = [str(p) for p in test.prompts]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.store_dir) as tmp:
         store = Store(Path(tmp) / "gateway.db")
         settings = Settings(deadline_s=60.0, checkpoint_every=10**6, shadow=on)
         app = create_app(router, backends, store, settings, state_dir=Path(tmp) / "state")
@@ -124,30 +129,35 @@ def main() -> None:
             url = f"{base}/chat/completions"
             for stream in (False, True):
                 for c in (int(x) for x in args.concurrency.split(",")):
-                    times: dict[bool, list[float]] = {False: [], True: []}
-                    for b in range(args.blocks):
-                        shadow = b % 4 in (1, 2)  # off, on, on, off
-                        gw.shadow.settings = on if shadow else replace(on, share=0.0)
+                    times: dict[float, list[float]] = {share: [] for share in shares}
+                    for b, share in enumerate(order):
+                        gw.shadow.settings = replace(on, share=share)
                         start = (b * args.n) % max(len(prompts) - args.n, 1)
                         part = prompts[start : start + args.n]
-                        times[shadow] += asyncio.run(_block(url, part, c, stream))
+                        times[share] += asyncio.run(_block(url, part, c, stream))
                         _wait_idle(gw)
                     rows.append((stream, c, times))
             metrics = httpx.get(f"{base.removesuffix('/v1')}/metrics").text
         store.close()
     print(f"\nreplay and judge latency {args.latency_ms:g} ms; {args.n} requests per block, "
-          f"{args.blocks} blocks (off, on, on, off)\n")  # fmt: skip
-    print("| answer | in flight | p50 off (ms) | p50 on (ms) | p50 on/off "
-          "| p99 off (ms) | p99 on (ms) | p99 on/off |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          f"{len(order)} blocks ({', '.join(f'{x:g}' for x in order)})\n")  # fmt: skip
+    head = ["answer", "in flight", "p50 off (ms)"] + [f"p50 {x:g}" for x in shares[1:]]
+    head += ["p99 off (ms)"] + [f"p99 {x:g}" for x in shares[1:]]
+    print("| " + " | ".join(head) + " |")
+    print("|---" * len(head) + "|")
     for stream, c, times in rows:
-        off50, on50 = (1e3 * np.percentile(times[k], 50) for k in (False, True))
-        off99, on99 = (1e3 * np.percentile(times[k], 99) for k in (False, True))
-        print(f"| {'streamed' if stream else 'whole'} | {c} | {off50:.1f} | {on50:.1f} | "
-              f"{on50 / off50:.2f} | {off99:.1f} | {on99:.1f} | {on99 / off99:.2f} |")  # fmt: skip
+        cells = [("streamed" if stream else "whole"), str(c)]
+        for q in (50, 99):
+            base_ms = 1e3 * float(np.percentile(times[0.0], q))
+            cells.append(f"{base_ms:.1f}")
+            cells += [
+                f"{1e3 * float(np.percentile(times[x], q)) / base_ms:.2f}" for x in shares[1:]
+            ]
+        print("| " + " | ".join(cells) + " |")
     outcomes = ("learned", "unknown_quality", "dropped", "failed", "no_candidate")
     counts = {o: int(_metric(metrics, "mixllm_shadow_requests_total", outcome=o)) for o in outcomes}
-    print(f"\nshadow calls: {counts}")
+    served = int(_metric(metrics, "mixllm_shadow_requests_total", answer="served"))
+    print(f"\nshadow calls: {counts}; of them served answers graded: {served}")
 
 
 if __name__ == "__main__":
