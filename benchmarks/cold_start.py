@@ -99,6 +99,12 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=10)
     ap.add_argument("--test-size", type=float, default=0.25)
     ap.add_argument("--embedder", default="static")
+    ap.add_argument(
+        "--order",
+        choices=["data", "shuffled"],
+        default="data",
+        help="stream the test queries in the data's order (task by task) or shuffled (seeded)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -115,6 +121,8 @@ def main() -> None:
     started = time.perf_counter()
     for seed in seeds:
         train, test = split_random(ds, test_size=args.test_size, seed=seed)
+        if args.order == "shuffled":
+            test = test.subset(np.random.default_rng(seed).permutation(len(test)))
         for e in explores:  # no LLM added: the newcomer bonus never applies
             steps = run_stream(router(train, embedder, seed, e), test, config(lam, seed))
             whole[e].append(float(np.mean([s.quality for s in steps])))
@@ -131,7 +139,7 @@ def main() -> None:
         print(f"seed {seed} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     lines = [
         f"# Cold start: {new} joins at query {at} without data (λ = {lam:g}, α = 0, "
-        f"seeds {args.seeds}, {len(test)} queries per stream)",
+        f"seeds {args.seeds}, {len(test)} queries per stream, {args.order} order)",
         "",
         f"Share of calls to {new} per window of {w} queries after it joins (mean [95% CI]):",
         "",
