@@ -55,6 +55,7 @@ from mixllm import Router  # noqa: E402
 from mixllm.data import Dataset, load_dataset, split_random  # noqa: E402
 from mixllm.policy import MixLLMPredictor  # noqa: E402
 from mixllm.serve import ReplayBackend, Settings, Store, create_app  # noqa: E402
+from mixllm.serve.metrics import metric_total as _metric  # noqa: E402
 from mixllm.serve.replay import RecordedJudge  # noqa: E402
 from mixllm.serve.settings import ShadowSettings  # noqa: E402
 
@@ -119,15 +120,6 @@ def _shadowed(db: Path) -> list[tuple[str, str] | None]:
         return [shadow.get(i) for i in ids]
     finally:
         conn.close()
-
-
-def _metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        sample = line.startswith(name) and line[len(name)] in "{ "
-        if sample and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def run_seed(ds: Dataset, seed: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:

@@ -44,6 +44,7 @@ os.environ.setdefault("MIXLLM_DATA_DIR", str(DATA))
 from mixllm import Router  # noqa: E402
 from mixllm.data import load_dataset, split_random  # noqa: E402
 from mixllm.serve import ReplayBackend, Settings, Store, create_app  # noqa: E402
+from mixllm.serve.metrics import metric_total as _metric  # noqa: E402
 from mixllm.serve.replay import RecordedJudge  # noqa: E402
 from mixllm.serve.run import serve_in_thread  # noqa: E402
 from mixllm.serve.settings import ShadowSettings  # noqa: E402
@@ -89,15 +90,6 @@ def _wait_idle(gw: Any, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while gw.shadow.in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
-
-
-def _metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        sample = line.startswith(name) and line[len(name)] in "{ "
-        if sample and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def main() -> None:

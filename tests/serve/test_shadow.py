@@ -20,6 +20,7 @@ from mixllm.data import Dataset, Outcome
 from mixllm.errors import ConfigError
 from mixllm.serve import FakeBackend, ReplayBackend, Settings, Store, create_app
 from mixllm.serve.capabilities import Capabilities
+from mixllm.serve.metrics import metric_total as _metric
 from mixllm.serve.replay import RecordedJudge
 from mixllm.serve.restore import restore_router
 from mixllm.serve.settings import ShadowSettings, load_settings_text
@@ -92,16 +93,6 @@ def _shadow_rows(db: Path) -> list[sqlite3.Row]:
         ).fetchall()
     finally:
         conn.close()
-
-
-def _metric(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples of ``name`` with these labels in the Prometheus text."""
-    total = 0.0
-    for line in text.splitlines():
-        sample = line.startswith(name) and line[len(name)] in "{ "
-        if sample and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def _predicted(router: Router, prompt: str) -> dict[str, float]:

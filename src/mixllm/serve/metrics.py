@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "metric_total"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -64,3 +64,21 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+def metric_total(text: str, name: str, **labels: str) -> float:
+    r"""The sum of the samples named ``name`` (``..._total`` for a counter) whose labels include
+    ``labels``, in a Prometheus text exposition such as ``GET /metrics`` returns.
+
+    >>> text = 'hits_total{llm="a",outcome="ok"} 2.0\nhits_total{llm="b",outcome="ok"} 3.0\n'
+    >>> metric_total(text, "hits_total"), metric_total(text, "hits_total", llm="b")
+    (5.0, 3.0)
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
