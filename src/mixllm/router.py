@@ -7,7 +7,6 @@ no second code path for offline use.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import threading
 import uuid
@@ -18,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mixllm._ledger import DecisionLedger
+from mixllm._queries import query_batch
 from mixllm.data.dataset import Dataset
-from mixllm.data.tokens import count_tokens
 from mixllm.embed import DEFAULT_EMBEDDER, Embedder, make_embedder
 from mixllm.errors import ConfigError, NotFittedError, UnknownDecisionError, UnknownLLMError
 from mixllm.policy import (
@@ -156,19 +155,7 @@ class Router:
         *,
         prompt_tokens: np.ndarray | None = None,
     ) -> QueryBatch:
-        ids = tuple(query_ids) if query_ids is not None else tuple(_default_id(p) for p in prompts)
-        if len(ids) != len(prompts):
-            raise ConfigError(f"{len(ids)} query ids for {len(prompts)} prompts; expected one each")
-        tokens = np.asarray(prompt_tokens, dtype=np.float64) if prompt_tokens is not None else None
-        if tokens is None or np.isnan(tokens).any():
-            counted = count_tokens(prompts)
-            tokens = counted if tokens is None else np.where(np.isnan(tokens), counted, tokens)
-        return QueryBatch(
-            ids=ids,
-            prompts=tuple(prompts),
-            embeddings=self.embedder_.embed(list(prompts)),
-            prompt_tokens=tokens,
-        )
+        return query_batch(self.embedder_, prompts, query_ids, prompt_tokens=prompt_tokens)
 
     def predict(
         self, prompts: Sequence[str], *, query_ids: Sequence[str] | None = None
@@ -400,11 +387,6 @@ def _predict(
         return with_candidates(predictor.predict(queries), None, candidates)
     pred = predictor.predict(queries, uncertainty=alpha != 0)
     return with_candidates(pred, predictor.newcomer_bonus(queries, alpha=alpha), candidates)
-
-
-def _default_id(prompt: str) -> str:
-    """A query id derived from the text, so a prompt gets the same id alone or in a batch."""
-    return "q-" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
 def _check_lam(lam: float) -> None:

@@ -1,6 +1,6 @@
 """Helpers of MixLLM's features: a faster :meth:`~mixllm.embed.DomainProjection.transform` (one
 decision projects one query, where the number of numpy calls is what costs), the constant
-feature of the online corrections, and one feedback's query as a batch."""
+feature of the online corrections, one feedback's query as a batch, and the price arrays."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mixllm.data.dataset import Dataset
 from mixllm.embed.tagged import DomainProjection
 from mixllm.types import QueryBatch
 
-__all__ = ["one_query", "project", "with_bias"]
+__all__ = ["one_query", "price_arrays", "project", "with_bias"]
+
+FloatArray = NDArray[np.float64]
 
 
 def project(projection: DomainProjection, x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -46,3 +49,14 @@ def one_query(embedding: NDArray[Any], prompt_tokens: float) -> QueryBatch:
     """The query of one feedback (its embedding and prompt tokens) as a batch of one."""
     e = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
     return QueryBatch(("feedback",), ("",), e, np.array([prompt_tokens], dtype=np.float64))
+
+
+def price_arrays(train: Dataset) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
+    """Input and output prices per LLM of ``train`` (USD per million tokens), and which LLMs
+    can be costed from predicted tokens (priced, with output tokens and prompt tokens known)."""
+    llms = [train.llm(m) for m in train.llms]
+    price_in = np.array([m.price_in_per_mtok for m in llms], dtype=np.float64)
+    price_out = np.array([m.price_out_per_mtok for m in llms], dtype=np.float64)
+    has_tokens = np.isfinite(train.output_tokens).any(axis=0)
+    priced = (price_in > 0) | (price_out > 0)
+    return price_in, price_out, has_tokens & priced & np.isfinite(train.prompt_tokens).any()

@@ -31,6 +31,7 @@ from mixllm.data.dataset import Dataset
 from mixllm.embed.tagged import DomainProjection
 from mixllm.errors import ConfigError, UnknownLLMError
 from mixllm.policy._features import one_query as _one
+from mixllm.policy._features import price_arrays
 from mixllm.policy._features import project as _project
 from mixllm.policy._features import with_bias as _with_bias
 from mixllm.policy.newcomers import (
@@ -170,18 +171,9 @@ class MixLLMPredictor(BasePredictor):
         self.mean_quality_ = column_means(train.quality)
         self.newcomer_ = np.zeros(len(train.llms), dtype=bool)
         self.cost_fallback_ = MeanLengthCostModel().fit(train, queries.prompt_tokens)
-        self._set_prices(train)
+        self.price_in_, self.price_out_, self.from_tokens_ = price_arrays(train)
         self.llms_ = train.llms
         return self
-
-    def _set_prices(self, train: Dataset) -> None:
-        """Prices per LLM, and which LLMs can be costed from predicted tokens."""
-        llms = [train.llm(m) for m in train.llms]
-        self.price_in_ = np.array([m.price_in_per_mtok for m in llms], dtype=np.float64)
-        self.price_out_ = np.array([m.price_out_per_mtok for m in llms], dtype=np.float64)
-        has_tokens = np.isfinite(train.output_tokens).any(axis=0)
-        priced = (self.price_in_ > 0) | (self.price_out_ > 0)
-        self.from_tokens_ = has_tokens & priced & np.isfinite(train.prompt_tokens).any()
 
     def _features(self, x: FloatArray) -> FloatArray:
         if self.projection_ is None:
@@ -403,5 +395,5 @@ class MixLLMPredictor(BasePredictor):
         self.price_in_ = np.asarray(arrays["price_in"], dtype=np.float64)
         self.price_out_ = np.asarray(arrays["price_out"], dtype=np.float64)
         self.from_tokens_ = np.asarray(arrays["from_tokens"], dtype=bool)
-        # (absent from routers saved before the newcomer bonus: none of their LLMs is flagged)
-        self.newcomer_ = np.asarray(arrays.get("newcomer", self.from_tokens_ & False), dtype=bool)
+        unflagged = np.zeros_like(self.from_tokens_)  # (routers saved before the newcomer bonus)
+        self.newcomer_ = np.asarray(arrays.get("newcomer", unflagged), dtype=bool)

@@ -10,8 +10,6 @@ its answer is sent.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -148,7 +146,7 @@ class Gateway:
             prompt_tokens = routed + media
         else:
             prompt_tokens = float(count_tokens([prompt])[0]) + media
-        sid = session or options.get("session") or _session_id(body, key)
+        sid = session or options.get("session") or body.conversation_id(key.name if key else "")
         decision, stayed = await self._conversation(body, decision, sid, key)
         self.metrics.decisions.labels(decision.llm).inc()
         answer = self.billing.answer_tokens(decision.llm, body.answer_cap())
@@ -387,15 +385,3 @@ class Gateway:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
-
-
-def _session_id(body: ChatRequest, key: ApiKey | None) -> str:
-    """A conversation's id when the client gives none: a hash of its key and first messages
-    (the instructions and the first user message), the same on every turn."""
-    first: list[Any] = []
-    for m in body.messages:
-        first.append(m.model_dump(include={"role", "content", "name"}, exclude_unset=True))
-        if m.role == "user":
-            break
-    text = json.dumps([key.name if key else "", first], sort_keys=True, ensure_ascii=True)
-    return "h-" + hashlib.sha256(text.encode()).hexdigest()[:32]

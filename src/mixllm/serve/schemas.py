@@ -9,6 +9,8 @@ checked and passed on to the upstream; any other field is refused, so nothing un
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections import Counter
@@ -171,6 +173,17 @@ class ChatRequest(_Body):
     def answer_cap(self) -> int | None:
         """The answer's token limit the client set (``max_completion_tokens`` first)."""
         return self.max_completion_tokens or self.max_tokens
+
+    def conversation_id(self, key_name: str) -> str:
+        """A conversation's id when the client gives none: a hash of the key's name and the
+        first messages (the instructions and the first user message), the same on every turn."""
+        first: list[Any] = []
+        for m in self.messages:
+            first.append(m.model_dump(include={"role", "content", "name"}, exclude_unset=True))
+            if m.role == "user":
+                break
+        text = json.dumps([key_name, first], sort_keys=True, ensure_ascii=True)
+        return "h-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def needs(self) -> dict[str, str]:
         """The capabilities this request needs, each with why: ``tools``, ``json_schema``,
