@@ -1,5 +1,6 @@
 """Hostile input against a real gateway: thousands of generated malformed or hostile requests
-(their generators and the check of each answer: :mod:`tests.serve.hostile_requests`).
+(their generators and the check of each answer: :mod:`tests.serve.hostile_requests` and the
+``tests/serve/hostile_*.py`` modules it imports).
 
 Each answer must be a proper 2xx or a 4xx with a JSON error, never a 5xx (the hostile-usage
 family also accepts a 503 JSON), and the gateway must answer ``/healthz`` afterwards. The
@@ -16,13 +17,16 @@ from typing import Any
 
 import pytest
 
+from tests.serve import hostile_openai, hostile_usage
 from tests.serve import hostile_requests as hr
-from tests.serve.hostile_requests import FULL_BUDGET, HostileUsage, Target, default_budget
+from tests.serve import hostile_target as servers
+from tests.serve.hostile_base import FULL_BUDGET, default_budget
+from tests.serve.hostile_target import HostileUsage, Target
 
 SCHEMA_FAMILIES = {
-    "tools": hr.tools_campaign,
-    "parts": hr.parts_campaign,
-    "roles": hr.roles_campaign,
+    "tools": hostile_openai.tools_campaign,
+    "parts": hostile_openai.parts_campaign,
+    "roles": hostile_openai.roles_campaign,
 }
 #: New families that fail today (the gateway is being fixed): remove an entry once it passes.
 FAILING: dict[str, str] = {}  # family -> what fails today (marked xfail, strict)
@@ -36,7 +40,7 @@ def _marks(family: str) -> Any:
 # -- the servers -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
-    with hr.strict_upstream() as base:
+    with servers.strict_upstream() as base:
         yield base
 
 
@@ -45,7 +49,7 @@ def target(
     fitted_dir: Path, tmp_path_factory: pytest.TempPathFactory, upstream: str
 ) -> Iterator[Target]:
     """One gateway for the chat, feedback, read-only, routing and chat-schema campaigns."""
-    yield from hr.serve(fitted_dir, tmp_path_factory.mktemp("hostile"), upstream)
+    yield from servers.serve(fitted_dir, tmp_path_factory.mktemp("hostile"), upstream)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def admin_target(
     fitted_dir: Path, tmp_path_factory: pytest.TempPathFactory, upstream: str
 ) -> Iterator[Target]:
     """A second gateway for the admin API (which adds and removes LLMs, changes defaults)."""
-    yield from hr.serve(fitted_dir, tmp_path_factory.mktemp("hostile-admin"), upstream)
+    yield from servers.serve(fitted_dir, tmp_path_factory.mktemp("hostile-admin"), upstream)
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +72,11 @@ def usage_target(
 ) -> Iterator[Target]:
     """A gateway whose every LLM is served by an upstream that reports hostile usage; a 503
     JSON (no upstream left healthy) is an acceptable answer there."""
-    with hr.hostile_usage_upstream(usage) as base:
+    with servers.hostile_usage_upstream(usage) as base:
         folder = tmp_path_factory.mktemp("hostile-usage")
-        yield from hr.serve(fitted_dir, folder, base, over_http=None, allowed_5xx=frozenset({503}))
+        yield from servers.serve(
+            fitted_dir, folder, base, over_http=None, allowed_5xx=frozenset({503})
+        )
 
 
 # -- the default run: a quarter of each campaign ----------------------------------------------
@@ -118,7 +124,7 @@ def test_chat_schema_family_hostile(target: Target, family: str) -> None:
 
 @pytest.mark.parametrize("family", [pytest.param("usage", marks=_marks("usage"), id="usage")])
 def test_hostile_upstream_usage(usage_target: Target, usage: HostileUsage, family: str) -> None:
-    hr.usage_campaign(usage_target, usage, default_budget(family))
+    hostile_usage.usage_campaign(usage_target, usage, default_budget(family))
 
 
 # -- the full budgets (slow; still run in CI) --------------------------------------------------
@@ -151,4 +157,7 @@ def test_chat_schema_family_full_budget(target: Target, family: str) -> None:
 def test_hostile_upstream_usage_full_budget(
     usage_target: Target, usage: HostileUsage, family: str
 ) -> None:
-    assert hr.usage_campaign(usage_target, usage, FULL_BUDGET[family]) >= FULL_BUDGET[family]
+    assert (
+        hostile_usage.usage_campaign(usage_target, usage, FULL_BUDGET[family])
+        >= FULL_BUDGET[family]
+    )
