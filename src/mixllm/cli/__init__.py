@@ -8,7 +8,6 @@ non-zero exit (status 2).
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,13 +15,11 @@ from typing import Any
 
 import click
 
-from mixllm.cli._common import _console, _progress
+from mixllm.cli._common import _check_names, _console, _load, _progress, _run_and_print
 from mixllm.embed import DEFAULT_EMBEDDER
-from mixllm.errors import ConfigError, MixLLMError
+from mixllm.errors import MixLLMError
 
 __all__ = ["main"]
-
-DEFAULT_ROUTER = "mixllm"
 
 
 class _Group(click.Group):
@@ -42,149 +39,6 @@ click.ClickException.exit_code = 2
 @click.version_option(package_name="mixllm")
 def cli() -> None:
     """mixllm: route each query to the LLM with the best quality for the money."""
-
-
-def _load(data: Sequence[str]) -> Any:
-    from mixllm.data import concat, load_dataset
-
-    with _console().status(f"loading {', '.join(data)}"):
-        return concat([load_dataset(d) for d in data])
-
-
-@cli.command()
-@click.argument("data", nargs=-1, required=True)
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory.")
-@click.option("--router", "router_name", default=DEFAULT_ROUTER, show_default=True)
-@click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True)
-@click.option("--lam", default=1.0, show_default=True, type=float, help="Default λ.")
-@click.option("--seed", default=0, show_default=True, type=int)
-def fit(
-    data: tuple[str, ...], out: Path, router_name: str, embedder: str, lam: float, seed: int
-) -> None:
-    """Train a router on DATA (files or directories in any supported format) and save it."""
-    from mixllm.router import Router
-
-    _check_names(router_name, embedder)
-    ds = _load(data)
-    with _console().status(f"fitting {router_name} on {len(ds)} queries x {ds.n_llms} LLMs"):
-        router = Router(router_name, embedder=embedder, lam=lam, seed=seed).fit(ds)
-        router.save(out)
-    click.echo(f"saved {router_name} router ({ds.n_llms} LLMs, {len(ds)} queries) to {out}")
-
-
-def _check_names(router_name: str, embedder: str) -> None:
-    """Reject an unknown router or embedder before any slow work."""
-    from mixllm.embed import check_embedder_spec
-    from mixllm.policy import check_predictor_name
-
-    check_predictor_name(router_name)
-    check_embedder_spec(embedder)
-
-
-@cli.command(context_settings={"allow_extra_args": True})
-@click.argument("router_dir", type=click.Path(path_type=Path))
-@click.argument("queries", type=click.Path(path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path))
-@click.option("--lam", "lams", type=float, multiple=True, help="λ values: --lam 0 10 100")
-@click.option("--sweep", type=int, default=None, help="N values of λ, cheapest to best quality.")
-@click.pass_context
-def route(
-    ctx: click.Context,
-    router_dir: Path,
-    queries: Path,
-    out: Path,
-    lams: tuple[float, ...],
-    sweep: int | None,
-) -> None:
-    """Route every query in QUERIES (CSV/JSONL with prompt and sample_id/id) with a saved router."""
-    from mixllm.data.queries import read_queries
-    from mixllm.router import Router
-
-    lam_values = list(lams) + [_float_arg(a) for a in ctx.args] if lams else []
-    if ctx.args and not lams:
-        raise ConfigError(f"unexpected arguments {ctx.args!r}")
-    if bool(lam_values) == (sweep is not None):
-        raise ConfigError("give exactly one of --lam X [X ...] or --sweep N")
-    if sweep is not None and sweep < 1:
-        raise ConfigError(f"--sweep {sweep}; expected a positive number of λ values")
-    router = Router.load(router_dir)
-    ids, prompts = read_queries(queries)
-    if sweep is not None:
-        lam_values = router.lambda_sweep(prompts, sweep)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as f, _progress() as progress:
-        task = progress.add_task("routing", total=len(lam_values))
-        for lam in lam_values:
-            for d in router.route_many(prompts, lam=lam, query_ids=ids):
-                f.write(json.dumps({"id": d.query_id, "lam": lam, "llm": d.llm}) + "\n")
-            progress.advance(task)
-    click.echo(f"wrote {len(ids) * len(lam_values)} decisions ({len(lam_values)} λ) to {out}")
-
-
-def _float_arg(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"--lam value {text!r} is not a number") from None
-
-
-@cli.command()
-@click.argument("data", nargs=-1, required=True)
-@click.option("--routers", default=None, help="Comma-separated router names (default: all).")
-@click.option("--split", type=click.Choice(["random", "task"]), default="random", show_default=True)
-@click.option("--test-tasks", default=None, help="Comma-separated tasks held out by --split task.")
-@click.option("--report", "report_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--n-boot", default=1000, show_default=True, type=int)
-def evaluate(
-    data: tuple[str, ...],
-    routers: str | None,
-    split: str,
-    test_tasks: str | None,
-    report_dir: Path,
-    embedder: str,
-    seed: int,
-    n_boot: int,
-) -> None:
-    """Evaluate routers on DATA and write a report (report.md, report.json, frontier.png)."""
-    from mixllm.evaluate.run import EvalSpec, run_evaluation
-
-    spec = EvalSpec(
-        routers=None if routers is None else tuple(r.strip() for r in routers.split(",")),
-        split=split,
-        test_tasks=None if test_tasks is None else tuple(test_tasks.split(",")),
-        embedder=embedder,
-        seed=seed,
-        n_boot=n_boot,
-    )
-    for r in spec.routers or ():
-        _check_names(r, embedder)
-    ds = _load(data)
-    _run_and_print(lambda progress: run_evaluation(ds, spec, report_dir, progress=progress))
-
-
-def _run_and_print(job: Any) -> None:
-    """Run an evaluation job with a progress bar per dataset, then print each report's table."""
-    from rich.console import Console
-
-    from mixllm.evaluate import render_table
-
-    with _progress() as progress:
-        current: list[Any] = []
-
-        def on_progress(step: str, done: int, total: int) -> None:
-            if done == 0 or not current:  # a new evaluation starts
-                current.append(progress.add_task(step, total=total))
-            progress.update(current[-1], description=step, completed=done, total=total)
-
-        reports = job(on_progress)
-    out = Console()
-    if not out.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
-        out.width = 132
-    for report, paths in reports:
-        out.print(render_table(report))
-        out.print(f"report written to {paths[0].parent}")
 
 
 @cli.command()
@@ -328,8 +182,14 @@ def fetch(name: str, cache_dir: Path | None) -> None:
 def _register() -> None:
     """Add the commands defined in this package's other modules."""
     from mixllm.cli.collect import collect, prompts
+    from mixllm.cli.evaluate import evaluate
     from mixllm.cli.export import export
+    from mixllm.cli.fit import fit
+    from mixllm.cli.route import route
 
+    cli.add_command(fit)
+    cli.add_command(route)
+    cli.add_command(evaluate)
     cli.add_command(collect)
     data.add_command(prompts)
     cli.add_command(export)

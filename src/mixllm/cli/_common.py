@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["_console", "_progress"]
+__all__ = ["_check_names", "_console", "_load", "_progress", "_run_and_print"]
 
 
 def _console() -> Any:
@@ -24,3 +25,42 @@ def _progress() -> Any:
         console=_console(),
         transient=False,
     )
+
+
+def _load(data: Sequence[str]) -> Any:
+    from mixllm.data import concat, load_dataset
+
+    with _console().status(f"loading {', '.join(data)}"):
+        return concat([load_dataset(d) for d in data])
+
+
+def _check_names(router_name: str, embedder: str) -> None:
+    """Reject an unknown router or embedder before any slow work."""
+    from mixllm.embed import check_embedder_spec
+    from mixllm.policy import check_predictor_name
+
+    check_predictor_name(router_name)
+    check_embedder_spec(embedder)
+
+
+def _run_and_print(job: Any) -> None:
+    """Run an evaluation job with a progress bar per dataset, then print each report's table."""
+    from rich.console import Console
+
+    from mixllm.evaluate import render_table
+
+    with _progress() as progress:
+        current: list[Any] = []
+
+        def on_progress(step: str, done: int, total: int) -> None:
+            if done == 0 or not current:  # a new evaluation starts
+                current.append(progress.add_task(step, total=total))
+            progress.update(current[-1], description=step, completed=done, total=total)
+
+        reports = job(on_progress)
+    out = Console()
+    if not out.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
+        out.width = 132
+    for report, paths in reports:
+        out.print(render_table(report))
+        out.print(f"report written to {paths[0].parent}")
