@@ -86,6 +86,25 @@ def test_tokenize_fills_missing_token_counts(tmp_path: Path) -> None:
     assert ds.output_tokens[:, 0].tolist() == [1.0, 9.0]
 
 
+def test_each_line_keeps_its_own_prompt_tokens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # "small" counts each prompt with another tokenizer: 30% more tokens, and more on odd ones
+    records = rows()
+    for k, r in enumerate(records):
+        if r["llm"] == "small":
+            pt = round(float(r["prompt_tokens"]) * 1.3) + 20 * (k // 2 % 2)  # type: ignore[arg-type]
+            r["prompt_tokens"] = pt
+            r["cost_usd"] = (pt * 1.0 + float(r["output_tokens"]) * 2.0) / 1e6  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="mixllm.data.prices"):
+        ds = load_longform(write_jsonl(tmp_path / "d.jsonl", records))
+    assert "poorly" not in caplog.text
+    assert (ds.prices["big"].price_in_per_mtok, ds.prices["big"].price_out_per_mtok) == (10, 30)
+    assert (ds.prices["small"].price_in_per_mtok, ds.prices["small"].price_out_per_mtok) == (1, 2)
+    # the query's prompt tokens: the median of its lines' (here the mean of the two)
+    assert ds.prompt_tokens.tolist() == pytest.approx([115.0, 136.5, 138.0, 159.5])
+
+
 def bad(tmp_path: Path, index: int, **changes: object) -> Path:
     records = rows()
     records[index] = {k: v for k, v in {**records[index], **changes}.items() if v is not ...}

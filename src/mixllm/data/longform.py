@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset, Outcome
 from mixllm.data.prices import fit_prices, fitted_llms
@@ -27,6 +28,8 @@ from mixllm.errors import DataError
 __all__ = ["LONG_FIELDS", "LONG_SUFFIXES", "load_longform", "write_longform"]
 
 logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
 
 LONG_FIELDS = (
     "query_id",
@@ -149,7 +152,10 @@ def load_longform(path: str | Path, *, tokenize: bool = False) -> Dataset:
     Returns
     -------
     Dataset
-        With per-LLM prices fitted to the costs where token counts are known.
+        With per-LLM prices fitted to the costs where token counts are known, each line with
+        its own ``prompt_tokens`` (LLMs with different tokenizers count the same prompt
+        differently). A query's ``prompt_tokens`` (what a router prices a new prompt with) is
+        the median of its lines' values.
 
     Raises
     ------
@@ -167,9 +173,34 @@ def load_longform(path: str | Path, *, tokenize: bool = False) -> Dataset:
     if not outcomes:
         raise DataError(f"{path}: no outcomes (the file is empty)")
     ds = Dataset.from_outcomes(outcomes, name=path.stem)
+    lines = _prompt_token_grid(ds, outcomes)
+    ds = ds.with_tokens(_median_per_query(lines), ds.output_tokens)
     if tokenize:
         ds = _fill_tokens(ds)
-    return ds.with_prices(fitted_llms(fit_prices(ds), source=str(path)))
+    lines = np.where(np.isnan(lines), ds.prompt_tokens[:, None], lines)
+    fits = fit_prices(ds, prompt_tokens=lines)
+    return ds.with_prices(fitted_llms(fits, source=str(path)))
+
+
+def _prompt_token_grid(ds: Dataset, outcomes: Sequence[Outcome]) -> FloatArray:
+    """Each line's own ``prompt_tokens``, shape (queries, LLMs); ``NaN`` where not given."""
+    rows = {str(q): i for i, q in enumerate(ds.query_ids)}
+    cols = {m: j for j, m in enumerate(ds.llms)}
+    grid = np.full((len(ds), ds.n_llms), np.nan)
+    for o in outcomes:
+        if o.prompt_tokens is not None:
+            grid[rows[o.query_id], cols[o.llm]] = o.prompt_tokens
+    return grid
+
+
+def _median_per_query(grid: FloatArray) -> FloatArray:
+    """The median of each row's known values (``NaN`` for a row with none)."""
+    out = np.full(grid.shape[0], np.nan)
+    for i, row in enumerate(grid):
+        known = row[np.isfinite(row)]
+        if known.size:
+            out[i] = float(np.median(known))
+    return out
 
 
 def _fill_tokens(ds: Dataset) -> Dataset:

@@ -128,14 +128,22 @@ def fit_llm_price(
     )
 
 
-def fit_prices(ds: Dataset) -> dict[str, PriceFit]:
+def fit_prices(ds: Dataset, *, prompt_tokens: FloatArray | None = None) -> dict[str, PriceFit]:
     """Fit input and output prices for every LLM of ``ds`` that has token counts and costs.
 
-    LLMs with fewer than two rows of prompt tokens, output tokens and cost get no entry.
+    ``prompt_tokens`` (shape (n, L)) gives each (query, LLM) its own prompt token count, as the
+    long layout records it (LLMs with different tokenizers count the same prompt differently);
+    default: the query's count ``ds.prompt_tokens`` for every LLM. LLMs with fewer than two rows
+    of prompt tokens, output tokens and cost get no entry.
     """
+    grid = np.broadcast_to(ds.prompt_tokens[:, None], ds.cost_usd.shape)
+    if prompt_tokens is not None:
+        grid = np.asarray(prompt_tokens, dtype=np.float64)
+        if grid.shape != ds.cost_usd.shape:
+            raise ValueError(f"prompt_tokens has shape {grid.shape}, expected {ds.cost_usd.shape}")
     fits: dict[str, PriceFit] = {}
     for j, name in enumerate(ds.llms):
-        fit = fit_llm_price(ds.prompt_tokens, ds.output_tokens[:, j], ds.cost_usd[:, j], llm=name)
+        fit = fit_llm_price(grid[:, j], ds.output_tokens[:, j], ds.cost_usd[:, j], llm=name)
         if fit is not None:
             fits[name] = fit
     return fits
