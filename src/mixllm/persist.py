@@ -3,13 +3,16 @@
 Layout of a router directory::
 
     manifest.json   format name and version, predictor kind + parameters, embedder spec,
-                    default λ, α, β, τ, LLMs with prices, and the SHA-256 of arrays.npz
+                    default λ, α, β, τ, LLMs with prices, the target and its calibration
+                    (if the router was fitted with one), and the SHA-256 of arrays.npz
     arrays.npz      the predictor's learned arrays (loaded with allow_pickle=False), and the
                     ids of recent decisions with whether their feedback was applied (so a
                     restored router applies each feedback once, as before the restart)
 
 Version 2 added online learning (the MixLLM predictor's ``online`` part) and the decision
-ledger; version 1 directories must be re-created with ``mixllm fit``.
+ledger; version 1 directories must be re-created with ``mixllm fit``. The target, reference,
+folds and calibration keys are optional: a manifest without them (written before targets
+existed) loads as a router without a calibration.
 
 A router file may come from someone else, so loading checks the format version and the checksum
 before anything is built from it, and reads arrays only (no code runs on load).
@@ -30,8 +33,10 @@ import numpy as np
 
 from mixllm._ledger import DecisionLedger
 from mixllm.embed import embedder_spec, make_embedder
-from mixllm.errors import PersistError
+from mixllm.errors import ConfigError, PersistError
 from mixllm.policy import predictor_from_state
+from mixllm.policy.calibration import DEFAULT_FOLDS, Calibration
+from mixllm.policy.targets import Target
 from mixllm.types import LLM
 
 if TYPE_CHECKING:
@@ -76,6 +81,7 @@ def save_router(router: Router, path: Path) -> Path:
         os.fsync(tmp.fileno())  # on disk before the manifest names it (a gateway checkpoint)
     tmp_path = Path(tmp.name)
     tmp_path.chmod(0o644)  # NamedTemporaryFile creates 0600; a saved router is shareable
+    calibration: Calibration | None = getattr(router, "calibration_", None)
     manifest: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -89,6 +95,10 @@ def save_router(router: Router, path: Path) -> Path:
         "penalty_scale": router.penalty_scale,
         "seed": int(router.seed),
         "max_pending": int(router.max_pending),
+        "target": None if router.target is None else router.target.to_dict(),
+        "reference": router.reference,
+        "folds": int(router.folds),
+        "calibration": None if calibration is None else calibration.to_dict(),
         "llms": [
             {
                 "name": m,
@@ -164,6 +174,7 @@ def load_router(path: Path, *, embedding_cache: bool = True) -> Router:
             for m in manifest["llms"]
         }
         tau = manifest.get("tau_s")
+        target, calibration = manifest.get("target"), manifest.get("calibration")
         router = Router(
             predictor,
             embedder=manifest["embedder"],
@@ -172,11 +183,15 @@ def load_router(path: Path, *, embedding_cache: bool = True) -> Router:
             beta=manifest.get("beta", 0.0),
             tau_s=math.inf if tau is None else float(tau),
             penalty_scale=manifest.get("penalty_scale", "flat"),  # absent in older files: flat
+            target=None if target is None else Target.from_dict(target),
+            reference=manifest.get("reference"),
+            folds=int(manifest.get("folds", DEFAULT_FOLDS)),
         )
+        router.calibration_ = None if calibration is None else Calibration.from_dict(calibration)
         router.seed = int(manifest["seed"])
         router.max_pending = int(manifest["max_pending"])
         router._ledger = DecisionLedger.from_arrays(ledger.get("ids"), ledger.get("applied"))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise PersistError(
             f"{path}: malformed router files ({type(exc).__name__}: {exc})"
         ) from None

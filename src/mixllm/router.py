@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from mixllm._decisions import decisions
 from mixllm._ledger import DecisionLedger
 from mixllm._queries import query_batch
 from mixllm.data.dataset import Dataset
@@ -23,7 +24,6 @@ from mixllm.embed import DEFAULT_EMBEDDER, Embedder, make_embedder
 from mixllm.errors import ConfigError, NotFittedError, UnknownDecisionError, UnknownLLMError
 from mixllm.policy import (
     LoadTracker,
-    MixLLMPredictor,
     OnlinePredictor,
     Predictor,
     choose_from_scores,
@@ -31,7 +31,8 @@ from mixllm.policy import (
     make_predictor,
     scores,
 )
-from mixllm.policy.newcomers import with_candidates
+from mixllm.policy.calibration import DEFAULT_FOLDS, Calibration, calibrate, predict_for_choice
+from mixllm.policy.targets import Target
 from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
 
 #: How the latency penalty is spread over queries (see :class:`Router`'s ``penalty_scale``).
@@ -71,6 +72,12 @@ class Router:
     max_pending:
         How many recent decisions feedback is accepted for (:meth:`learn_one`); older ones
         are forgotten first.
+    target, reference, folds:
+        A :class:`~mixllm.policy.targets.Target` (e.g. mean cost at most 25% of the
+        reference's) replaces ``lam``: :meth:`fit` cross-fits the predictor in ``folds`` folds,
+        keeps the result as ``calibration_`` and sets ``lam`` to the λ that meets the target
+        (see :mod:`mixllm.policy.calibration`). ``reference`` names the LLM targets are relative
+        to (default: the best by mean quality on the training data).
 
     Routing, learning and pool changes may be called from several threads: they take one
     lock, so a decision never sees a half-applied update.
@@ -96,6 +103,9 @@ class Router:
         load_tracker: LoadTracker | None = None,
         max_pending: int = 100_000,
         seed: int = 0,
+        target: Target | None = None,
+        reference: str | None = None,
+        folds: int = DEFAULT_FOLDS,
     ) -> None:
         self.predictor = predictor
         self.embedder = embedder
@@ -111,29 +121,51 @@ class Router:
             raise ConfigError(f"max_pending={max_pending!r}; expected an integer >= 1")
         self.max_pending = max_pending
         self.seed = seed
+        self.target, self.reference, self.folds = target, reference, folds
         self._lock = threading.RLock()
         self._ledger = DecisionLedger()
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, dataset: Dataset) -> Router:
-        """Train the predictor on ``dataset``; returns ``self``."""
+        """Train the predictor on ``dataset`` (and calibrate ``target``); returns ``self``."""
         _check_lam(self.lam)
         self.embedder_ = (
             make_embedder(self.embedder) if isinstance(self.embedder, str) else self.embedder
-        )
-        predictor = (
-            make_predictor(self.predictor, seed=self.seed)
-            if isinstance(self.predictor, str)
-            else self.predictor
         )
         queries = self._queries(
             [str(p) for p in dataset.prompts],
             [str(q) for q in dataset.query_ids],
             prompt_tokens=dataset.prompt_tokens,
         )
+        self.calibration_: Calibration | None = None
+        if self.target is not None:
+            self.calibration_ = calibrate(
+                self._new_predictor, dataset, queries, reference=self.reference,
+                folds=self.folds, alpha=self.alpha, seed=self.seed,
+            )  # fmt: skip
+            self.lam = self.calibration_.lam_for(self.target)
+        predictor = self.predictor
+        if isinstance(predictor, str):
+            predictor = make_predictor(predictor, seed=self.seed)
         self.predictor_ = predictor.fit(dataset, queries)
         self.prices_ = {m: dataset.llm(m) for m in dataset.llms}
         return self
+
+    def _new_predictor(self) -> Predictor:  # one per fold of the calibration
+        if isinstance(self.predictor, str):
+            return make_predictor(self.predictor, seed=self.seed)
+        return copy.deepcopy(self.predictor)
+
+    def lam_for(self, target: Target) -> float:
+        """The λ that meets ``target``, from the calibration made by :meth:`fit` (and saved);
+        :class:`~mixllm.errors.ConfigError` if none was made or none meets it."""
+        calibration: Calibration | None = getattr(self, "calibration_", None)
+        if calibration is None:
+            raise ConfigError(
+                "this router has no calibration for targets; refit it with a target: "
+                "Router(..., target=...) or `mixllm fit --cost-share S`"
+            )
+        return calibration.lam_for(target)
 
     @property
     def llms(self) -> tuple[str, ...]:
@@ -205,7 +237,7 @@ class Router:
         a, b, tau = self.alpha, self.beta, self.tau_s
         with self._lock:
             predictor = self._fitted()
-            pred, explore = _predict(predictor, queries, alpha=a, candidates=candidates)
+            pred, explore = predict_for_choice(predictor, queries, alpha=a, candidates=candidates)
             wait = None if self.load_tracker is None else self.load_tracker.wait_s(pred.llms)
             weight = self._service_weight(pred, queries, wait)
             total = scores(
@@ -218,28 +250,7 @@ class Router:
             )
             ids = [uuid.uuid4().hex for _ in queries.ids]
             self._ledger.add(ids, limit=self.max_pending)
-        llms, lam_value = pred.llms, float(lam)
-        waits = {} if wait is None else dict(zip(llms, wait.tolist()))
-        # Whole-matrix tolist(): one call per batch instead of one per query and dict.
-        rows = zip(
-            queries.ids, ids, chosen.tolist(), total.tolist(), pred.quality.tolist(),
-            pred.cost_usd.tolist(), queries.embeddings, queries.prompt_tokens.tolist(),
-        )  # fmt: skip
-        return [
-            Decision(
-                query_id=qid,
-                llm=llms[j],
-                lam=lam_value,
-                scores=dict(zip(llms, s)),
-                predicted_quality=dict(zip(llms, q)),
-                predicted_cost_usd=dict(zip(llms, c)),
-                embedding=e,
-                decision_id=did,
-                predicted_wait_s=waits,
-                prompt_tokens=t,
-            )
-            for qid, did, j, s, q, c, e, t in rows
-        ]
+        return decisions(queries, ids, pred, chosen, total, lam=lam, wait=wait)
 
     def _service_weight(
         self, pred: Prediction, queries: QueryBatch, wait: NDArray[np.float64] | None
@@ -376,17 +387,6 @@ class Router:
         self.embedder_ = embedder
         self.predictor_ = predictor
         self.prices_ = prices
-
-
-def _predict(
-    predictor: Predictor, queries: QueryBatch, *, alpha: float, candidates: Sequence[str] | None
-) -> tuple[Prediction, NDArray[np.float64] | None]:
-    """The prediction (``candidates`` only) and MixLLM's bonus for LLMs added without data;
-    without the uncertainty when α = 0 (MixLLM's LinUCB bonus is its costliest part)."""
-    if not isinstance(predictor, MixLLMPredictor):
-        return with_candidates(predictor.predict(queries), None, candidates)
-    pred = predictor.predict(queries, uncertainty=alpha != 0)
-    return with_candidates(pred, predictor.newcomer_bonus(queries, alpha=alpha), candidates)
 
 
 def _check_lam(lam: float) -> None:
