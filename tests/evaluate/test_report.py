@@ -52,7 +52,8 @@ def test_json_has_the_expected_keys(report: Report, tmp_path: Path) -> None:
     row = data["routers"][0]
     assert list(row) == [
         "name", "kind", "aiq", "quality_at_budget_pct", "cost_to_match_pct", "apgr",
-        "max_quality", "min_cost_usd", "frontier", "points",
+        "quality_at_lam0", "gain_over_best_single", "max_quality", "min_cost_usd", "frontier",
+        "points",
     ]  # fmt: skip
     assert list(row["aiq"]) == ["value", "low", "high"]
     assert list(row["quality_at_budget_pct"]) == ["10", "20", "25", "50"]
@@ -90,7 +91,7 @@ def test_render_table_has_one_row_per_router(report: Report) -> None:
     assert table.row_count == len(report.rows)
     headers = [c.header for c in table.columns]
     assert headers[:3] == ["router", "AIQ [95% CI]", "Q@10%"]
-    assert headers[-1] == "APGR [95% CI]"
+    assert headers[-3:] == ["APGR [95% CI]", "Q@λ0", "gain"]
 
 
 def test_plot_frontier_writes_a_png(report: Report, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from mixllm.embed import DEFAULT_EMBEDDER, Embedder, make_embedder
 from mixllm.errors import ConfigError, DataError, UnknownLLMError
 from mixllm.evaluate._memo import MemoEmbedder
 from mixllm.evaluate.bootstrap import Estimate, bootstrap_frontier, interval, resample_counts
+from mixllm.evaluate.degenerate import aiq_warning, best_single_llm
 from mixllm.evaluate.metrics import (
     BUDGETS_PCT,
     FrontierMetrics,
@@ -157,10 +158,12 @@ def summarise(
     strong: int | None = None,
     budgets_pct: Sequence[float] = BUDGETS_PCT,
     fit_s: float = 0.0,
+    best_quality: NDArray[np.float64] | None = None,
 ) -> RouterResult:
     """A router's report row from its sweep: metrics, intervals over ``counts``, frontier.
 
-    ``strong`` (column of the strong LLM) selects the two-LLM APGR over shares of calls.
+    ``strong`` (column of the strong LLM) selects the two-LLM APGR over shares of calls;
+    ``best_quality`` (the best single LLM's quality per test query) gives the gain at λ = 0.
     """
     runs = sweep.runs()
     costs, quals = [r.cost_usd for r in runs], [r.quality for r in runs]
@@ -198,9 +201,23 @@ def summarise(
         min_cost_usd=min(costs),
         points=points,
         frontier=tuple(zip(hull.costs.tolist(), hull.qualities.tolist())),
+        **_at_lam0(sweep, counts, best_quality),
         fit_s=fit_s,
         route_s_per_query=sweep.route_s_per_query,
     )
+
+
+def _at_lam0(
+    sweep: SweepResult, counts: NDArray[np.float64], best: NDArray[np.float64] | None
+) -> dict[str, Estimate]:
+    """Quality at λ = 0 and its gain over the best single LLM, with paired intervals."""
+    q0 = np.nan_to_num(sweep.quality[int(np.argmin(sweep.lams))], nan=0.0)
+    n = len(q0)
+    out = {"quality_at_lam0": _estimate(float(q0.mean()), (counts @ q0 / n).tolist())}
+    if best is not None:
+        gain = q0 - np.nan_to_num(best, nan=0.0)
+        out["gain_over_best_single"] = _estimate(float(gain.mean()), (counts @ gain / n).tolist())
+    return out
 
 
 def _silent(what: str, done: int, total: int, /) -> None:
@@ -247,6 +264,7 @@ def evaluate(
     seed: int = 0,
     alpha: float = 0.0,
     progress: ProgressCallback | None = None,
+    notes: Sequence[str] = (),
 ) -> Report:
     """Fit each router on ``train``, replay ``test`` through it and measure it.
 
@@ -266,6 +284,8 @@ def evaluate(
     alpha:
         Weight of the uncertainty bonus in every router's score (MixLLM §3.3); only predictors
         that report an uncertainty (``mixllm``) are affected.
+    notes:
+        Said first among the report's notes (how the data was priced, ...).
     progress:
         Called as ``progress(what, done, total)``: ``("embed", prompts done, prompts)`` while
         embedding, then ``(router name, routers done, routers)`` before each router and
@@ -281,7 +301,16 @@ def evaluate(
     cheap = cheapest_llm(test)
     yard = _yardstick(test, cheap, ref)
     strong = test.llm_index(ref) if test.n_llms == 2 and ref != cheap else None
-    specs, notes = _plan(routers, train.llms)
+    best = best_single_llm(test)
+    best_q = np.nan_to_num(test.quality[:, test.llm_index(best)], nan=0.0)
+    warning = aiq_warning(
+        test.llms,
+        filled_costs(test).mean(axis=0).tolist(),
+        cheapest=cheap,
+        reference=ref,
+        best=best,
+    )
+    specs, plan_notes = _plan(routers, train.llms)
     tell = progress or _silent
     embed_s = _warm(emb, train, test, tell)
     rows = []
@@ -289,7 +318,15 @@ def evaluate(
         tell(spec.name, i, len(specs))
         sweep, fit_s = _sweep(spec, train, test, emb, seed=seed, n_lams=n_lams, alpha=alpha)
         rows.append(
-            summarise(sweep, kind=spec.kind, yard=yard, counts=counts, strong=strong, fit_s=fit_s)
+            summarise(
+                sweep,
+                kind=spec.kind,
+                yard=yard,
+                counts=counts,
+                strong=strong,
+                fit_s=fit_s,
+                best_quality=best_q,
+            )
         )
     tell("done", len(specs), len(specs))
     context = ReportContext(
@@ -309,7 +346,10 @@ def evaluate(
         n_lams=n_lams,
         budgets_pct=BUDGETS_PCT,
         apgr_axis="cost" if strong is None else "share",
-        notes=tuple(notes),
+        notes=(*notes, *plan_notes),
+        best_single=best,
+        best_single_quality=float(best_q.mean()),
+        warnings=() if warning is None else (warning,),
         embed_s_per_query=embed_s / (len(train) + len(test)),
     )
     return Report(context=context, rows=tuple(rows))

@@ -51,6 +51,7 @@ def _context_dict(c: ReportContext) -> dict[str, JSONValue]:
             "quality": _r(c.cheapest_quality),
             "cost_usd": _r(c.cheapest_cost_usd),
         },
+        "best_single": {"llm": c.best_single, "quality": _r(c.best_single_quality)},
         "aiq_cost_range_usd": [_r(c.cheapest_cost_usd), _r(c.reference_cost_usd)],
         "apgr_axis": c.apgr_axis,
         "budgets_pct": [_r(b) for b in c.budgets_pct],
@@ -59,6 +60,7 @@ def _context_dict(c: ReportContext) -> dict[str, JSONValue]:
         "n_boot": c.n_boot,
         "n_lams": c.n_lams,
         "notes": list(c.notes),
+        "warnings": list(c.warnings),
     }
 
 
@@ -72,6 +74,8 @@ def _row_dict(row: RouterResult, budgets: tuple[float, ...]) -> dict[str, JSONVa
         },
         "cost_to_match_pct": _r(row.cost_to_match_pct),
         "apgr": _est(row.apgr),
+        "quality_at_lam0": _est(row.quality_at_lam0),
+        "gain_over_best_single": _est(row.gain_over_best_single),
         "max_quality": _r(row.max_quality),
         "min_cost_usd": _r(row.min_cost_usd),
         "frontier": [[_r(c), _r(q)] for c, q in row.frontier],
@@ -181,7 +185,24 @@ def _md_intro(c: ReportContext) -> list[str]:
         "- [95% bootstrap intervals over test queries]; routers whose intervals overlap are not "
         "called better or worse.",
         *(f"- Note: {n}" for n in c.notes),
+        *(f"- **Warning:** {w}" for w in c.warnings),
         "",
+    ]
+
+
+def _md_lam0(report: Report) -> list[str]:
+    c = report.context
+    header = ["router", "quality at λ = 0 [95% CI]", f"gain over {c.best_single} [95% CI]"]
+    rows = [
+        [r.name, _fmt_est(r.quality_at_lam0, 3), _fmt_est(r.gain_over_best_single, 3)]
+        for r in report.rows
+    ]
+    return [
+        f"Each router's mean quality when cost does not count (λ = 0), and its gain over always "
+        f"calling the best single LLM on the test split, {c.best_single} "
+        f"({c.best_single_quality:.3f}), paired over the same resamples.",
+        "",
+        *_md_table(header, rows),
     ]
 
 
@@ -193,6 +214,10 @@ def render_markdown(report: Report) -> str:
         "## Routers",
         "",
         *_md_table(_titles(report), [router_cells(r) for r in report.rows]),
+        "",
+        "## Best quality (λ = 0)",
+        "",
+        *_md_lam0(report),
         "",
         "## Single LLMs",
         "",
@@ -250,7 +275,12 @@ def _terminal_cells(row: RouterResult) -> list[str]:
     if row.kind == "single":
         name = name.removeprefix("single:").split("/")[-1]
     budgets = [_fmt(e.value, 1) for e in row.quality_at_budget_pct]
-    return [name, _fmt_est(row.aiq, 3, 2), *budgets, _ctm(row), _fmt_est(row.apgr, 3, 2)]
+    lam0 = [_fmt(row.quality_at_lam0.value, 3), _signed(row.gain_over_best_single.value)]
+    return [name, _fmt_est(row.aiq, 3, 2), *budgets, _ctm(row), _fmt_est(row.apgr, 3, 2), *lam0]
+
+
+def _signed(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.3f}"
 
 
 def render_table(report: Report) -> Table:
@@ -266,7 +296,8 @@ def render_table(report: Report) -> Table:
     table = Table(
         title=f"{c.dataset}: {c.n_test} test queries, reference {c.reference}",
         caption="[95% bootstrap CI]. Q@X%: quality at X% of the reference cost, in % of "
-        "reference quality. Single LLMs dimmed.",
+        f"reference quality. Q@λ0: quality at λ = 0; gain: over {c.best_single or 'the best LLM'}. "
+        "Single LLMs dimmed.",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
@@ -276,6 +307,8 @@ def render_table(report: Report) -> Table:
         table.add_column(f"Q@{b:g}%", justify="right", no_wrap=True)
     table.add_column("cost to\nmatch", justify="right", no_wrap=True)
     table.add_column("APGR [95% CI]", justify="right", no_wrap=True)
+    table.add_column("Q@λ0", justify="right", no_wrap=True)
+    table.add_column("gain", justify="right", no_wrap=True)
     for r in report.rows:
         table.add_row(*_terminal_cells(r), style="dim" if r.kind == "single" else None)
     return table

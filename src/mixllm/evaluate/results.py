@@ -15,6 +15,8 @@ __all__ = ["KINDS", "Report", "ReportContext", "RouterResult", "SweepPoint"]
 #: Kinds of rows: single LLMs, fixed baselines (random, cheapest), the oracle, learned routers.
 KINDS = ("single", "baseline", "oracle", "router")
 
+_UNDEFINED = Estimate(None)
+
 
 @dataclass(frozen=True)
 class SweepPoint:
@@ -34,6 +36,9 @@ class RouterResult:
 
     ``quality_at_budget_pct[k]`` is read at ``ReportContext.budgets_pct[k]`` % of the reference
     cost (as % of reference quality); ``frontier`` holds the hull's (cost_usd, quality) vertices.
+    ``quality_at_lam0`` is the mean quality at λ = 0 (cost does not count) and
+    ``gain_over_best_single`` its difference to always calling the best single LLM of the test
+    split (paired over the same resamples): the numbers to compare when the AIQ range is empty.
     ``fit_s`` and ``route_s_per_query`` are wall-clock timings (not reproducible).
     """
 
@@ -47,6 +52,8 @@ class RouterResult:
     min_cost_usd: float
     points: tuple[SweepPoint, ...]
     frontier: tuple[tuple[float, float], ...]
+    quality_at_lam0: Estimate = _UNDEFINED
+    gain_over_best_single: Estimate = _UNDEFINED
     fit_s: float = 0.0
     route_s_per_query: float = 0.0
 
@@ -60,8 +67,10 @@ class ReportContext:
     """What the numbers of a report are relative to, and how they were computed.
 
     ``apgr_axis`` is ``"share"`` on two-LLM sets (mean over the share of calls to the strong LLM)
-    and ``"cost"`` otherwise (mean over the AIQ cost range). ``embed_s_per_query`` is the
-    wall-clock time to embed one prompt (not reproducible, so not in ``report.json``).
+    and ``"cost"`` otherwise (mean over the AIQ cost range). ``best_single`` is the LLM with the
+    highest quality on the test split. ``warnings`` say when a headline number means nothing
+    (:mod:`mixllm.evaluate.degenerate`). ``embed_s_per_query`` is the wall-clock time to embed
+    one prompt (not reproducible, so not in ``report.json``).
     """
 
     dataset: str
@@ -81,6 +90,9 @@ class ReportContext:
     budgets_pct: tuple[float, ...]
     apgr_axis: str
     notes: tuple[str, ...] = ()
+    best_single: str = ""
+    best_single_quality: float = 0.0
+    warnings: tuple[str, ...] = ()
     embed_s_per_query: float = 0.0
 
     @property
