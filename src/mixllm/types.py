@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from mixllm.errors import ConfigError, UnknownLLMError
 
-__all__ = ["LLM", "Decision", "Feedback", "Prediction", "QueryBatch"]
+__all__ = ["LLM", "Decision", "Feedback", "Prediction", "QueryBatch", "resolve_llm"]
 
 
 @dataclass(frozen=True)
@@ -125,3 +125,33 @@ class Feedback:
             raise ConfigError(f"feedback cost_usd={c!r}; expected a finite number of USD >= 0")
         if self.reward is not None and not isinstance(self.reward, (bool, np.bool_)):
             raise ConfigError(f"feedback reward={self.reward!r}; expected true or false")
+
+
+def resolve_llm(name: str, known: Sequence[str]) -> str:
+    """The name in ``known`` that ``name`` means: itself, or the one LLM whose short name (the
+    part after the last ``/``) it is, or, for a full name that ``known`` holds only short, that.
+
+    >>> known = ["mistralai/mixtral-8x7b-chat", "meta/llama-2-70b-chat", "gpt-4"]
+    >>> resolve_llm("mixtral-8x7b-chat", known)
+    'mistralai/mixtral-8x7b-chat'
+    >>> resolve_llm("openai/gpt-4", known)
+    'gpt-4'
+    >>> resolve_llm("x", ["a/x", "b/x"])
+    Traceback (most recent call last):
+    ...
+    mixllm.errors.UnknownLLMError: ambiguous LLM name 'x': ['a/x', 'b/x']; give the full name
+
+    Raises
+    ------
+    UnknownLLMError
+        When no name or several names of ``known`` match, listing them.
+    """
+    if name in known:
+        return name
+    short = name.rsplit("/", 1)[-1]
+    matches = [m for m in known if m.rsplit("/", 1)[-1] == name or ("/" in name and m == short)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UnknownLLMError(f"ambiguous LLM name {name!r}: {sorted(matches)}; give the full name")
+    raise UnknownLLMError(f"unknown LLM {name!r}; known: {sorted(known)}")

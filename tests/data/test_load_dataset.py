@@ -14,8 +14,33 @@ from mixllm.errors import DataError
 
 def test_data_dir_from_the_environment(tmp_path: Path) -> None:
     assert data_dir({"MIXLLM_DATA_DIR": str(tmp_path)}) == tmp_path
-    assert data_dir({"MIXLLM_DATA_DIR": "  "}) is None
-    assert data_dir({}) is None
+    assert data_dir({"MIXLLM_DATA_DIR": "  "}, cwd=tmp_path) is None
+    assert data_dir({}, cwd=tmp_path) is None
+
+
+def test_data_dir_without_the_variable_looks_beside_the_current_folder(tmp_path: Path) -> None:
+    """MIXLLM_DATA_DIR unset: ./data, then ../data, then ../shared/data, the first holding a
+    routerbench or routellm folder; the variable wins over all of them."""
+    here = tmp_path / "work" / "repo"
+    here.mkdir(parents=True)
+    (tmp_path / "work" / "shared" / "data" / "routellm").mkdir(parents=True)
+    assert data_dir({}, cwd=here) == tmp_path / "work" / "shared" / "data"
+    (tmp_path / "work" / "data" / "routerbench").mkdir(parents=True)
+    assert data_dir({}, cwd=here) == tmp_path / "work" / "data"
+    (here / "data").mkdir()  # a data folder without either set does not count
+    assert data_dir({}, cwd=here) == tmp_path / "work" / "data"
+    (here / "data" / "routerbench").mkdir()
+    assert data_dir({}, cwd=here) == here / "data"
+    assert data_dir({"MIXLLM_DATA_DIR": str(tmp_path)}, cwd=here) == tmp_path
+
+
+def test_named_sets_found_beside_the_current_folder(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data").symlink_to(data_dir, target_is_directory=True)
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    assert len(load_dataset("routellm-gsm8k", environ={})) == 1307
 
 
 def test_named_sets_from_the_data_dir(data_dir: Path, tmp_path: Path) -> None:
@@ -34,8 +59,9 @@ def hub_cache(root: Path, frame: Any) -> Path:
 
 
 def test_routerbench_falls_back_to_the_pinned_download(
-    wide: Callable[..., Any], tmp_path: Path
+    wide: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # no data folder around it
     cache = hub_cache(tmp_path / "hf", wide())
     ds = load_dataset("routerbench", environ={}, cache_dir=cache)
     assert ds.llms == ("big", "small")
@@ -43,12 +69,18 @@ def test_routerbench_falls_back_to_the_pinned_download(
         load_dataset("routerbench", environ={}, cache_dir=cache, allow_pickle=False)
 
 
-def test_routerbench_nowhere(tmp_path: Path) -> None:
+def test_routerbench_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match=r"run `mixllm data fetch routerbench`.*MIXLLM_DATA_DIR"):
         load_dataset("routerbench", environ={}, cache_dir=tmp_path)
 
 
-def test_routellm_without_data_dir(tmp_path: Path) -> None:
+def test_routellm_without_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        DataError, match=r"MIXLLM_DATA_DIR is unset and none of .*'\.\./shared/data'"
+    ):
+        load_dataset("routellm-mmlu", environ={})
     with pytest.raises(DataError, match=r"routellm-mmlu: no RouteLLM data; set MIXLLM_DATA_DIR"):
         load_dataset("routellm-mmlu", environ={})
     with pytest.raises(DataError, match=r"routellm-gsm8k: no RouteLLM data"):

@@ -31,7 +31,7 @@ def _load(data: Sequence[str]) -> Any:
     from mixllm.data import concat, load_dataset
 
     with _console().status(f"loading {', '.join(data)}"):
-        return concat([load_dataset(d) for d in data])
+        return concat([load_dataset(d).require_quality() for d in data])
 
 
 def _check_names(router_name: str, embedder: str) -> None:

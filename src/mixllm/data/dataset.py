@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from mixllm.errors import DataError, UnknownLLMError
-from mixllm.types import LLM
+from mixllm.errors import DataError
+from mixllm.types import LLM, resolve_llm
 
 __all__ = ["Dataset", "Outcome"]
 
@@ -213,15 +213,26 @@ class Dataset:
         return tuple(sorted({str(t) for t in self.tasks if t is not None and t != ""}))
 
     def llm_index(self, name: str) -> int:
-        try:
-            return self.llms.index(name)
-        except ValueError:
-            raise UnknownLLMError(f"unknown LLM {name!r}; known: {sorted(self.llms)}") from None
+        """The column of LLM ``name``: its full name or an unambiguous short one
+        (``mixtral-8x7b-chat`` for ``mistralai/mixtral-8x7b-chat``; see :func:`resolve_llm`)."""
+        return self.llms.index(resolve_llm(name, self.llms))
 
     def llm(self, name: str) -> LLM:
-        """The LLM record (with prices where known) for ``name``."""
-        self.llm_index(name)
-        return self.prices.get(name, LLM(name))
+        """The LLM record (with prices where known) for ``name`` (full or short name)."""
+        full = self.llms[self.llm_index(name)]
+        return self.prices.get(full, LLM(full))
+
+    def require_quality(self, purpose: str = "routing") -> Dataset:
+        """This dataset, or a :class:`DataError` when it has no quality label at all (a
+        router fitted on it would send everything to the cheapest LLM)."""
+        if len(self) and np.isnan(self.quality).all():
+            raise DataError(
+                f"{self.name}: no quality labels at all ({len(self)} queries x {self.n_llms} "
+                f"LLMs, every quality blank); {purpose} needs a quality in [0, 1] for some "
+                "queries and LLMs: add a 'quality' column (docs/data-format.md), or grade the "
+                "answers with `mixllm collect`"
+            )
+        return self
 
     def outcomes(self) -> Iterator[Outcome]:
         """The long table, one :class:`Outcome` per query × LLM."""
@@ -268,6 +279,7 @@ class Dataset:
     def select_llms(self, names: Sequence[str]) -> Dataset:
         """A new dataset with only the LLMs ``names`` (in that order)."""
         cols = np.array([self.llm_index(m) for m in names], dtype=np.int64)
+        names = [self.llms[c] for c in cols]
         return Dataset(
             query_ids=self.query_ids,
             prompts=self.prompts,

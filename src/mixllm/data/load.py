@@ -1,9 +1,11 @@
 """One entry point for every data source: a file, a folder, or a named set.
 
-Named sets: ``routerbench`` (``$MIXLLM_DATA_DIR/routerbench/*.csv|parquet``, else an earlier
+Named sets: ``routerbench`` (``<data>/routerbench/*.csv|parquet``, else an earlier
 ``mixllm data fetch routerbench`` download), ``routellm-mmlu``, ``routellm-gsm8k`` and
-``routellm-mt-bench`` (``$MIXLLM_DATA_DIR/routellm/...``). A pickle is read only when the user
-names its path (or for the pinned hub download), never one found by looking in a folder.
+``routellm-mt-bench`` (``<data>/routellm/...``), where ``<data>`` is ``$MIXLLM_DATA_DIR`` or,
+when it is unset, the first of :data:`LOCAL_DATA_DIRS` (from the current directory) that holds
+a ``routerbench`` or ``routellm`` folder. A pickle is read only when the user names its path
+(or for the pinned hub download), never one found by looking in a folder.
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ from mixllm.data.longform import load_longform
 from mixllm.data.routellm import RouteLLMSet, load_routellm, load_routellm_dir
 from mixllm.data.routerbench import PICKLE_SUFFIXES, is_routerbench_columns, load_routerbench
 from mixllm.data.routerdc import load_routerdc
+from mixllm.data.rows import not_utf8
 from mixllm.errors import DataError
 
-__all__ = ["DATA_DIR_ENV", "NAMED_SETS", "data_dir", "load_dataset"]
+__all__ = ["DATA_DIR_ENV", "LOCAL_DATA_DIRS", "NAMED_SETS", "data_dir", "load_dataset"]
 
 DATA_DIR_ENV = "MIXLLM_DATA_DIR"
+#: Where named sets are looked for when ``MIXLLM_DATA_DIR`` is unset, in this order, from the
+#: current directory: a ``data`` folder there, one beside it, and ``../shared/data``.
+LOCAL_DATA_DIRS = ("data", "../data", "../shared/data")
+_SET_FOLDERS = ("routerbench", "routellm")
 _ROUTELLM_NAMES: dict[str, RouteLLMSet] = {
     "routellm-mmlu": "mmlu",
     "routellm-gsm8k": "gsm8k",
@@ -38,16 +45,35 @@ _FORMATS = (
 )
 
 
-def data_dir(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The local data folder named by ``MIXLLM_DATA_DIR``, or ``None`` when it is unset.
+def data_dir(environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Path | None:
+    """The local data folder: ``MIXLLM_DATA_DIR`` when it is set, else the first of
+    :data:`LOCAL_DATA_DIRS` (relative to ``cwd``, default the current directory) that holds a
+    ``routerbench`` or ``routellm`` folder, else ``None``.
 
     >>> data_dir({"MIXLLM_DATA_DIR": "/data"})
     PosixPath('/data')
-    >>> data_dir({}) is None
+    >>> data_dir({}, cwd=Path("/nonexistent")) is None
     True
     """
     value = (os.environ if environ is None else environ).get(DATA_DIR_ENV, "").strip()
-    return Path(value).expanduser() if value else None
+    if value:
+        return Path(value).expanduser()
+    here = Path.cwd() if cwd is None else cwd
+    for name in LOCAL_DATA_DIRS:
+        folder = here / name
+        if any((folder / sub).is_dir() for sub in _SET_FOLDERS):
+            return folder.resolve()
+    return None
+
+
+def _where(root: Path | None) -> str:
+    """Where a named set was looked for, for an error message."""
+    if root is not None:
+        return f"looked in {root}"
+    return (
+        f"{DATA_DIR_ENV} is unset and none of {list(LOCAL_DATA_DIRS)} (from {Path.cwd()}) "
+        f"holds {' or '.join(_SET_FOLDERS)}/"
+    )
 
 
 def load_dataset(
@@ -67,7 +93,8 @@ def load_dataset(
         costs), a folder (one RouteLLM set, a folder holding one data file, or a folder of
         RouterDC ``.json`` files and no other data file), or a name in :data:`NAMED_SETS`.
     environ:
-        Where to read ``MIXLLM_DATA_DIR`` (default: ``os.environ``).
+        Where to read ``MIXLLM_DATA_DIR`` (default: ``os.environ``); when it is unset, named
+        sets are looked for in :data:`LOCAL_DATA_DIRS` (see :func:`data_dir`).
     allow_pickle:
         Whether a ``.pkl`` may be read. Default: yes for a path named explicitly and for the
         pinned hub download (``False`` refuses both); a pickle is never read from a folder.
@@ -92,6 +119,13 @@ def load_dataset(
 
 
 def _load_file(path: Path, *, allow_pickle: bool) -> Dataset:
+    try:
+        return _dispatch(path, allow_pickle=allow_pickle)
+    except UnicodeDecodeError:
+        raise DataError(not_utf8(path)) from None
+
+
+def _dispatch(path: Path, *, allow_pickle: bool) -> Dataset:
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES or suffix == ".parquet":
         return load_routerbench(path, allow_pickle=allow_pickle)
@@ -181,7 +215,7 @@ def _load_named(
             raise DataError(
                 f"{name}: no RouteLLM data; set {DATA_DIR_ENV} to a folder holding "
                 "routellm/mmlu, routellm/gsm8k and routellm/mt_bench (a copy of routellm/evals "
-                f"from the RouteLLM repository); {DATA_DIR_ENV}={root}"
+                f"from the RouteLLM repository); {_where(root)}"
             )
         return load_routellm(_ROUTELLM_NAMES[name], folder)
     if root is not None and (root / "routerbench").is_dir():
@@ -192,5 +226,5 @@ def _load_named(
     raise DataError(
         "routerbench: no local copy; run `mixllm data fetch routerbench` to download it "
         f"(pinned), or set {DATA_DIR_ENV} to a folder holding routerbench/<file>.csv or "
-        f".parquet; {DATA_DIR_ENV}={root}"
+        f".parquet; {_where(root)}"
     )
