@@ -127,7 +127,11 @@ class Router:
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, dataset: Dataset) -> Router:
-        """Train the predictor on ``dataset`` (and calibrate ``target``); returns ``self``."""
+        """Train the predictor on ``dataset`` (and calibrate ``target``); returns ``self``.
+
+        When no λ meets the target, :class:`~mixllm.errors.ConfigError` says what is achievable;
+        the router is fitted and calibrated all the same (``lam`` unchanged): :meth:`lam_for`
+        gives the λ of another target without fitting again."""
         _check_lam(self.lam)
         self.embedder_ = (
             make_embedder(self.embedder) if isinstance(self.embedder, str) else self.embedder
@@ -143,12 +147,13 @@ class Router:
                 self._new_predictor, dataset, queries, reference=self.reference,
                 folds=self.folds, alpha=self.alpha, seed=self.seed,
             )  # fmt: skip
-            self.lam = self.calibration_.lam_for(self.target)
         predictor = self.predictor
         if isinstance(predictor, str):
             predictor = make_predictor(predictor, seed=self.seed)
         self.predictor_ = predictor.fit(dataset, queries)
         self.prices_ = {m: dataset.llm(m) for m in dataset.llms}
+        if self.calibration_ is not None and self.target is not None:
+            self.lam = self.calibration_.lam_for(self.target)  # fitted even if this raises
         return self
 
     def _new_predictor(self) -> Predictor:  # one per fold of the calibration
