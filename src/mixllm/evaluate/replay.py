@@ -73,7 +73,10 @@ def filled_costs(test: Dataset) -> FloatArray:
     has_cost: list[bool] = np.any(known, axis=0).tolist()
     empty = [m for m, ok in zip(test.llms, has_cost) if not ok]
     if empty:
-        raise DataError(f"{test.name}: no recorded cost at all for LLMs {empty}")
+        raise DataError(
+            f"{test.name}: no recorded cost at all for LLMs {empty}; give them prices "
+            "(mixllm evaluate --prices FILE, see docs/data-format.md)"
+        )
     means = np.where(known, cost, 0.0).sum(axis=0) / known.sum(axis=0)
     out: FloatArray = np.where(known, cost, means[None, :])
     return out
