@@ -8,6 +8,8 @@ Scenarios (see :mod:`mixllm.simulate.experiments`):
 * ``latency``: a stream fast enough to queue the popular LLMs, routed with and without the
   latency penalty, in random order and in the data's (task by task) order.
 * ``pool``: an LLM joins mid-stream without data; the most-used LLM leaves mid-stream.
+* ``pacing``: a simulated day under a daily budget, λ moved by the pacer
+  (:mod:`mixllm.simulate.pacing`).
 
 Quality lost to the shift is measured in the router's own currency, the utility
 ``quality − λ·cost`` per query (the regret against the per-query oracle): the share of the
@@ -36,13 +38,14 @@ from mixllm.simulate.experiments import (
     ood_runs,
     pool_runs,
 )
+from mixllm.simulate.pacing import pacing_job
 from mixllm.simulate.queues import Service
 from mixllm.simulate.report import plot_stream, run_summary, window_stats, write_json
 from mixllm.simulate.stream import Step
 
 __all__ = ["SCENARIOS", "SimSpec", "run_simulation"]
 
-SCENARIOS = ("ood", "latency", "pool")
+SCENARIOS = ("ood", "latency", "pool", "pacing")
 Progress = Callable[[str, int, int], None]
 JSON = dict[str, Any]
 NO_SHIFT = "no shift (trained on the task)"
@@ -350,7 +353,7 @@ def run_simulation(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    job = {"ood": _ood, "latency": _latency, "pool": _pool}[spec.scenario]
+    job = {"ood": _ood, "latency": _latency, "pool": _pool, "pacing": pacing_job}[spec.scenario]
     if spec.scenario == "ood" and not ds.has_tasks:
         raise ConfigError(f"{ds.name}: the ood scenario needs a task label on every query")
     lines, data, plots = job(ds, spec, out, progress or _silent)
