@@ -68,12 +68,14 @@ def test_fit_then_route_with_lams_and_sweep(good: Path, tmp_path: Path) -> None:
     assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 7
 
 
-def test_route_needs_exactly_one_of_lam_or_sweep(good: Path, tmp_path: Path) -> None:
+def test_route_takes_lam_or_sweep_not_both(good: Path, tmp_path: Path) -> None:
     run("fit", good, "--out", tmp_path / "r", "--embedder", "hashing")
     queries = write_jsonl(tmp_path / "q.jsonl", [{"id": 1, "prompt": "x"}])
-    code, out = run("route", tmp_path / "r", queries, "--out", tmp_path / "o.jsonl")
+    code, out = run(
+        "route", tmp_path / "r", queries, "--out", tmp_path / "o.jsonl", "--lam", 1, "--sweep", 3
+    )
     assert code == 2
-    assert "exactly one of --lam" in out
+    assert "one of --lam X [X ...] or --sweep N, not both" in out
     code, out = run("route", tmp_path / "r", queries, "--out", tmp_path / "o", "--lam", 1, "abc")
     assert code == 2
     assert "'abc' is not a number" in out

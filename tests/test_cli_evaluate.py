@@ -161,3 +161,67 @@ def test_routerdc_files_with_prices_and_separate_test_data(data_dir: Path, tmp_p
     assert "warning: AIQ says nothing" in " ".join(out.split())
     oracle = next(r for r in data["routers"] if r["name"] == "oracle")
     assert oracle["gain_over_best_single"]["value"] > 0
+
+
+# -- mixllm route: the saved λ and --explain ----------------------------------------------------
+def queries_file(path: Path) -> Path:
+    rows = [
+        {"id": "f", "prompt": "apple banana cherry grape"},
+        {"id": "p", "prompt": "photon laser"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_route_without_lam_uses_the_saved_lam(data: Path, tmp_path: Path) -> None:
+    code, out = run("fit", data, "--out", tmp_path / "r", "--embedder", "hashing", "--lam", 1e6)
+    assert code == 0, out
+    queries = queries_file(tmp_path / "q.jsonl")
+    code, out = run("route", tmp_path / "r", queries, "--out", tmp_path / "o.jsonl")
+    assert code == 0, out
+    assert "routed with the router's saved λ = 1e+06" in out
+    lines = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [(x["id"], x["lam"], x["llm"]) for x in lines] == [
+        ("f", 1e6, "small"),
+        ("p", 1e6, "small"),
+    ]
+    assert "quality" not in lines[0]
+
+
+def test_route_with_a_target_says_it(data: Path, tmp_path: Path) -> None:
+    code, out = run(
+        "fit", data, "--out", tmp_path / "r", "--embedder", "hashing", "--router", "knn",
+        "--cost-share", 0.5,
+    )  # fmt: skip
+    assert code == 0, out
+    queries = queries_file(tmp_path / "q.jsonl")
+    code, out = run("route", tmp_path / "r", queries, "--out", tmp_path / "o.jsonl")
+    assert code == 0, out
+    said = " ".join(out.split())
+    assert "routed with the router's saved λ = " in said and "(its target: " in said
+    lam = float(said.split("saved λ = ")[1].split()[0])
+    lines = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [x["lam"] for x in lines] == pytest.approx([lam, lam], rel=1e-5)
+
+
+@pytest.mark.parametrize("lam", [0.0, 30.0, 1e6])
+def test_route_explain_gives_the_predictions_behind_each_choice(
+    data: Path, tmp_path: Path, lam: float
+) -> None:
+    code, out = run("fit", data, "--out", tmp_path / "r", "--embedder", "hashing", "--lam", 1)
+    assert code == 0, out
+    queries = queries_file(tmp_path / "q.jsonl")
+    code, out = run(
+        "route", tmp_path / "r", queries, "--out", tmp_path / "o.jsonl", "--lam", lam, "--explain"
+    )
+    assert code == 0, out
+    for line in (json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()):
+        assert set(line) == {"id", "lam", "llm", "quality", "cost_usd", "others"}
+        assert line["lam"] == lam
+        (other, (q, c)), *_ = line["others"].items()
+        assert {line["llm"], other} == {"small", "big"}
+        assert 0.0 <= line["quality"] <= 1.0 and line["cost_usd"] > 0 and c > 0
+        if lam == 0.0:  # best predicted quality
+            assert line["quality"] >= q
+        if lam == 1e6:  # cheapest predicted
+            assert line["cost_usd"] <= c

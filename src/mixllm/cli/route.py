@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mixllm.cli._common import _progress
 from mixllm.errors import ConfigError
+from mixllm.types import Decision
 
 __all__ = ["route"]
 
@@ -19,6 +21,11 @@ __all__ = ["route"]
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path))
 @click.option("--lam", "lams", type=float, multiple=True, help="λ values: --lam 0 10 100")
 @click.option("--sweep", type=int, default=None, help="N values of λ, cheapest to best quality.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Add the predicted quality and cost of the chosen LLM and of the others.",
+)
 @click.pass_context
 def route(
     ctx: click.Context,
@@ -27,30 +34,65 @@ def route(
     out: Path,
     lams: tuple[float, ...],
     sweep: int | None,
+    explain: bool,
 ) -> None:
-    """Route every query in QUERIES (CSV/JSONL with prompt and sample_id/id) with a saved router."""
+    """Route every query in QUERIES (CSV/JSONL with prompt and sample_id/id) with a saved router.
+
+    Without --lam or --sweep, the router's saved λ (its target's, when fitted with one).
+    """
     from mixllm.data.queries import read_queries
     from mixllm.router import Router
 
     lam_values = list(lams) + [_float_arg(a) for a in ctx.args] if lams else []
     if ctx.args and not lams:
         raise ConfigError(f"unexpected arguments {ctx.args!r}")
-    if bool(lam_values) == (sweep is not None):
-        raise ConfigError("give exactly one of --lam X [X ...] or --sweep N")
+    if lam_values and sweep is not None:
+        raise ConfigError("give one of --lam X [X ...] or --sweep N, not both")
     if sweep is not None and sweep < 1:
         raise ConfigError(f"--sweep {sweep}; expected a positive number of λ values")
     router = Router.load(router_dir)
     ids, prompts = read_queries(queries)
     if sweep is not None:
         lam_values = router.lambda_sweep(prompts, sweep)
+    saved = not lam_values
+    if saved:
+        lam_values = [float(router.lam)]
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f, _progress() as progress:
         task = progress.add_task("routing", total=len(lam_values))
         for lam in lam_values:
             for d in router.route_many(prompts, lam=lam, query_ids=ids):
-                f.write(json.dumps({"id": d.query_id, "lam": lam, "llm": d.llm}) + "\n")
+                f.write(json.dumps(_line(d, lam, explain=explain), ensure_ascii=False) + "\n")
             progress.advance(task)
+    if saved:
+        click.echo(f"routed with the router's saved λ = {lam_values[0]:g}{_target_of(router)}")
     click.echo(f"wrote {len(ids) * len(lam_values)} decisions ({len(lam_values)} λ) to {out}")
+
+
+def _r(x: float) -> float:
+    """6 significant digits: enough to compare, short lines."""
+    return float(f"{x:.6g}")
+
+
+def _line(d: Decision, lam: float, *, explain: bool) -> dict[str, Any]:
+    """One output line: id, λ, chosen LLM; with ``explain``, the predictions behind it.
+
+    ``quality`` and ``cost_usd`` are the chosen LLM's predictions; ``others`` maps each other
+    candidate to its ``[quality, cost_usd]``.
+    """
+    line: dict[str, Any] = {"id": d.query_id, "lam": lam, "llm": d.llm}
+    if explain:
+        q, c = d.predicted_quality, d.predicted_cost_usd
+        line["quality"] = _r(q[d.llm])
+        line["cost_usd"] = _r(c[d.llm])
+        line["others"] = {m: [_r(q[m]), _r(c[m])] for m in q if m != d.llm}
+    return line
+
+
+def _target_of(router: Any) -> str:
+    target = getattr(router, "target", None)
+    describe = getattr(target, "describe", None)
+    return f" (its target: {describe()})" if callable(describe) else ""
 
 
 def _float_arg(text: str) -> float:
