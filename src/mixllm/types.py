@@ -127,7 +127,7 @@ class Feedback:
             raise ConfigError(f"feedback reward={self.reward!r}; expected true or false")
 
 
-def resolve_llm(name: str, known: Sequence[str]) -> str:
+def resolve_llm(name: str, known: Sequence[str], *, what: str = "LLM") -> str:
     """The name in ``known`` that ``name`` means: itself, or the one LLM whose short name (the
     part after the last ``/``) it is, or, for a full name that ``known`` holds only short, that.
 
@@ -144,7 +144,8 @@ def resolve_llm(name: str, known: Sequence[str]) -> str:
     Raises
     ------
     UnknownLLMError
-        When no name or several names of ``known`` match, listing them.
+        When no name or several names of ``known`` match, listing them (``what`` names what
+        was asked for in the message: ``"LLM"``, ``"model"``, ...).
     """
     if name in known:
         return name
@@ -154,4 +155,4 @@ def resolve_llm(name: str, known: Sequence[str]) -> str:
         return matches[0]
     if matches:
         raise UnknownLLMError(f"ambiguous LLM name {name!r}: {sorted(matches)}; give the full name")
-    raise UnknownLLMError(f"unknown LLM {name!r}; known: {sorted(known)}")
+    raise UnknownLLMError(f"unknown {what} {name!r}; known: {list(known)}")

@@ -159,7 +159,7 @@ async def chat(body: ChatRequest, request: Request) -> Response:
             return StreamingResponse(
                 gw.shadow.follow(relay, body, plan, answer.llm, stream),
                 media_type="text/event-stream",
-                headers=headers(answer, plan),
+                headers=headers(answer, plan, gw.backends.get(answer.llm)),
                 background=BackgroundTask(stream.aclose),
             )
         answer = await gw.complete(plan)
@@ -167,7 +167,8 @@ async def chat(body: ChatRequest, request: Request) -> Response:
         await gw.billing.refund(plan)  # no answer, no charge
         raise
     shadow = gw.shadow.task(body, plan, answer.llm, answer.result)  # after the response
-    return JSONResponse(completion(answer, plan), headers=headers(answer, plan), background=shadow)
+    said = headers(answer, plan, gw.backends.get(answer.llm))
+    return JSONResponse(completion(answer, plan), headers=said, background=shadow)
 
 
 async def legacy_completions(request: Request) -> Response:

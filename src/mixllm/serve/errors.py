@@ -22,13 +22,16 @@ from mixllm.errors import (
     UnknownLLMError,
 )
 from mixllm.serve.fallback import NoHealthyBackendError
+from mixllm.types import Decision
 
 __all__ = [
     "AuthError",
     "CapabilityError",
+    "CostCapError",
     "RateLimitError",
     "SpendLimitError",
     "UnknownModelError",
+    "check_cost_cap",
     "error_json",
     "error_response",
     "handle",
@@ -64,6 +67,31 @@ class CapabilityError(ConfigError):
 
 class UnknownModelError(ConfigError):
     """A request named a model (profile or LLM) the gateway does not serve (404)."""
+
+
+class CostCapError(ConfigError):
+    """``max_cost_usd`` is below every candidate's predicted cost (400)."""
+
+
+def check_cost_cap(decision: Decision, max_cost_usd: float) -> None:
+    """Refuse a request whose ``max_cost_usd`` no candidate is predicted to meet (the router
+    would route it to the cheapest, above the cap), naming the cheapest predicted cost.
+
+    >>> d = Decision("q", "small", 1.0, predicted_cost_usd={"small": 0.002, "big": 0.03})
+    >>> check_cost_cap(d, 0.01)
+    >>> check_cost_cap(d, 0.001)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mixllm.serve.errors.CostCapError: max_cost_usd=0.001 is below every candidate LLM's ...
+    """
+    costs = decision.predicted_cost_usd
+    cheapest = min(costs, key=lambda m: costs[m], default=None)
+    if cheapest is not None and costs[cheapest] > max_cost_usd:
+        raise CostCapError(
+            f"max_cost_usd={max_cost_usd!r} is below every candidate LLM's predicted cost for "
+            f"this request; the cheapest is {cheapest} at ${costs[cheapest]:.6g} (raise "
+            "max_cost_usd, or send a shorter prompt)"
+        )
 
 
 _CLIENT_FAULTS = frozenset({400, 404, 413, 415, 422})

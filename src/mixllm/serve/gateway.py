@@ -32,6 +32,7 @@ from mixllm.serve.errors import (
     CapabilityError,
     RateLimitError,
     UnknownModelError,
+    check_cost_cap,
 )
 from mixllm.serve.fallback import Attempt, CircuitBreaker, SkippedLLMError, call_with_fallbacks
 from mixllm.serve.learning import Learning
@@ -42,7 +43,7 @@ from mixllm.serve.shadow import Shadow
 from mixllm.serve.spend import RateLimiter
 from mixllm.serve.store import Store
 from mixllm.serve.streaming import OpenStream, carries_answer
-from mixllm.types import LLM, Decision
+from mixllm.types import LLM, Decision, resolve_llm
 
 __all__ = ["Answer", "Gateway"]
 
@@ -96,14 +97,13 @@ class Gateway:
     # -- routing ---------------------------------------------------------------------------------
     def profile(self, model: str) -> Profile:
         """The routing options of a request's ``model`` name: ``mixllm``, a profile, or one
-        served LLM's name (that LLM alone)."""
+        served LLM's name, full or unambiguous short (that LLM alone)."""
+        model = resolve_llm(model, self.model_names(), what="model")
         if model == "mixllm":
             return self.settings.profiles.get("mixllm", Profile())
         if model in self.settings.profiles:
             return self.settings.profiles[model]
-        if model in self.router.llms and model in self.backends:
-            return Profile(candidates=(model,))
-        raise UnknownModelError(f"unknown model {model!r}; known: {self.model_names()}")
+        return Profile(candidates=(model,))
 
     def model_names(self) -> list[str]:
         """What a request's ``model`` may be: ``mixllm``, the profiles, the served LLMs."""
@@ -139,6 +139,8 @@ class Gateway:
         lam = options.get("lam", profile.lam)
         max_cost = options.get("max_cost_usd", profile.max_cost_usd)
         decision = self.router.route(prompt, lam=lam, candidates=able, max_cost_usd=max_cost)
+        if max_cost is not None:
+            check_cost_cap(decision, max_cost)
         routed = decision.prompt_tokens
         if counted is not None:
             prompt_tokens = counted
@@ -183,9 +185,7 @@ class Gateway:
         """The served candidates that have what the request needs (400 when none has)."""
         served = [m for m in self.router.llms if m in self.backends]
         if wanted is not None:
-            unknown = sorted(set(wanted) - set(served))
-            if unknown:
-                raise UnknownModelError(f"unknown candidate LLMs {unknown}; known: {served}")
+            wanted = [resolve_llm(m, served, what="candidate LLM") for m in wanted]
             served = [m for m in served if m in wanted]
         if not served:
             raise UnknownModelError("no LLM is served: the gateway has no backends")

@@ -28,6 +28,8 @@ class ReplayBackend:
     ``embedder``, the response to the most similar recorded prompt (cosine); otherwise a
     non-retryable :class:`BackendError`. No recorded response by ``llm`` is a retryable error,
     so the gateway falls back to another LLM. ``latency_s`` is waited before each answer.
+    :meth:`answer_headers` says which recorded prompt an answer comes from (the gateway sends
+    it as ``x-mixllm-replay``).
 
     >>> from mixllm.data import Outcome
     >>> ds = Dataset.from_outcomes([Outcome("q1", "2+2?", "small", 1.0, 0.001, response="4")])
@@ -53,19 +55,29 @@ class ReplayBackend:
         self.capabilities = Capabilities()
         self._rows: dict[str, int] | None = None  # prompt -> first row, built on first use
         self._vectors: tuple[list[int], NDArray[np.float64]] | None = None
+        self._last: tuple[str, tuple[int, bool, float]] | None = None  # the last prompt found
 
     def _response(self, row: int) -> str | None:
         assert self.dataset.responses is not None
         text = self.dataset.responses[row, self._col]
         return text if isinstance(text, str) and text else None
 
-    def _find(self, prompt: str) -> tuple[int, bool]:
-        """(dataset row to answer from, whether it holds the prompt itself)."""
+    def _find(self, prompt: str) -> tuple[int, bool, float]:
+        """(dataset row to answer from, whether it holds the prompt itself, cosine similarity
+        of its prompt to ``prompt``)."""
+        last = self._last
+        if last is not None and last[0] == prompt:
+            return last[1]
+        found = self._search(prompt)
+        self._last = prompt, found
+        return found
+
+    def _search(self, prompt: str) -> tuple[int, bool, float]:
         if self._rows is None:
             pairs = reversed(list(enumerate(self.dataset.prompts)))
             self._rows = {str(p).strip(): i for i, p in pairs}
         if (row := self._rows.get(prompt.strip())) is not None:
-            return row, True
+            return row, True, 1.0
         if self.embedder is None:
             raise BackendError(
                 f"prompt {prompt[:60]!r} is not in the replay data of {self.dataset.name!r} "
@@ -83,13 +95,36 @@ class ReplayBackend:
             self._vectors = rows, unit_rows(self.embedder.embed(texts))
         rows, vectors = self._vectors
         similarity = vectors @ unit_rows(self.embedder.embed([prompt]))[0]
-        return rows[int(np.argmax(similarity))], False
+        best = int(np.argmax(similarity))
+        return rows[best], False, float(similarity[best])
+
+    def answer_headers(self, prompt: str) -> dict[str, str]:
+        """``x-mixllm-replay``: whether the answer to ``prompt`` is the one recorded for that
+        very prompt or for the nearest recorded prompt (with its cosine similarity), and the
+        recorded query's id.
+
+        >>> from mixllm.data import Outcome
+        >>> ds = Dataset.from_outcomes([Outcome("q1", "2+2?", "small", 1.0, 0.001, response="4")])
+        >>> ReplayBackend("small", ds).answer_headers("2+2?")
+        {'x-mixllm-replay': 'recorded answer to this prompt; query=q1'}
+        """
+        try:
+            row, exact, similarity = self._find(prompt)
+        except BackendError:
+            return {}
+        query = str(self.dataset.query_ids[row]).encode("ascii", "backslashreplace").decode()
+        if exact:
+            return {"x-mixllm-replay": f"recorded answer to this prompt; query={query}"}
+        return {
+            "x-mixllm-replay": f"recorded answer to the nearest recorded prompt; "
+            f"similarity={similarity:.3f}; query={query}"
+        }
 
     async def complete(self, messages: Messages, params: Params, *, prompt: str) -> ChatResult:
         """The recorded answer for ``prompt`` (the text the gateway routed on)."""
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        row, exact = self._find(prompt)
+        row, exact, _ = self._find(prompt)
         text = self._response(row)
         if text is None:
             raise BackendError(

@@ -54,10 +54,13 @@ def explain(answer: Answer, plan: Plan) -> dict[str, Any]:
     }
 
 
-def headers(answer: Answer, plan: Plan) -> dict[str, str]:
-    """The ``x-mixllm-*`` headers of an answer."""
+def headers(answer: Answer, plan: Plan, backend: object = None) -> dict[str, str]:
+    """The ``x-mixllm-*`` headers of an answer, with those of the ``backend`` that answered
+    when it has an ``answer_headers(prompt)`` method (a replay says what it replayed)."""
     d = answer.decision
+    extra = getattr(backend, "answer_headers", None)
     return {
+        **(extra(plan.prompt) if callable(extra) else {}),
         "x-mixllm-llm": answer.llm,
         "x-mixllm-decision-id": d.decision_id,
         "x-mixllm-routed-to": d.llm,
