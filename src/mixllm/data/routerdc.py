@@ -116,7 +116,7 @@ def _price_records(prices: RouterDCPrices | None, llms: Sequence[str]) -> dict[s
     if unknown:
         logger.warning("prices for LLMs %s that the RouterDC files do not have", unknown)
     unpriced = [m for m in llms if m not in records]
-    if unpriced:
+    if unpriced and records:  # some priced, not all (no prices at all: the caller prices later)
         logger.warning("no price for LLMs %s; their costs are unknown (NaN)", unpriced)
     return {m: r for m, r in records.items() if m in llms}
 
