@@ -15,6 +15,7 @@ and ``frontier.png``; :func:`render_table` gives the terminal table.
 from __future__ import annotations
 
 from mixllm.evaluate.bootstrap import Estimate, bootstrap_frontier, interval, resample_counts
+from mixllm.evaluate.degenerate import aiq_warning, best_single_llm
 from mixllm.evaluate.harness import (
     DEFAULT_ROUTERS,
     ProgressCallback,
@@ -60,7 +61,9 @@ __all__ = [
     "SweepResult",
     "Yardstick",
     "aiq",
+    "aiq_warning",
     "apgr",
+    "best_single_llm",
     "bootstrap_frontier",
     "cheapest_llm",
     "cost_to_match_pct",
