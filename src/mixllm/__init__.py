@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from mixllm.clock import Clock, ManualClock, SystemClock
 from mixllm.data import Dataset, Outcome, load_dataset, split_by_task, split_random
 from mixllm.embed import Embedder, make_embedder
@@ -49,3 +52,8 @@ __all__ = [
     "split_by_task",
     "split_random",
 ]
+
+try:
+    __version__: str = _version("mixllm")  # the installed distribution's, like `mixllm --version`
+except _PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
