@@ -20,7 +20,8 @@ __all__ = ["route"]
 @click.argument("queries", type=click.Path(path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path))
 @click.option("--lam", "lams", type=float, multiple=True, help="λ values: --lam 0 10 100")
-@click.option("--sweep", type=int, default=None, help="N values of λ, cheapest to best quality.")
+@click.option("--sweep", type=int, default=None,
+              help="N values of λ, from 0 (best predicted quality) to all-cheapest.")  # fmt: skip
 @click.option(
     "--explain",
     is_flag=True,
