@@ -174,3 +174,12 @@ def test_price_dataset_computes_costs_and_says_how() -> None:
     assumed, notes = price_dataset(_unpriced(), table, output_tokens=50)
     assert assumed.cost_usd[1, 0] == pytest.approx((2 * 10 + 50 * 30) / 1e6)
     assert "1 answers assumed 50 output tokens" in " | ".join(notes)
+
+
+def test_list_price_table_reproduces_routerbench_costs(routerbench: Dataset) -> None:
+    priced, notes = price_dataset(routerbench, PriceTable(dict(ROUTERBENCH_LIST_PRICES)))
+    assert notes == ["costs computed from the prices in prices (tokens × USD per Mtok)"]
+    known = np.isfinite(routerbench.cost_usd)
+    assert np.array_equal(np.isfinite(priced.cost_usd), known)
+    rel = np.abs(priced.cost_usd[known] - routerbench.cost_usd[known]) / routerbench.cost_usd[known]
+    assert rel.max() < 1e-9
