@@ -7,9 +7,9 @@ cheaper). Two things keep the spend on the budget:
 * **The controller.** The rate to aim for is what the period has left divided by the time it
   has left, so an early overspend is paid back later in the period and an underspend is
   spent. The spend rate of the last ``window_s`` seconds (an exponentially weighted mean,
-  corrected for a short history) is compared with it, and log λ follows a PI law on the log of
-  their ratio: λ rises when spend runs ahead, falls when it lags, whatever the traffic's
-  volume or mix.
+  corrected for a short history) is compared with it, and log λ follows a PI law on their
+  relative gap (rate / aim − 1, clipped to ±1): λ rises when spend runs ahead, falls when it
+  lags, whatever the traffic's volume or mix.
 * **The hard limit.** A request *reserves* its worst-case cost before its call
   (:meth:`Pacer.reserve`) and *settles* the real cost after (:meth:`Pacer.settle`); a
   reservation that would pass the budget is refused, so a period never spends more than its
@@ -125,8 +125,8 @@ class Pacer:
         How far back the spend rate looks (default: a twelfth of the period, at most 5
         minutes).
     gain:
-        Proportional gain on log(spend rate / aimed rate); the integral gain is ``gain`` per
-        ``window_s``.
+        Proportional gain on the relative gap between the spend rate and the aimed rate (on
+        log λ); the integral gain is ``gain`` per ``window_s``.
     spent:
         What the current period has already spent (from a store, after a restart).
     """
@@ -282,7 +282,7 @@ class Pacer:
         self._stepped_at = now
         rate, aim = self._rate(now), self._aim(now)
         floor = 1e-3 * self.budget.usd / self.budget.period_s  # nothing left to aim for
-        error = max(min(rate / max(aim, floor) - 1.0, 2.0), -1.0)
+        error = max(min(rate / max(aim, floor) - 1.0, 1.0), -1.0)
         gain = self.gain
         integral = self._integral + gain * error * dt_s / self.window_s
         low, high = math.log(self.lam_min), math.log(self.lam_max)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
@@ -21,6 +21,9 @@ from mixllm.serve.settings import ApiKey, Settings
 from mixllm.serve.spend import affordable_tokens, charge, worst_case_usd
 from mixllm.serve.store import Store
 from mixllm.types import LLM, Decision
+
+if TYPE_CHECKING:
+    from mixllm.serve.pacing import Pacing
 
 __all__ = ["Billing", "Plan"]
 
@@ -44,6 +47,7 @@ class Plan:
     session: str = ""
     stayed: bool = False  # kept on the conversation's LLM
     settled: bool = False
+    paced: list[list[Any]] = field(default_factory=list)  # pacing holds: [scope, period, usd]
 
 
 class Billing:
@@ -64,6 +68,7 @@ class Billing:
         self.store, self.settings, self.metrics = store, settings, metrics
         self.price = price
         self.capabilities = capabilities
+        self.pacing: Pacing | None = None  # the gateway's pacing budgets, held alongside
 
     def answer_tokens(self, llm: str, wanted: int | None) -> int:
         """The answer's token limit: the request's, else the default, within the LLM's."""
@@ -109,6 +114,8 @@ class Billing:
 
     async def cover(self, plan: Plan, llm: str) -> None:
         """Before calling a fallback LLM: hold its worst case if that is more than is held."""
+        if self.pacing is not None:
+            await self.pacing.cover(plan, llm, self.worst(plan, llm))
         if plan.key is None:
             return
         more = self.worst(plan, llm) - plan.reserved_usd
@@ -125,6 +132,8 @@ class Billing:
 
     async def refund(self, plan: Plan) -> None:
         """Give back the reservation when no answer came."""
+        if self.pacing is not None and not plan.settled:
+            await self.pacing.settle(plan, 0.0)
         if plan.key is not None and plan.reserved_usd > 0 and not plan.settled:
             plan.settled = True
             await run_in_threadpool(self.store.settle_spend, plan.key.name, plan.reserved_usd, 0.0)
@@ -152,6 +161,8 @@ class Billing:
             logger.warning("LLM %r: usage not believed (%s); charged its reservation",
                            llm, result.problem)  # fmt: skip
         self.metrics.spend.labels(llm).inc(result.usd)
+        if self.pacing is not None:
+            await self.pacing.settle(plan, result.usd)
         if plan.key is not None:
             await run_in_threadpool(
                 self.store.settle_spend, plan.key.name, plan.reserved_usd, result.usd

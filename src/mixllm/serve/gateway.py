@@ -37,6 +37,7 @@ from mixllm.serve.errors import (
 from mixllm.serve.fallback import Attempt, CircuitBreaker, SkippedLLMError, call_with_fallbacks
 from mixllm.serve.learning import Learning
 from mixllm.serve.metrics import Metrics
+from mixllm.serve.pacing import Pacing, WallClock, check_targets, request_lam, start_lam
 from mixllm.serve.schemas import ChatRequest
 from mixllm.serve.settings import ApiKey, Profile, Settings
 from mixllm.serve.shadow import Shadow
@@ -89,6 +90,10 @@ class Gateway:
         self.billing = Billing(
             store, settings, self.metrics, price=self._price, capabilities=self.capabilities
         )
+        check_targets(router, settings)
+        self.pacing = Pacing(settings, store, self.metrics, clock=clock or WallClock(),
+                             start_lam=lambda p: start_lam(router, p))  # fmt: skip
+        self.billing.pacing = self.pacing
         self.backoff: dict[str, float] = {}  # LLM -> clock time until which it is left alone
         self.learning = Learning(router, store, settings, self.metrics, state_dir=state_dir)
         self._background: set[asyncio.Task[None]] = set()
@@ -136,7 +141,8 @@ class Gateway:
         # router's own count (it counts them to predict the cost)
         counted = float(count_tokens([prompt])[0]) + media if windows else None
         able = self._able(body, wanted, counted or 0.0)
-        lam = options.get("lam", profile.lam)
+        scopes = self.pacing.scopes(profile, key)
+        lam = request_lam(self.router, options, profile, self.pacing.lam(scopes))
         max_cost = options.get("max_cost_usd", profile.max_cost_usd)
         decision = self.router.route(prompt, lam=lam, candidates=able, max_cost_usd=max_cost)
         if max_cost is not None:
@@ -163,14 +169,16 @@ class Gateway:
         if key is not None and key.tokens_per_minute:
             self._rate(key, "tokens", tokens, key.tokens_per_minute)
         try:
+            await self.pacing.hold(plan, scopes, lambda llm: self.billing.worst(plan, llm))
             await self.billing.reserve(plan)
         except BaseException:
             if key is not None and key.tokens_per_minute:  # refused: nothing was sent
                 self.limiter.give_back(f"{key.name}/tokens", tokens)
+            await self.billing.refund(plan)  # the pacing holds
             raise
         try:
             await run_in_threadpool(
-                self.store.record_decision, decision, key_id=key.name if key else "",
+                self.store.record_decision, plan.decision, key_id=key.name if key else "",
                 request_model=body.model, session_id=sid,
                 prompt=prompt if self.settings.store_prompts else None,
             )  # fmt: skip

@@ -10,8 +10,8 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 class Metrics:
-    """Requests, decisions per LLM, fallbacks, latencies, spend, shadow calls; ``render()`` for
-    ``/metrics``."""
+    """Requests, decisions per LLM, fallbacks, latencies, spend, shadow calls, pacing;
+    ``render()`` for ``/metrics``."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -59,6 +59,26 @@ class Metrics:
         self.shadow_spend_today = Gauge(
             "mixllm_shadow_spend_today_usd", "Shadow spend of the current UTC day in USD "
             "(reservations in flight included)", registry=r,
+        )  # fmt: skip
+
+        self.pacing_lam = Gauge(
+            "mixllm_pacing_lambda", "λ each pacing scope routes with now", ["scope"], registry=r
+        )
+        self.pacing_rate = Gauge(
+            "mixllm_pacing_spend_rate_usd_per_hour", "Spend rate of each pacing scope over its "
+            "recent window (USD per hour)", ["scope"], registry=r,
+        )  # fmt: skip
+        self.pacing_spend = Gauge(
+            "mixllm_pacing_period_spend_usd", "Spend of each pacing scope's current period in "
+            "USD (holds of calls in flight included)", ["scope"], registry=r,
+        )  # fmt: skip
+        self.pacing_budget = Gauge(
+            "mixllm_pacing_budget_usd", "Budget of each pacing scope per period in USD",
+            ["scope"], registry=r,
+        )  # fmt: skip
+        self.pacing_refused = Counter(
+            "mixllm_pacing_refused", "Requests refused because a pacing budget was spent",
+            ["scope"], registry=r,
         )  # fmt: skip
 
     def render(self) -> bytes:

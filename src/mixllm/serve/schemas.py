@@ -44,6 +44,7 @@ __all__ = [
 #: Bounded, so that a product of two (λ·cost, a price times tokens) stays finite: an inf from
 #: one request or one feedback would be in every later score and answer (not valid JSON).
 NonNegative = Annotated[float, Field(ge=0.0, le=1e12, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 #: A new LLM's name goes into response headers: printable ASCII, spaces only inside.
 LLMName = Annotated[Name, Field(pattern=r"^[!-~](?:[ -~]*[!-~])?$")]
@@ -99,10 +100,17 @@ def _path(where: Any) -> str:
 
 
 class RoutingOptions(_Strict):
-    """``extra_body={"mixllm": {...}}``: per-request λ, candidate LLMs, cost ceiling, and the
+    """``extra_body={"mixllm": {...}}``: per-request λ or target (``cost_share``,
+    ``budget_per_query``, ``strong_share``, ``min_quality_share`` with ``confidence``; checked
+    by :func:`mixllm.policy.targets.parse_target`), candidate LLMs, cost ceiling, and the
     conversation (session) the request belongs to."""
 
     lam: NonNegative | None = None
+    cost_share: Finite | None = None
+    budget_per_query: Finite | None = None
+    strong_share: Finite | None = None
+    min_quality_share: Finite | None = None
+    confidence: Finite | None = None
     candidates: Annotated[list[Name], Field(min_length=1, max_length=1000)] | None = None
     max_cost_usd: NonNegative | None = None
     session: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[!-~]+$")] | None = None

@@ -30,10 +30,13 @@ from typing import Any
 import tomllib
 
 from mixllm.errors import ConfigError
+from mixllm.policy.targets import TARGET_KINDS, Target
+from mixllm.serve._knobs import PacingSettings, pacing_settings, profile_target
 
 __all__ = [
     "GRADER_NAMES",
     "ApiKey",
+    "PacingSettings",
     "Profile",
     "Settings",
     "ShadowSettings",
@@ -53,15 +56,20 @@ class ApiKey:
     spend_limit_usd: float | None = None
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    pacing: PacingSettings | None = None  # a budget for this key's requests (docs/pacing.md)
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Routing options a request selects by its ``model`` name (``"mixllm"`` is the default)."""
+    """Routing options a request selects by its ``model`` name (``"mixllm"`` is the default):
+    λ or a target (resolved by the router's calibration), candidates, a cost ceiling, and a
+    pacing budget (:mod:`mixllm.serve.pacing`)."""
 
     lam: float | None = None
     candidates: tuple[str, ...] | None = None
     max_cost_usd: float | None = None
+    target: Target | None = None
+    pacing: PacingSettings | None = None
 
 
 #: What grades a shadow answer against the served one when no judge LLM is set.
@@ -172,6 +180,7 @@ class Settings:
     error_logs_per_minute: int = 60  # per message kind; the rest are counted, not written
     store_prompts: bool = True  # keep each decision's prompt text (for mixllm export)
     shadow: ShadowSettings = field(default_factory=ShadowSettings)
+    pacing: PacingSettings | None = None  # a budget for all requests (docs/pacing.md)
 
     def __post_init__(self) -> None:
         _positive("max_attempts", self.max_attempts, integer=True)
@@ -209,6 +218,11 @@ class Settings:
         if any(not k.secret or not k.name for k in self.keys):
             raise ConfigError("an API key has an empty name or secret; expected both")
         for name, p in self.profiles.items():
+            if p.lam is not None and p.target is not None:
+                raise ConfigError(
+                    f"profile {name!r}: lam={p.lam!r} and {p.target.kind}={p.target.value!r}; "
+                    "expected one of them (a target sets λ)"
+                )
             for field_name in ("lam", "max_cost_usd"):
                 value = getattr(p, field_name)
                 ok = value is None or (
@@ -255,7 +269,7 @@ def load_settings_text(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    _only(data, {"server", "keys", "profiles", "upstreams", "shadow"}, source)
+    _only(data, {"server", "keys", "profiles", "upstreams", "shadow", "pacing"}, source)
     server = dict(data.get("server", {}))
     if "upstream_key_envs" in server:
         envs = server["upstream_key_envs"]
@@ -273,13 +287,19 @@ def load_settings_text(
     }
     upstreams = tuple(dict(u) for u in data.get("upstreams", []))
     shadow = _shadow(data.get("shadow", {}), f"{source} [shadow]", base_dir)
+    pacing = data.get("pacing")
+    if pacing is not None:
+        pacing = pacing_settings(pacing, f"{source} [pacing]")
     try:
-        return Settings(keys=keys, profiles=profiles, upstreams=upstreams, shadow=shadow, **server)
+        return Settings(
+            keys=keys, profiles=profiles, upstreams=upstreams, shadow=shadow, pacing=pacing,
+            **server,
+        )  # fmt: skip
     except TypeError as exc:
         raise ConfigError(f"{source} [server]: {exc}") from exc
 
 
-_TABLES = ("keys", "profiles", "upstreams", "shadow")
+_TABLES = ("keys", "profiles", "upstreams", "shadow", "pacing")
 
 
 def _shadow(raw: Any, where: str, base_dir: str | Path | None) -> ShadowSettings:
@@ -305,29 +325,35 @@ def _key(raw: Mapping[str, Any], environ: Mapping[str, str], source: str) -> Api
     limit = raw.get("spend_limit_usd")
     if limit is not None:
         _positive(f"key {name!r} spend_limit_usd", limit)
+    pacing = raw.get("pacing")
     return ApiKey(
         name, environ[env], admin=bool(raw.get("admin", False)), spend_limit_usd=limit,
         requests_per_minute=raw.get("requests_per_minute"),
         tokens_per_minute=raw.get("tokens_per_minute"),
+        pacing=None if pacing is None else pacing_settings(pacing, f"{source} key {name!r} pacing"),
     )  # fmt: skip
 
 
 _KEY_FIELDS = (
     "name", "secret_env", "admin", "spend_limit_usd", "requests_per_minute", "tokens_per_minute",
+    "pacing",
 )  # fmt: skip
 
 
 def _profile(raw: Mapping[str, Any], where: str) -> Profile:
-    _only(raw, {"lam", "candidates", "max_cost_usd"}, where)
+    _only(raw, {"lam", "candidates", "max_cost_usd", "pacing", "confidence", *TARGET_KINDS}, where)
     candidates = raw.get("candidates")
     if candidates is not None and not (
         isinstance(candidates, list) and candidates and all(isinstance(c, str) for c in candidates)
     ):
         raise ConfigError(f"{where}: candidates={candidates!r}; expected a list of LLM names")
+    pacing = raw.get("pacing")
     return Profile(
         lam=raw.get("lam"),
         candidates=None if candidates is None else tuple(candidates),
         max_cost_usd=raw.get("max_cost_usd"),
+        target=profile_target(raw, where),
+        pacing=None if pacing is None else pacing_settings(pacing, f"{where[:-1]}.pacing]"),
     )
 
 

@@ -44,7 +44,7 @@ from mixllm.serve._records import (
 )
 from mixllm.serve._sqlite import StoreDamagedError
 from mixllm.serve._store_checkpoints import KEEP_CHECKPOINTS
-from mixllm.serve._store_shadow import ShadowStore
+from mixllm.serve._store_pacing import PACING_MIGRATION, PacingStore
 from mixllm.types import Decision, Feedback
 
 __all__ = ["KEEP_CHECKPOINTS", "MIGRATIONS", "PURGE_EVERY", "Store", "StoreDamagedError"]
@@ -107,13 +107,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE decisions ADD COLUMN shadow_outcome TEXT; -- its outcome (learned, unknown_quality)
     CREATE TABLE shadow_spend (day TEXT PRIMARY KEY NOT NULL, usd REAL NOT NULL CHECK (usd >= 0));
     """,
+    PACING_MIGRATION,
 )
 
 #: With retention, old decisions are purged at open and after every this many recorded.
 PURGE_EVERY = 1000
 
 
-class Store(ShadowStore):
+class Store(PacingStore):
     """Decisions, feedback, checkpoints, per-key spend and shadow calls in one SQLite database.
 
     Parameters
