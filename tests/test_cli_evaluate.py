@@ -73,7 +73,7 @@ def test_test_size(data: Path, tmp_path: Path) -> None:
         (("--test-size", "1.5"), "1.5 is not in the range 0.0<x<1.0"),
         (("--test-size", "0.3", "--split", "task", "--test-tasks", "topic0"), "--test-size is for"),
         (("--test", "DATA", "--test-size", "0.3"), "drop --test-size"),
-        (("--reference", "gpt-9"), "unknown reference LLM 'gpt-9'; known: ['big', 'small']"),
+        (("--reference", "gpt-9"), "unknown reference LLM 'gpt-9'; known: ['small', 'big']"),
         (("--output-tokens", "5"), "without a price table; give --prices FILE"),
         (("--prices", "absent.csv"), "absent.csv: no such price table"),
     ],
@@ -149,12 +149,14 @@ def test_routerdc_files_with_prices_and_separate_test_data(data_dir: Path, tmp_p
     prices.write_text(PRICES + "*,0.2,0.2\n")
     code, out = run(
         "evaluate", folder / "arc_challenge_train.json", "--test", folder / "humaneval_train.json",
-        "--prices", prices, "--output-tokens", 200, "--report", tmp_path / "r", *FAST,
+        "--prices", prices, "--output-tokens", 200, "--reference", "Meta-Llama-3-8B",
+        "--report", tmp_path / "r", *FAST,
     )  # fmt: skip
     assert code == 0, out
     data = report(tmp_path / "r")
     context = data["context"]
     assert (context["n_train"], context["n_test"]) == (820, 115)
+    assert context["reference"]["llm"] == "meta-llama/Meta-Llama-3-8B"  # by its short name
     assert len(context["llms"]) == 7
     # one price for every LLM: each query costs the same whichever answers it
     assert "every LLM costs the same" in " ".join(context["warnings"])

@@ -183,3 +183,18 @@ def test_list_price_table_reproduces_routerbench_costs(routerbench: Dataset) -> 
     assert np.array_equal(np.isfinite(priced.cost_usd), known)
     rel = np.abs(priced.cost_usd[known] - routerbench.cost_usd[known]) / routerbench.cost_usd[known]
     assert rel.max() < 1e-9
+
+
+def test_price_table_names_llms_by_short_names_too() -> None:
+    table = PriceTable(
+        {"Llama-3-8B": LLM("Llama-3-8B", 0.2, 0.3), "org/x": LLM("org/x", 5.0, 5.0)},
+        default=LLM("*", 1.0, 1.0),
+        source="p.csv",
+    )
+    prices = table.for_llms(["meta/Llama-3-8B", "org/x", "other/x", "y"])
+    assert prices["meta/Llama-3-8B"] == LLM("meta/Llama-3-8B", 0.2, 0.3)
+    assert prices["org/x"] == LLM("org/x", 5.0, 5.0)  # the full name
+    assert prices["other/x"] == LLM("other/x", 1.0, 1.0)  # '*'
+    ambiguous = PriceTable({"x": LLM("x", 1.0, 1.0)}, source="p.csv")
+    with pytest.raises(ConfigError, match=re.escape("ambiguous LLM name 'x'")):
+        ambiguous.for_llms(["org/x", "other/x"])

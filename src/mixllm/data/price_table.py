@@ -33,8 +33,8 @@ import tomllib
 from mixllm.data.dataset import Dataset
 from mixllm.data.rows import csv_records
 from mixllm.data.tokens import count_tokens
-from mixllm.errors import ConfigError, DataError
-from mixllm.types import LLM
+from mixllm.errors import ConfigError, DataError, UnknownLLMError
+from mixllm.types import LLM, resolve_llm
 
 __all__ = ["ALL_LLMS", "PRICE_FIELDS", "PriceTable", "price_dataset", "read_price_table"]
 
@@ -53,8 +53,22 @@ class PriceTable:
     source: str = "prices"
 
     def for_llms(self, llms: Sequence[str]) -> dict[str, LLM]:
-        """The price of each of ``llms``; :class:`ConfigError` naming those without one."""
-        missing = [m for m in llms if m not in self.prices and self.default is None]
+        """The price of each of ``llms``; :class:`ConfigError` naming those without one.
+
+        A table name matches an LLM by its full name or, when no other LLM of ``llms`` shares
+        it, its short name (``Meta-Llama-3-8B`` for ``meta-llama/Meta-Llama-3-8B``); a full
+        name wins over a short one.
+        """
+        found = {m: self.prices[m] for m in llms if m in self.prices}
+        for name, price in self.prices.items():
+            try:
+                full = resolve_llm(name, llms)
+            except UnknownLLMError as exc:
+                if "ambiguous" in str(exc):
+                    raise ConfigError(f"{self.source}: {exc}") from None
+                continue  # an LLM the data does not have
+            found.setdefault(full, price)
+        missing = [m for m in llms if m not in found and self.default is None]
         if missing:
             raise ConfigError(
                 f"{self.source}: no price for LLM(s) {missing} of the data; add a line for "
@@ -62,7 +76,7 @@ class PriceTable:
             )
         out: dict[str, LLM] = {}
         for m in llms:
-            p = self.prices.get(m) or self.default
+            p = found.get(m) or self.default
             assert p is not None  # checked above
             out[m] = LLM(m, p.price_in_per_mtok, p.price_out_per_mtok)
         return out

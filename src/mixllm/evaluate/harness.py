@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset
 from mixllm.embed import DEFAULT_EMBEDDER, Embedder, make_embedder
-from mixllm.errors import ConfigError, DataError, UnknownLLMError
+from mixllm.errors import ConfigError, DataError
 from mixllm.evaluate._memo import MemoEmbedder
 from mixllm.evaluate.bootstrap import Estimate, bootstrap_frontier, interval, resample_counts
 from mixllm.evaluate.degenerate import aiq_warning, best_single_llm
@@ -35,6 +35,7 @@ from mixllm.evaluate.replay import SweepResult, filled_costs, replay, sweep_lams
 from mixllm.evaluate.results import Report, ReportContext, RouterResult, SweepPoint
 from mixllm.policy import OraclePredictor, Predictor
 from mixllm.router import Router
+from mixllm.types import resolve_llm
 
 __all__ = [
     "DEFAULT_ROUTERS",
@@ -241,15 +242,15 @@ def _warm(
     return time.perf_counter() - start
 
 
-def _check_args(train: Dataset, test: Dataset, reference: str | None, n_lams: int) -> None:
+def _check_args(train: Dataset, test: Dataset, reference: str | None, n_lams: int) -> str | None:
+    """Refuse bad arguments before any slow work; the reference's full name."""
     if n_lams < 1:
         raise ConfigError(f"n_lams={n_lams!r}; expected at least 1 value of λ per sweep")
     if set(train.llms) != set(test.llms):
         raise DataError(
             f"train and test have different LLMs: {sorted(train.llms)} vs {sorted(test.llms)}"
         )
-    if reference is not None and reference not in train.llms:
-        raise UnknownLLMError(f"unknown reference LLM {reference!r}; known: {sorted(train.llms)}")
+    return None if reference is None else resolve_llm(reference, train.llms, what="reference LLM")
 
 
 def evaluate(
@@ -294,7 +295,7 @@ def evaluate(
     Timings: embedding every prompt is timed once (``ReportContext.embed_s_per_query``); a
     router's ``fit_s`` and ``route_s_per_query`` leave it out, so routers compare fairly.
     """
-    _check_args(train, test, reference, n_lams)
+    reference = _check_args(train, test, reference, n_lams)
     counts = resample_counts(len(test), n_boot, seed)
     emb = MemoEmbedder(make_embedder(embedder) if isinstance(embedder, str) else embedder)
     ref = reference or default_reference(train)
