@@ -52,15 +52,18 @@ def test_the_budget_is_never_passed_and_a_429_says_when_it_resets(
         async with gateway(router, backends, tmp_path, _settings(usd_per_hour=0.002),
                            clock=clock) as (app, http):  # fmt: skip
             store = app.state.gateway.store
-            statuses = []
+            statuses, charged = [], 0.0
             for i in range(300):  # bounded: the budget runs out long before
                 r = await http.post("/v1/chat/completions", json=_ask(i))
                 statuses.append(r.status_code)
                 assert store.pacing_spent("gateway", "2025-12-05T00") <= 0.002 + 1e-12
                 if r.status_code == 429:
                     break
+                charged += r.json()["mixllm"]["charged_usd"]
                 clock.advance(1.0)
             assert statuses[-1] == 429 and set(statuses[:-1]) == {200}
+            # the holds became the charges (nothing in flight)
+            assert store.pacing_spent("gateway", "2025-12-05T00") == pytest.approx(charged)
             error = r.json()["error"]
             assert "the gateway's pacing budget of $0.002 per hour is spent" in error["message"]
             assert "2025-12-05T00 UTC" in error["message"]
@@ -74,6 +77,13 @@ def test_the_budget_is_never_passed_and_a_429_says_when_it_resets(
             clock.advance(3600.0)  # a new hour, a whole budget
             r = await http.post("/v1/chat/completions", json=_ask(1000))
             assert r.status_code == 200
+            streamed = await http.post("/v1/chat/completions", json={**_ask(1001), "stream": True})
+            assert streamed.status_code == 200 and "[DONE]" in streamed.text
+            hour = store.pacing_spent("gateway", "2025-12-05T01")
+            assert hour > r.json()["mixllm"]["charged_usd"]  # the stream's charge is in
+            metrics = (await http.get("/metrics")).text
+            total = metric_total(metrics, "mixllm_spend_usd_total")
+            assert total == pytest.approx(charged + hour)  # what pacing counts is what was charged
 
     run(go)
 
