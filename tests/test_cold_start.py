@@ -14,7 +14,7 @@ from mixllm.data import Dataset
 from mixllm.errors import ConfigError
 from mixllm.persist import _sha256
 from mixllm.policy import MixLLMPredictor
-from mixllm.policy.newcomers import EXPLORE_NEW
+from mixllm.policy.newcomers import EXPLORE_NEW, NEWCOMER_TRIES, newcomer_bonus
 from mixllm.types import LLM
 
 #: name → (quality, price per million tokens in and out); 100 tokens in and out per query, so a
@@ -139,6 +139,35 @@ def test_the_bonus_shrinks_with_feedback_and_respects_candidates_and_cost_limits
     assert predictor.newcomer_bonus(router._queries([prompt], None), alpha=0.3) is None
 
 
+def test_the_bonus_fades_where_the_newcomer_was_graded_and_only_there(
+    data: tuple[Dataset, Dataset],
+) -> None:
+    train, stream = data
+    router = _router(train.select_llms(["cheap", "mid", "dear"]))
+    router.add_llm(LLM("star", 5.0, 5.0))
+    predictor = router.predictor_
+    assert isinstance(predictor, MixLLMPredictor)
+    topic = np.asarray(stream.tasks)
+    fruit = [str(p) for p in stream.prompts[topic == "topic0"]]
+    physics = [str(p) for p in stream.prompts[topic == "topic1"]]
+    star = predictor.llms_.index("star")
+    for prompt in fruit[:40]:  # star is graded 40 times, on fruit only
+        decision = router.route(prompt, candidates=["star"])
+        router.learn_one(decision, Feedback(quality=1.0, cost_usd=1e-3))
+    counts = predictor.newcomers_.counts_[star]
+    assert counts.sum() == pytest.approx(40.0) and np.count_nonzero(counts) == 1
+    for prompts, scale in ((fruit[40:60], NEWCOMER_TRIES / (NEWCOMER_TRIES + 40)), (physics, 1.0)):
+        queries = router._queries(prompts, None)
+        f = predictor._features(queries.embeddings)
+        width = newcomer_bonus(
+            predictor.online_.a_inv_, np.hstack([f, np.ones((len(f), 1))]),
+            predictor.newcomers_.flags_, predictor.explore_new,
+        )[:, star]  # fmt: skip
+        bonus = predictor.newcomer_bonus(queries)
+        assert bonus is not None and np.all(width > 0)
+        np.testing.assert_allclose(bonus[:, star], scale * width, rtol=1e-9)
+
+
 def test_the_knob_and_the_newcomers_save_and_load(
     data: tuple[Dataset, Dataset], tmp_path: Path
 ) -> None:
@@ -162,14 +191,14 @@ def test_a_router_saved_before_the_knob_loads_with_the_default(
     manifest = json.loads((path / "manifest.json").read_text())
     del manifest["predictor"]["params"]["explore_new"]  # as written before it existed
     with np.load(path / "arrays.npz", allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files if k != "newcomer"}
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("newcomer")}
     np.savez(path / "arrays.npz", **arrays)
     manifest["arrays_sha256"] = _sha256(path / "arrays.npz")
     (path / "manifest.json").write_text(json.dumps(manifest))
     old = Router.load(path)
     assert isinstance(old.predictor_, MixLLMPredictor)
     assert old.predictor_.explore_new == EXPLORE_NEW
-    assert not old.predictor_.newcomer_.any()
+    assert not old.predictor_.newcomers_.flags_.any()
     old.add_llm(LLM("star", 5.0, 5.0))  # what a gateway does with an old router: explores
     assert old.route(str(stream.prompts[0])).llm == "star"
 

@@ -37,8 +37,8 @@ from mixllm.policy._features import with_bias as _with_bias
 from mixllm.policy.newcomers import (
     COLD_START_PRIOR_WEIGHT,
     EXPLORE_NEW,
+    Newcomers,
     check_explore_new,
-    newcomer_bonus,
     tier_prior,
 )
 from mixllm.policy.state import Arrays, BasePredictor, JSONValue, cost_arrays, restore_cost
@@ -99,8 +99,9 @@ class MixLLMPredictor(BasePredictor):
         Weight of the newcomer bonus: an LLM added without data (:meth:`add_llm`) scores
         ``explore_new`` × its width (``sqrt(eᵀA⁻¹e)`` of its prior and feedback only) on top of
         its predicted quality, or α × width when the router's α is larger; the width shrinks
-        with its feedback, so it is tried until it has shown its quality. 0 turns it off
-        (then α alone explores). The other LLMs are not affected.
+        with its feedback, and the bonus fades in each domain as its answers there are graded
+        (:class:`~mixllm.policy.newcomers.Newcomers`): it is tried on each task until it has
+        shown its quality there. 0 turns it off (α alone explores); other LLMs are unaffected.
     seed:
         Seeds every random choice of the parts.
     """
@@ -169,7 +170,8 @@ class MixLLMPredictor(BasePredictor):
                 self.novelty_.fit(fa, seen, np.zeros((*seen.shape, 0)))
         self.corrected_ = False
         self.mean_quality_ = column_means(train.quality)
-        self.newcomer_ = np.zeros(len(train.llms), dtype=bool)
+        tasks = [str(t) for t in train.tasks] if train.has_tasks else None
+        self.newcomers_ = Newcomers.fit(f, tasks, len(train.llms), seed=self.seed)
         self.cost_fallback_ = MeanLengthCostModel().fit(train, queries.prompt_tokens)
         self.price_in_, self.price_out_, self.from_tokens_ = price_arrays(train)
         self.llms_ = train.llms
@@ -209,17 +211,15 @@ class MixLLMPredictor(BasePredictor):
         )
 
     def newcomer_bonus(self, queries: QueryBatch, *, alpha: float = 0.0) -> FloatArray | None:
-        """What the scores add for LLMs added without data: (``explore_new`` − ``alpha``) ×
-        their width per query, 0 for the other LLMs, shape (n, L); ``None`` when it adds
-        nothing (no such LLM, or ``alpha`` >= ``explore_new``: the router's own α·width bonus
-        covers them)."""
-        if not self.newcomer_.any():  # (first: most routers have no newcomer)
-            return None
+        """What the scores add for LLMs added without data (:meth:`Newcomers.bonus
+        <mixllm.policy.newcomers.Newcomers.bonus>` with weight ``explore_new`` − ``alpha``),
+        shape (n, L); ``None`` when it adds nothing (no such LLM, or ``alpha`` >=
+        ``explore_new``: the router's own α·width bonus covers them)."""
         weight = check_explore_new(self.explore_new) - alpha
-        if not weight > 0:
+        if not (self.newcomers_.flags_.any() and weight > 0):  # most routers have no newcomer
             return None
         f = self._features(self._check_queries(queries))
-        return newcomer_bonus(self.online_.a_inv_, _with_bias(f), self.newcomer_, weight)
+        return self.newcomers_.bonus(self.online_.a_inv_, f, weight)
 
     def _offline(
         self, f: FloatArray, ptok: FloatArray
@@ -267,6 +267,7 @@ class MixLLMPredictor(BasePredictor):
             ]
         )
         self.online_.update(j, fa[0], target, weight=weight)
+        self.newcomers_.observe(j, f[0], weight)
         if self.novelty_ is not None:
             self.novelty_.update(j, fa[0], np.zeros(0), weight=weight)
         self.corrected_ = True
@@ -310,7 +311,7 @@ class MixLLMPredictor(BasePredictor):
                 self.novelty_.add_llm(prior_weight=COLD_START_PRIOR_WEIGHT)
             self.corrected_ = self.corrected_ or offset != 0.0
         self.cost_fallback_.add_llm(llm)
-        self.newcomer_ = np.append(self.newcomer_, seed is None or queries is None or not len(seed))
+        self.newcomers_.add(seed is None or queries is None or not len(seed))
         self.mean_quality_ = np.append(self.mean_quality_, mean_q)
         self.price_in_ = np.append(self.price_in_, llm.price_in_per_mtok)
         self.price_out_ = np.append(self.price_out_, llm.price_out_per_mtok)
@@ -333,7 +334,8 @@ class MixLLMPredictor(BasePredictor):
         if self.novelty_ is not None:
             self.novelty_.remove_llm(j)
         self.cost_fallback_.remove_llm(j)
-        for attr in ("mean_quality_", "price_in_", "price_out_", "from_tokens_", "newcomer_"):
+        self.newcomers_.remove(j)
+        for attr in ("mean_quality_", "price_in_", "price_out_", "from_tokens_"):
             setattr(self, attr, np.delete(getattr(self, attr), j))
         self.llms_ = tuple(m for m in self.llms_ if m != name)
 
@@ -368,7 +370,7 @@ class MixLLMPredictor(BasePredictor):
             "price_out": self.price_out_,
             "from_tokens": self.from_tokens_,
             "mean_quality": self.mean_quality_,
-            "newcomer": self.newcomer_,
+            **self.newcomers_.arrays(),
             **cost_arrays(self.cost_fallback_),
         }
         for key, part in parts.items():
@@ -395,5 +397,4 @@ class MixLLMPredictor(BasePredictor):
         self.price_in_ = np.asarray(arrays["price_in"], dtype=np.float64)
         self.price_out_ = np.asarray(arrays["price_out"], dtype=np.float64)
         self.from_tokens_ = np.asarray(arrays["from_tokens"], dtype=bool)
-        unflagged = np.zeros_like(self.from_tokens_)  # (routers saved before the newcomer bonus)
-        self.newcomer_ = np.asarray(arrays.get("newcomer", unflagged), dtype=bool)
+        self.newcomers_ = Newcomers.from_arrays(arrays, len(self.from_tokens_))
