@@ -65,7 +65,7 @@ def test_the_budget_is_never_passed_and_a_429_says_when_it_resets(
             # the holds became the charges (nothing in flight)
             assert store.pacing_spent("gateway", "2025-12-05T00") == pytest.approx(charged)
             error = r.json()["error"]
-            assert "the gateway's pacing budget of $0.002 per hour is spent" in error["message"]
+            assert "the pacing budget of the gateway ($0.002 per hour) is spent" in error["message"]
             assert "2025-12-05T00 UTC" in error["message"]
             assert "resets at 2025-12-05T01:00:00Z" in error["message"]
             assert 2900 <= int(r.headers["retry-after"]) <= 3000
@@ -144,7 +144,7 @@ def test_a_request_lam_still_meets_the_budget_and_a_cheaper_llm_is_called(
                 r = await http.post("/v1/chat/completions", json=_ask(i, lam=0.0))
                 if r.status_code == 429:
                     break
-            assert r.status_code == 429 and "per day is spent" in r.json()["error"]["message"]
+            assert r.status_code == 429 and "per day) is spent" in r.json()["error"]["message"]
             assert app.state.gateway.store.pacing_spent("gateway", "2025-12-05") <= budget + 1e-12
 
     run(go)

@@ -284,7 +284,8 @@ class Pacer:
         floor = 1e-3 * self.budget.usd / self.budget.period_s  # nothing left to aim for
         error = max(min(rate / max(aim, floor) - 1.0, 1.0), -1.0)
         gain = self.gain
-        integral = self._integral + gain * error * dt_s / self.window_s
+        # at most a window's worth per step: a long quiet spell is one window of evidence
+        integral = self._integral + gain * error * min(dt_s, self.window_s) / self.window_s
         low, high = math.log(self.lam_min), math.log(self.lam_max)
         log_lam = self._log_ref + integral + gain * error
         if (log_lam > high and error > 0) or (log_lam < low and error < 0):
