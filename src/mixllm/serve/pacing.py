@@ -60,11 +60,11 @@ class PacingBudgetError(RateLimitError):
     (429 with ``Retry-After``: the seconds until it resets)."""
 
 
-def _who(scope: str) -> str:
+def _owner(scope: str) -> str:
     if scope == "gateway":
-        return "the gateway's"
+        return "the gateway"
     kind, _, name = scope.partition(":")
-    return f"profile {name!r}'s" if kind == "profile" else "this key's"
+    return f"profile {name!r}" if kind == "profile" else "this key"  # a key's name stays out
 
 
 class Pacing:
@@ -173,7 +173,8 @@ class Pacing:
         at = dt.datetime.fromtimestamp(resets, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         wait = max(resets - now, 1.0)
         return PacingBudgetError(
-            f"{_who(scope)} pacing budget of {budget.describe()} is spent for this {budget.period} "
+            f"the pacing budget of {_owner(scope)} ({budget.describe()}) is spent for this "
+            f"{budget.period} "
             f"({budget.label(now)} UTC: ${pacer.spent:.6g} held or spent, the cheapest capable "
             f"LLM's worst case is ${cheapest:.6g}); it resets at {at} (in {math.ceil(wait)} s)",
             retry_after_s=wait,
