@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from mixllm import Router
@@ -182,3 +183,42 @@ def test_period_spend_and_lam_survive_a_restart(router: Router, tmp_path: Path) 
     run(first)
     run(second)
     assert Profile().pacing is None
+
+
+def test_a_profile_budget_covers_a_fallback_or_skips_it(router: Router, tmp_path: Path) -> None:
+    from mixllm.serve.fake import FakeBackend
+
+    prices = router.prices_
+    by_price = sorted(prices, key=lambda m: prices[m].price_out_per_mtok)
+    cheap, dear = by_price[0], by_price[-1]
+    dear_worst_answer = 100 * prices[dear].price_out_per_mtok / 1e6  # less than its worst case
+    backends = {cheap: FakeBackend(cheap, fail="500"), dear: FakeBackend(dear)}
+    body = {**_ask(5, lam=1e9), "model": "batch"}  # λ so large that the cheap LLM is chosen
+
+    def settings(usd_per_day: float) -> Settings:
+        text = f'[profiles.batch]\ncandidates = ["{cheap}", "{dear}"]\n'
+        text += f"[profiles.batch.pacing]\nusd_per_day = {usd_per_day!r}\n"
+        return load_settings_text(text, environ={})
+
+    async def go(usd_per_day: float, where: str) -> httpx.Response:
+        clock = ManualClock(start=DAY)
+        async with gateway(router, backends, tmp_path / where, settings(usd_per_day),
+                           clock=clock) as (app, http):  # fmt: skip
+            r = await http.post("/v1/chat/completions", json=body)
+            spent = app.state.gateway.store.pacing_spent("profile:batch", "2025-12-05")
+            if r.status_code == 200:
+                assert r.json()["mixllm"]["llm"] == dear  # the fallback, its hold topped up
+                assert spent == pytest.approx(r.json()["mixllm"]["charged_usd"])
+            else:
+                assert spent == 0.0  # nothing answered, nothing held
+            other = await http.post("/v1/chat/completions", json={**_ask(6), "model": dear})
+            assert other.status_code == 200  # not the profile: not its budget
+            return r
+
+    assert run(lambda: go(1.0, "roomy")).status_code == 200
+    skipped = run(lambda: go(0.9 * dear_worst_answer, "tight"))
+    assert skipped.status_code >= 500
+    assert "pacing budget's rest does not cover it" in skipped.text
+    refused = run(lambda: go(1e-9, "none"))
+    assert refused.status_code == 429
+    assert "the pacing budget of profile 'batch' ($1e-09 per day)" in refused.text
