@@ -20,7 +20,7 @@ __all__ = ["DEMO_SAMPLES", "DEMO_SETS", "EvalSpec", "run_demo", "run_evaluation"
 
 #: What ``mixllm demo`` evaluates: RouterBench (AIQ, budgets) and RouteLLM's sets (APGR).
 DEMO_SETS = ("routerbench", "routellm-mmlu", "routellm-gsm8k")
-#: The demo's seeded sample size per set (MMLU's 14,042 prompts would take most of its time);
+#: The demo's seeded sample size per set (MMLU's 14,037 prompts would take most of its time);
 #: ``mixllm evaluate routellm-mmlu --report ...`` evaluates the whole set.
 DEMO_SAMPLES = {"routellm-mmlu": 3000}
 
