@@ -92,9 +92,10 @@ REWRITES = [
         "README.md",
         "make demo ",
         "make --dry-run demo ",
-        "`make demo` evaluates every router on RouterBench, MMLU and GSM8K: ~2 min of both cores "
-        "(1 m 51 s measured) and it has no smaller arguments; the dry run checks the target and "
-        "prints its recipe.",
+        "`make demo` evaluates every router on RouterBench, a 3,000-prompt MMLU sample and GSM8K "
+        "(32 CPU-s, plus ~100 CPU-s distilling the static model on a first run: the README's "
+        "figures) and it has no smaller arguments; the dry run checks the target and prints its "
+        "recipe.",
     ),
     Rewrite(
         "README.md",
@@ -115,7 +116,7 @@ REWRITES = [
         "README.md",
         "mixllm simulate ood --report sim-ood ",
         "mixllm simulate ood --report sim-ood --data ood-tasks.jsonl --seeds 0 ",
-        "5 seeds on RouterBench take ~12 min (2 m 22 s a seed measured); one seed on 300 "
+        "One seed (the default) on RouterBench takes minutes (2 m 22 s measured); one seed on 300 "
         "generated queries with 3 tasks (FILES) ~12 s.",
     ),
     Rewrite(
