@@ -111,3 +111,19 @@ def test_replayed_answers_say_which_recorded_prompt_they_answer(
             similarity = float(said.split("similarity=")[1].split(";")[0])
             assert -1.0 <= similarity < 1.0
             assert said.split("query=")[1] in set(data.query_ids)
+
+
+def test_a_cost_cap_holds_for_fallbacks_too(router: Router, tmp_path: Path) -> None:
+    """When the LLMs under the cap fail, the request fails (503): no fallback above the cap."""
+    costs = router.route("hi cats").predicted_cost_usd
+    by_cost = sorted(costs, key=lambda m: costs[m])
+    cap = costs[by_cost[1]] * 1.01  # the two cheapest fit, the dearest does not
+    backends = {m: FakeBackend(m, text="ok", fail="500") for m in by_cost[:2]}
+    backends[by_cost[2]] = FakeBackend(by_cost[2], text="ok")
+    with serving(_app(router, tmp_path, backends=backends)) as http:
+        reply = http.post("/v1/chat/completions", json=_ask(max_cost_usd=cap))
+        assert reply.status_code == 503, reply.text
+        reply = http.post("/v1/chat/completions", json=_ask())  # without the cap: falls back
+        assert reply.status_code == 200 and reply.headers["x-mixllm-llm"] == by_cost[2]
+    assert backends[by_cost[2]].calls == 1
+    assert backends[by_cost[0]].calls >= 1 and backends[by_cost[1]].calls >= 1

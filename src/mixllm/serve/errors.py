@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -73,12 +74,16 @@ class CostCapError(ConfigError):
     """``max_cost_usd`` is below every candidate's predicted cost (400)."""
 
 
-def check_cost_cap(decision: Decision, max_cost_usd: float) -> None:
-    """Refuse a request whose ``max_cost_usd`` no candidate is predicted to meet (the router
-    would route it to the cheapest, above the cap), naming the cheapest predicted cost.
+def check_cost_cap(decision: Decision, max_cost_usd: float) -> Decision:
+    """``decision`` with only the candidates predicted to cost at most ``max_cost_usd`` (those
+    a conversation may stay on or a fallback may go to); a :class:`CostCapError` naming the
+    cheapest predicted cost when there is none (the router would have chosen the cheapest,
+    above the cap).
 
-    >>> d = Decision("q", "small", 1.0, predicted_cost_usd={"small": 0.002, "big": 0.03})
-    >>> check_cost_cap(d, 0.01)
+    >>> d = Decision("q", "small", 1.0, scores={"small": 0.5, "big": 0.4},
+    ...              predicted_cost_usd={"small": 0.002, "big": 0.03})
+    >>> dict(check_cost_cap(d, 0.01).scores)
+    {'small': 0.5}
     >>> check_cost_cap(d, 0.001)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -92,6 +97,12 @@ def check_cost_cap(decision: Decision, max_cost_usd: float) -> None:
             f"this request; the cheapest is {cheapest} at ${costs[cheapest]:.6g} (raise "
             "max_cost_usd, or send a shorter prompt)"
         )
+    scores = {
+        m: s
+        for m, s in decision.scores.items()
+        if m == decision.llm or costs.get(m, 0.0) <= max_cost_usd
+    }
+    return replace(decision, scores=scores)
 
 
 _CLIENT_FAULTS = frozenset({400, 404, 413, 415, 422})

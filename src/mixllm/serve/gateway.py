@@ -145,8 +145,8 @@ class Gateway:
         lam = request_lam(self.router, options, profile, self.pacing.lam(scopes))
         max_cost = options.get("max_cost_usd", profile.max_cost_usd)
         decision = self.router.route(prompt, lam=lam, candidates=able, max_cost_usd=max_cost)
-        if max_cost is not None:
-            check_cost_cap(decision, max_cost)
+        if max_cost is not None:  # refused, or only LLMs under the cap to stay on or fall back to
+            decision = check_cost_cap(decision, max_cost)
         routed = decision.prompt_tokens
         if counted is not None:
             prompt_tokens = counted
