@@ -58,7 +58,11 @@ def test_a_cut_off_json_line_names_file_and_line(tmp_path: Path) -> None:
     path.write_text(text[: text.rindex("cost_usd")])  # the download stopped mid-line
     code, out = run("evaluate", path, "--report", tmp_path / "r")
     assert code == 2, out
-    assert f"{path} line 6: invalid JSON" in out, out
+    assert f"{path} line 6: invalid JSON at column " in out, out
+    routerdc = tmp_path / "tasks.json"  # a RouterDC task file cut off the same way
+    routerdc.write_text('[{"question": "2+2?", "scores": {"a": 1.0}},\n {"question": "3+')
+    code, out = run("evaluate", routerdc, "--report", tmp_path / "r")
+    assert code == 2 and f"{routerdc}: invalid JSON at line 2, column 15" in out, out
 
 
 def test_data_without_any_quality_label_is_refused(tmp_path: Path) -> None:

@@ -71,7 +71,9 @@ def _items(path: Path) -> list[object]:
         with path.open(encoding="utf-8-sig") as f:
             items = json.load(f)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
+        raise DataError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})"
+        ) from None
     if not isinstance(items, list):
         raise DataError(
             f"{path}: expected a JSON list of {{'question', 'scores'}} objects, "

@@ -52,7 +52,9 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path} line {lineno}: invalid JSON ({exc.msg})") from None
+                raise DataError(
+                    f"{path} line {lineno}: invalid JSON at column {exc.colno} ({exc.msg})"
+                ) from None
             if not isinstance(row, dict):
                 raise DataError(
                     f"{path} line {lineno}: expected a JSON object, found {line[:40]!r}"
