@@ -32,6 +32,8 @@ def test_data_dir_without_the_variable_looks_beside_the_current_folder(tmp_path:
     (here / "data" / "routerbench").mkdir()
     assert data_dir({}, cwd=here) == here / "data"
     assert data_dir({"MIXLLM_DATA_DIR": str(tmp_path)}, cwd=here) == tmp_path
+    # a named set is looked for where its own folder is
+    assert data_dir({}, cwd=here, holding="routellm") == tmp_path / "work" / "shared" / "data"
 
 
 def test_named_sets_found_beside_the_current_folder(

@@ -4,8 +4,8 @@ Named sets: ``routerbench`` (``<data>/routerbench/*.csv|parquet``, else an earli
 ``mixllm data fetch routerbench`` download), ``routellm-mmlu``, ``routellm-gsm8k`` and
 ``routellm-mt-bench`` (``<data>/routellm/...``), where ``<data>`` is ``$MIXLLM_DATA_DIR`` or,
 when it is unset, the first of :data:`LOCAL_DATA_DIRS` (from the current directory) that holds
-a ``routerbench`` or ``routellm`` folder. A pickle is read only when the user names its path
-(or for the pinned hub download), never one found by looking in a folder.
+the set's ``routerbench`` or ``routellm`` folder. A pickle is read only when the user names its
+path (or for the pinned hub download), never one found by looking in a folder.
 """
 
 from __future__ import annotations
@@ -45,10 +45,15 @@ _FORMATS = (
 )
 
 
-def data_dir(environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Path | None:
+def data_dir(
+    environ: Mapping[str, str] | None = None,
+    *,
+    cwd: Path | None = None,
+    holding: str | None = None,
+) -> Path | None:
     """The local data folder: ``MIXLLM_DATA_DIR`` when it is set, else the first of
     :data:`LOCAL_DATA_DIRS` (relative to ``cwd``, default the current directory) that holds a
-    ``routerbench`` or ``routellm`` folder, else ``None``.
+    ``routerbench`` or ``routellm`` folder (only ``holding``, when given), else ``None``.
 
     >>> data_dir({"MIXLLM_DATA_DIR": "/data"})
     PosixPath('/data')
@@ -61,7 +66,7 @@ def data_dir(environ: Mapping[str, str] | None = None, *, cwd: Path | None = Non
     here = Path.cwd() if cwd is None else cwd
     for name in LOCAL_DATA_DIRS:
         folder = here / name
-        if any((folder / sub).is_dir() for sub in _SET_FOLDERS):
+        if any((folder / sub).is_dir() for sub in ([holding] if holding else _SET_FOLDERS)):
             return folder.resolve()
     return None
 
@@ -109,7 +114,9 @@ def load_dataset(
     """
     allow = True if allow_pickle is None else allow_pickle
     if isinstance(source, str) and source in NAMED_SETS:
-        return _load_named(source, data_dir(environ), allow_pickle=allow, cache_dir=cache_dir)
+        holding = "routellm" if source in _ROUTELLM_NAMES else "routerbench"
+        root = data_dir(environ, holding=holding)
+        return _load_named(source, root, allow_pickle=allow, cache_dir=cache_dir)
     path = Path(source).expanduser()
     if path.is_dir():
         return _load_folder(path)
