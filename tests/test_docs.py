@@ -142,7 +142,7 @@ REWRITES = [
         "docs/targets.md",
         "--splits 20 ",
         "--splits 1 --folds 2 ",
-        "20 splits take ~15 min on 2 cores (a calibration each); one split with 2 folds "
+        "20 splits take ~11 min on 2 cores (a calibration each); one split with 2 folds "
         "exercises the same benchmark (~30 s).",
     ),
 ]
