@@ -202,6 +202,8 @@ def test_infeasible_targets_name_the_best_achievable(calibrated: Calibrated) -> 
     with pytest.raises(ConfigError, match=r"cannot be met: the cheapest routing costs") as info:
         cal.lam_for(parse_target("cost_share", cheapest / 2))
     assert f"{cheapest:.1%} of {cal.reference}'s" in str(info.value)
+    with pytest.raises(ConfigError, match="target='cost_share'; expected a Target"):
+        cal.lam_for("cost_share")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"per query \(mean cost out of fold\)"):
         cal.lam_for(parse_target("budget_per_query", 1e-9))
     best = cal.best_quality_share(0.9)

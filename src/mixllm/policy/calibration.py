@@ -125,6 +125,10 @@ class Calibration:
         return float(shares[passes.index(True)]) if any(passes) else 0.0
 
     def _index_for(self, target: Target) -> int:
+        if not isinstance(target, Target):
+            raise ConfigError(
+                f"target={target!r}; expected a Target (mixllm.policy.targets.parse_target)"
+            )
         a = self.arrays
         if target.kind == "min_quality_share":
             return self._quality_index(target)
