@@ -3,6 +3,7 @@ the newcomer bonus of :class:`~mixllm.policy.MixLLMPredictor` (``explore_new``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from mixllm.data import Dataset
 from mixllm.errors import ConfigError
 from mixllm.persist import _sha256
 from mixllm.policy import MixLLMPredictor
-from mixllm.policy.newcomers import EXPLORE_NEW, NEWCOMER_TRIES, newcomer_bonus
+from mixllm.policy.newcomers import EXPLORE_NEW, MAX_DOMAINS, NEWCOMER_TRIES, newcomer_bonus
 from mixllm.types import LLM
 
 #: name → (quality, price per million tokens in and out); 100 tokens in and out per query, so a
@@ -166,6 +167,32 @@ def test_the_bonus_fades_where_the_newcomer_was_graded_and_only_there(
         bonus = predictor.newcomer_bonus(queries)
         assert bonus is not None and np.all(width > 0)
         np.testing.assert_allclose(bonus[:, star], scale * width, rtol=1e-9)
+
+
+def test_without_tasks_the_domains_are_clusters_of_the_training_queries(
+    data: tuple[Dataset, Dataset],
+) -> None:
+    train, stream = data
+    known = train.select_llms(["cheap", "mid", "dear"])
+    untagged = dataclasses.replace(known, tasks=np.full(len(known), None, dtype=object))
+    router = Router(MixLLMPredictor(tagged=False), embedder="hashing", lam=LAM).fit(untagged)
+    predictor = router.predictor_
+    assert isinstance(predictor, MixLLMPredictor)
+    centres = predictor.newcomers_.centres_
+    assert 2 <= len(centres) <= MAX_DOMAINS
+    np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 1.0, rtol=1e-9)
+    router.add_llm(LLM("star", 5.0, 5.0))
+    predictor = router.predictor_
+    assert isinstance(predictor, MixLLMPredictor)
+    prompts = [str(p) for p in stream.prompts[:30]]
+    for prompt in prompts:
+        decision = router.route(prompt, candidates=["star"])
+        router.learn_one(decision, Feedback(quality=1.0, cost_usd=1e-3))
+    counts = predictor.newcomers_.counts_[predictor.llms_.index("star")]
+    domains = predictor.newcomers_.domains(
+        predictor._features(router._queries(prompts, None).embeddings)
+    )
+    np.testing.assert_allclose(counts, np.bincount(domains, minlength=len(centres)))
 
 
 def test_the_knob_and_the_newcomers_save_and_load(
