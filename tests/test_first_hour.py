@@ -119,6 +119,8 @@ def test_short_llm_names_resolve_once_everywhere() -> None:
         ds.llm_index("llama-2-70b-chat")
     with pytest.raises(UnknownLLMError, match="unknown LLM 'gpt-5'"):
         ds.llm_index("gpt-5")
+    single = mixllm.Router("single:mixtral-8x7b-chat", embedder="hashing").fit(ds)
+    assert single.route("p1").llm == "mistralai/mixtral-8x7b-chat"
 
 
 def test_simulate_is_one_seed_by_default_and_says_what_more_takes(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from mixllm.errors import DataError, UnknownLLMError
 from mixllm.policy.state import Arrays, BasePredictor, JSONValue
 from mixllm.predict.cost import MeanLengthCostModel
 from mixllm.predict.features import column_means
-from mixllm.types import Prediction, QueryBatch
+from mixllm.types import Prediction, QueryBatch, resolve_llm
 
 __all__ = ["CheapestPredictor", "OraclePredictor", "RandomPredictor", "SinglePredictor"]
 
@@ -73,10 +73,10 @@ class SinglePredictor(BasePredictor):
         self.name = f"single:{llm}"
 
     def fit(self, train: Dataset, queries: QueryBatch) -> SinglePredictor:
-        """Check that ``llm`` is in ``train`` (else :class:`UnknownLLMError`)."""
+        """Check that ``llm`` (full or unambiguous short name) is in ``train`` (else
+        :class:`UnknownLLMError`)."""
         self._check_train(train, queries)
-        if self.llm not in train.llms:
-            raise UnknownLLMError(f"unknown LLM {self.llm!r}; known: {sorted(train.llms)}")
+        resolve_llm(self.llm, train.llms)  # a full or unambiguous short name
         self.llms_ = train.llms
         return self
 
@@ -84,7 +84,7 @@ class SinglePredictor(BasePredictor):
         """One-hot quality on ``llm``; cost 0."""
         self._check_queries(queries)
         quality = np.zeros((len(queries), len(self.llms_)))
-        quality[:, self.llms_.index(self.llm)] = 1.0
+        quality[:, self.llms_.index(resolve_llm(self.llm, self.llms_))] = 1.0
         return self._prediction(quality, np.zeros_like(quality))
 
 
