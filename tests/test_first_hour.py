@@ -16,7 +16,8 @@ from click.testing import CliRunner
 import mixllm
 from mixllm.cli import cli
 from mixllm.data import Dataset, Outcome, load_dataset, make_routing_dataset, write_longform
-from mixllm.errors import UnknownLLMError
+from mixllm.errors import DataError, UnknownLLMError
+from mixllm.router import Router
 
 
 def run(*args: object) -> tuple[int, str]:
@@ -82,6 +83,8 @@ def test_data_without_any_quality_label_is_refused(tmp_path: Path) -> None:
         assert code == 2, out
         assert "unlabelled: no quality labels at all (30 queries x 2 LLMs" in out, out
     assert not (tmp_path / "r").exists() and not (tmp_path / "m").exists()
+    with pytest.raises(DataError, match="no quality labels at all"):  # the library too
+        Router("knn", embedder="hashing").fit(load_dataset(path))
     rows[0]["quality"] = 1.0  # one label is enough to be routing data
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert load_dataset(path).require_quality() is not None

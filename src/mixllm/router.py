@@ -133,9 +133,9 @@ class Router:
         the router is fitted and calibrated all the same (``lam`` unchanged): :meth:`lam_for`
         gives the λ of another target without fitting again."""
         _check_lam(self.lam)
-        self.embedder_ = (
-            make_embedder(self.embedder) if isinstance(self.embedder, str) else self.embedder
-        )
+        dataset.require_quality("fitting a router")
+        emb = self.embedder
+        self.embedder_ = make_embedder(emb) if isinstance(emb, str) else emb
         queries = self._queries(
             [str(p) for p in dataset.prompts],
             [str(q) for q in dataset.query_ids],
@@ -363,7 +363,8 @@ class Router:
     def lambda_sweep(
         self, prompts: Sequence[str], n: int, *, query_ids: Sequence[str] | None = None
     ) -> list[float]:
-        """``n`` values of λ spanning cheapest to highest-quality routing of ``prompts``."""
+        """``n`` values of λ from 0 (the highest predicted quality) to a λ that routes every
+        prompt of ``prompts`` to its cheapest predicted LLM, ascending."""
         return [float(x) for x in lambda_grid(self.predict(prompts, query_ids=query_ids), n)]
 
     # -- persistence --------------------------------------------------------------------------
