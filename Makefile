@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
+# One BLAS/OpenMP thread unless set: the first run distils the static embedding model, whose
+# threads wait on each other on a busy 2-core machine (2-4 min there, ~30 s single-threaded).
 demo: $(STAMP)
-	$(BIN)/mixllm demo --report reports/demo
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/mixllm demo --report reports/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks

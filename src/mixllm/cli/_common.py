@@ -60,7 +60,7 @@ def _run_and_print(job: Any) -> None:
         reports = job(on_progress)
     out = Console()
     if not out.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
-        out.width = 132
+        out.width = 150
     for report, paths in reports:
         out.print(render_table(report))
         out.print(f"report written to {paths[0].parent}")

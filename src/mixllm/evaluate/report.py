@@ -295,9 +295,13 @@ def render_table(report: Report) -> Table:
     c = report.context
     table = Table(
         title=f"{c.dataset}: {c.n_test} test queries, reference {c.reference}",
-        caption="[95% bootstrap CI]. Q@X%: quality at X% of the reference cost, in % of "
+        caption="[95% bootstrap CI]. AIQ: mean quality over the cost range from the cheapest "
+        "LLM's cost to the reference's (a single LLM counts from its own cost on, so the "
+        "reference scores 0). APGR: share of the cheapest-to-reference quality gap recovered "
+        "(0 = cheapest, 1 = reference). Q@X%: quality at X% of the reference cost, in % of "
         f"reference quality. Q@λ0: quality at λ = 0; gain: over {c.best_single or 'the best LLM'}. "
-        "Single LLMs dimmed.",
+        "Cost to match: the lowest cost at which the router's frontier reaches the "
+        "reference's quality, in % of the reference's cost. Single LLMs dimmed.",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
