@@ -67,7 +67,15 @@ def test_default_target_is_half_the_references_cost(data: Path, tmp_path: Path) 
         (("--strong-share", "0.25"), "at most 25% of calls to big"),
         (
             ("--min-quality-share", "0.8", "--confidence", "0.8"),
-            "mean quality at least 80% of big's, with 80% confidence",
+            "mean quality over 500 queries at least 80% of big's, with 80% confidence",
+        ),
+        (
+            ("--min-quality-share", "0.8", "--over", "2000"),
+            "mean quality over 2000 queries at least 80% of big's, with 90% confidence",
+        ),
+        (
+            ("--min-quality-share", "0.8", "--over", "inf"),
+            "mean quality in the long run at least 80% of big's, with 90% confidence",
         ),
     ],
 )
@@ -103,6 +111,10 @@ def test_reference_option_and_lam_without_calibration(data: Path, tmp_path: Path
         (("--min-quality-share", "1.1"), "min_quality_share=1.1"),
         (("--min-quality-share", "0.9", "--confidence", "1"), "confidence=1.0; expected a prob"),
         (("--confidence", "0.9"), "--confidence 0.9 given without --min-quality-share"),
+        (("--min-quality-share", "0.8", "--over", "0"), "--over: horizon='0'; expected a whole"),
+        (("--min-quality-share", "0.8", "--over", "1.5"), "--over: horizon='1.5'; expected"),
+        (("--min-quality-share", "0.8", "--over", "lots"), "horizon='lots'; expected a whole"),
+        (("--cost-share", "0.5", "--over", "100"), "--over 100 given without --min-quality"),
         (("--lam", "3", "--cost-share", "0.5"), "--lam 3 and --cost-share given; expected one"),
         (("--cost-share", "0.5", "--strong-share", "0.5"), "--cost-share and --strong-share"),
         (("--lam", "3", "--reference", "big"), "--reference given with --lam"),

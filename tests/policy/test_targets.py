@@ -16,9 +16,10 @@ from mixllm.policy.calibration import (
     _summarise,
     bernstein_lower_bound,
     calibrate,
+    horizon_lower_bound,
     pick_reference,
 )
-from mixllm.policy.targets import TARGET_KINDS, Target, parse_target
+from mixllm.policy.targets import DEFAULT_HORIZON, TARGET_KINDS, Target, parse_target
 from mixllm.types import LLM, Prediction, QueryBatch
 from tests.policy.conftest import queries_of, split
 
@@ -80,6 +81,96 @@ def test_bernstein_bound_covers_the_true_mean() -> None:
     assert np.isneginf(bernstein_lower_bound(np.ones(1), np.zeros(1), np.ones(1), 1.0, 0.1)).all()
 
 
+@pytest.mark.parametrize(
+    ("horizon", "expect"),
+    [
+        (0, "horizon=0; expected a whole number of queries >= 1, or 'inf' for the long run"),
+        (-5, "horizon=-5"),
+        (2.5, "horizon=2.5"),
+        ("many", "horizon='many'"),
+        (True, "horizon=True"),
+        (float("nan"), "horizon=nan"),
+        (float("-inf"), "horizon=-inf"),
+    ],
+)
+def test_parse_target_rejects_bad_horizons(horizon: object, expect: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_target("min_quality_share", 0.9, horizon=horizon)
+    assert expect in str(info.value)
+
+
+def test_horizons_parse_describe_and_round_trip() -> None:
+    target = parse_target("min_quality_share", "0.95", "0.8")
+    assert target.horizon == DEFAULT_HORIZON == 500
+    assert target.describe("gpt-4") == (
+        "mean quality over 500 queries at least 95% of gpt-4's, with 80% confidence"
+    )
+    assert Target("min_quality_share", 0.95, 0.8) == target
+    for text, horizon in (("2000", 2000), (250.0, 250), ("inf", None), (float("inf"), None)):
+        assert parse_target("min_quality_share", 0.9, horizon=text).horizon == horizon
+    long_run = parse_target("min_quality_share", 0.9, horizon=None)
+    assert long_run.describe().startswith("mean quality in the long run at least 90%")
+    for t in (target, long_run, parse_target("min_quality_share", 0.9, horizon=77)):
+        assert Target.from_dict(json.loads(json.dumps(t.to_dict()))) == t
+    # saved before horizons existed: the long run it was calibrated for
+    assert Target.from_dict({"kind": "min_quality_share", "value": 0.9}).horizon is None
+    assert parse_target("cost_share", 0.5).horizon is None
+    with pytest.raises(ConfigError, match="horizon=100 given with cost_share; a horizon goes"):
+        parse_target("cost_share", 0.5, horizon=100)
+
+
+def quality_pairs(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """d = q_routed − 0.9 q_ref: the reference right with p = 0.8, the routed LLM the same on 60%
+    of queries and else right with p = 0.7; E[d] = 0.04, in [-0.9, 1]."""
+    q_ref = rng.random(shape) < 0.8
+    q = np.where(rng.random(shape) < 0.6, q_ref, rng.random(shape) < 0.7)
+    return q - 0.9 * q_ref
+
+
+@pytest.mark.parametrize(("n", "m"), [(2000, 500), (300, 50), (5000, 5000)])
+def test_horizon_bound_covers_the_mean_of_the_next_m_queries(n: int, m: int) -> None:
+    """n past and m future draws from a known distribution, many times: the future mean is
+    below the bound in at most δ of the draws (plus Monte-Carlo error: 3 standard errors)."""
+    rng = np.random.default_rng(n + m)
+    draws, delta = 2000, 0.1
+    past, future = quality_pairs(rng, (draws, n)), quality_pairs(rng, (draws, m))
+    stats = past.mean(axis=1), past.var(axis=1, ddof=1), np.full(draws, float(n))
+    lower = horizon_lower_bound(*stats, (-0.9, 1.0), delta, m)
+    missed = (future.mean(axis=1) < lower).mean()
+    assert missed <= delta + 3 * np.sqrt(delta * (1 - delta) / draws)
+    long_run = bernstein_lower_bound(*stats, 1.9, delta)
+    assert np.all(lower <= long_run)  # the horizon makes the bound stricter
+    assert lower.mean() > 0.04 - 0.5  # a bound, not a vacuous one
+
+
+def test_the_long_run_bound_does_not_cover_a_short_horizon() -> None:
+    """What the horizon is for: with plenty of past queries the long-run bound is close to
+    E[d], and the mean of 50 new queries falls below it far more often than δ."""
+    rng = np.random.default_rng(3)
+    draws, n, m, delta = 1000, 10000, 50, 0.1
+    past, future = quality_pairs(rng, (draws, n)), quality_pairs(rng, (draws, m))
+    stats = past.mean(axis=1), past.var(axis=1, ddof=1), np.full(draws, float(n))
+    below = future.mean(axis=1)[:, None] < np.stack(
+        [
+            bernstein_lower_bound(*stats, 1.9, delta),
+            horizon_lower_bound(*stats, (-0.9, 1), delta, m),
+        ],
+        axis=1,
+    )
+    assert below[:, 0].mean() > 2 * delta
+    assert below[:, 1].mean() <= delta
+
+
+def test_horizon_bound_is_monotone_in_the_horizon() -> None:
+    mean, var, n = np.array([0.05, 0.02]), np.array([0.1, 0.3]), np.array([800.0, 3000.0])
+    bounds = [
+        horizon_lower_bound(mean, var, n, (-0.95, 1.0), 0.1, m) for m in (10, 100, 1000, 10**6)
+    ]
+    assert np.all(np.diff(np.stack(bounds), axis=0) > 0)
+    assert np.all(bounds[-1] <= bernstein_lower_bound(mean, var, n, 1.95, 0.1))
+    assert np.isneginf(horizon_lower_bound(mean, var, np.ones(2), (-1.0, 1.0), 0.1, 5)).all()
+
+
 def two_llm_set(q_ref: np.ndarray, q_cheap: np.ndarray) -> Dataset:
     n = len(q_ref)
     return Dataset(
@@ -111,11 +202,36 @@ def test_quality_target_holds_with_the_asked_confidence() -> None:
         ds = two_llm_set(rng.random(n) < 0.9, rng.random(n) < 0.6)
         chosen = (rng.random(n)[None, :] >= p[:, None]).astype(np.int64)  # nested in λ
         cal = _summarise(ds, "ref", chosen, lams, folds=5)
-        i = int(np.searchsorted(lams, cal.lam_for(parse_target("min_quality_share", share))))
+        long_run = parse_target("min_quality_share", share, horizon=None)  # truth: E[quality]
+        i = int(np.searchsorted(lams, cal.lam_for(long_run)))
         wrong += true_gap[i] < 0
         chosen_p.append(p[i])
     assert wrong / 300 <= 1 - confidence
     assert np.mean(chosen_p) < 0.95  # it does route some queries away from the reference
+
+
+def test_quality_target_over_a_horizon_holds_on_the_next_queries() -> None:
+    """As above, but the truth is the next m = 150 queries' own mean quality at the λ chosen:
+    at least 90% of the reference's on those queries in at least 90% of draws. The long-run
+    target on the same draws misses more often, so the test can tell them apart."""
+    rng = np.random.default_rng(2)
+    draws, n, m, share = 300, 2000, 150, 0.9
+    p = np.linspace(1.0, 0.0, 21)
+    lams = np.linspace(0.0, 100.0, 21)
+    wrong = {m: 0, None: 0}
+    for _ in range(draws):
+        ds = two_llm_set(rng.random(n) < 0.9, rng.random(n) < 0.6)
+        chosen = (rng.random(n)[None, :] >= p[:, None]).astype(np.int64)
+        cal = _summarise(ds, "ref", chosen, lams, folds=5)
+        ref_next, cheap_next = rng.random(m) < 0.9, rng.random(m) < 0.6
+        to_ref = rng.random(m)
+        for horizon in wrong:
+            lam = cal.lam_for(parse_target("min_quality_share", share, horizon=horizon))
+            i = int(np.searchsorted(lams, lam))
+            routed = np.where(to_ref < p[i], ref_next, cheap_next)
+            wrong[horizon] += routed.mean() < share * ref_next.mean()
+    assert wrong[m] / draws <= 0.1
+    assert wrong[None] / draws > wrong[m] / draws + 0.05
 
 
 def make_tiers(n: int, seed: int) -> tuple[Dataset, QueryBatch]:
@@ -206,8 +322,8 @@ def test_infeasible_targets_name_the_best_achievable(calibrated: Calibrated) -> 
         cal.lam_for("cost_share")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"per query \(mean cost out of fold\)"):
         cal.lam_for(parse_target("budget_per_query", 1e-9))
-    best = cal.best_quality_share(0.9)
-    assert 0.5 < best < 1.0
+    best = cal.best_quality_share(0.9, DEFAULT_HORIZON)
+    assert 0.5 < best < cal.best_quality_share(0.9) < 1.0  # the long run certifies more
     with pytest.raises(ConfigError, match=f"the best certified is min_quality_share={best:g}"):
         cal.lam_for(parse_target("min_quality_share", min(1.0, best + 0.01), 0.9))
     cal.lam_for(parse_target("min_quality_share", best, 0.9))  # the best named is achievable
@@ -232,3 +348,14 @@ def test_reference_is_the_best_llm_or_the_one_named() -> None:
         pick_reference(ds, "gpt-9")
     tie = two_llm_set(np.array([1, 0]), np.array([0, 1]))
     assert pick_reference(tie) == "cheap"  # equal quality: the cheaper
+
+
+def test_a_shorter_horizon_is_a_dearer_lam(calibrated: Calibrated) -> None:
+    cal = calibrated[0]
+    lams = [
+        cal.lam_for(parse_target("min_quality_share", 0.8, 0.9, horizon=h))
+        for h in (100, 500, 5000, None)
+    ]
+    assert lams == sorted(lams) and lams[0] < lams[-1]  # smaller λ: more of the dearer LLMs
+    bounds = [cal.quality_lower_bounds(0.8, 0.9, h) for h in (100, 500, 5000, None)]
+    assert np.all(np.diff(np.stack(bounds), axis=0) >= 0)

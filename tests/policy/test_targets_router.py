@@ -102,3 +102,23 @@ def test_reference_can_be_named() -> None:
     router.reference = "small"
     router.fit(make_clustered(150))
     assert router.calibration_ is not None and router.calibration_.reference == "small"
+
+
+def test_a_quality_target_keeps_its_horizon_and_older_files_mean_the_long_run(
+    router: Router, tmp_path: Path
+) -> None:
+    router.target = parse_target("min_quality_share", 0.7, 0.8, horizon=300)
+    try:
+        router.save(tmp_path / "r")
+    finally:
+        router.target = TARGET
+    manifest_file = tmp_path / "r" / "manifest.json"
+    loaded = Router.load(tmp_path / "r")
+    assert loaded.target == parse_target("min_quality_share", 0.7, 0.8, horizon=300)
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest["target"]["horizon"] == 300
+    del manifest["target"]["horizon"]  # as saved before horizons existed
+    manifest_file.write_text(json.dumps(manifest))
+    older = Router.load(tmp_path / "r").target
+    assert older is not None and older.horizon is None and older.confidence == 0.8
+    assert "in the long run" in older.describe()

@@ -42,9 +42,16 @@ _TARGET_OPTIONS = {
     "--min-quality-share",
     type=float,
     metavar="Q",
-    help="Mean quality at least Q x the reference's, with probability --confidence.",
+    help="Mean quality at least Q x the reference's, with probability --confidence, over the "
+    "next --over queries.",
 )
 @click.option("--confidence", type=float, metavar="C", help="With --min-quality-share [0.9].")
+@click.option(
+    "--over",
+    metavar="N",
+    help="With --min-quality-share: the number of future queries whose mean quality the "
+    "guarantee is about, or 'inf' for the long run [500].",
+)
 @click.option("--reference", metavar="NAME", help="LLM the targets are relative to [best].")
 @click.option("--lam", type=float, help="λ itself (quality points per USD), instead of a target.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -56,6 +63,7 @@ def fit(
     lam: float | None,
     reference: str | None,
     confidence: float | None,
+    over: str | None,
     seed: int,
     **targets: float | None,
 ) -> None:
@@ -67,7 +75,7 @@ def fit(
     """
     from mixllm.router import Router
 
-    target = _target(targets, confidence, lam, reference)
+    target = _target(targets, confidence, lam, reference, over)
     _check_names(router_name, embedder)
     ds = _load(data)
     if reference is not None and reference not in ds.llms:
@@ -103,6 +111,7 @@ def _target(
     confidence: float | None,
     lam: float | None,
     reference: str | None,
+    over: str | None = None,
 ) -> Any:
     """The target the options ask for (the default without any), or ``None`` with --lam."""
     from mixllm.policy.targets import parse_target
@@ -113,6 +122,8 @@ def _target(
         raise ConfigError(f"{names} given; expected at most one target option")
     if confidence is not None and "min_quality_share" not in given:
         raise ConfigError(f"--confidence {confidence:g} given without --min-quality-share")
+    if over is not None and "min_quality_share" not in given:
+        raise ConfigError(f"--over {over} given without --min-quality-share")
     if lam is not None:
         if given:
             raise ConfigError(
@@ -124,9 +135,12 @@ def _target(
         return None
     kind, value = next(iter(given.items())) if given else DEFAULT_TARGET
     try:
+        if over is not None:
+            return parse_target(kind, value, confidence, horizon=over)
         return parse_target(kind, value, confidence)
     except ConfigError as exc:
-        raise ConfigError(f"{_TARGET_OPTIONS[kind]}: {exc}") from None
+        option = "--over" if str(exc).startswith("horizon=") else _TARGET_OPTIONS[kind]
+        raise ConfigError(f"{option}: {exc}") from None
 
 
 def _cheapest_instead(router: Any) -> None:

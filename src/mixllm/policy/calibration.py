@@ -9,11 +9,13 @@ and quality of the chosen LLMs, the share of calls to the reference, and the pai
 of the quality bound. :meth:`Calibration.lam_for` then picks, among the λ that meet the target,
 the one with the best mean quality (ties: the cheaper).
 
-A ``min_quality_share`` Q with confidence C tests, λ by λ from 0 upwards, whether the mean of
-d = quality routed − Q × quality of the reference is ≥ 0, by the empirical Bernstein lower bound
-(Maurer & Pontil, 2009) at level δ = 1 − C, and stops at the first λ it cannot certify (fixed
-sequence testing: the order is fixed before the outcomes are seen, so choosing among the λ
-costs no extra δ). The λ chosen is the last one certified.
+A ``min_quality_share`` Q with confidence C and horizon m tests, λ by λ from 0 upwards, whether
+the mean of d = quality routed − Q × quality of the reference over the next m queries is ≥ 0
+with probability ≥ C, by :func:`horizon_lower_bound` at δ = 1 − C (the long run, m = None: the
+expected d, by the empirical Bernstein lower bound of Maurer & Pontil, 2009), and stops at the
+first λ it cannot certify (fixed sequence testing: the order is fixed before the outcomes are
+seen, so choosing among the λ costs no extra δ). The λ chosen is the last one certified.
+Both assume the queries, those calibrated on and those to come, are i.i.d. draws.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "CalibrationPoint",
     "bernstein_lower_bound",
     "calibrate",
+    "horizon_lower_bound",
     "pick_reference",
     "predict_for_choice",
 ]
@@ -108,20 +111,27 @@ class Calibration:
         no λ of the grid does."""
         return self.point_for(target).lam
 
-    def quality_lower_bounds(self, share: float, confidence: float) -> FloatArray:
-        """Per λ, the lower bound (at ``confidence``) of mean quality − share × the reference's,
-        over the queries where both are recorded."""
+    def quality_lower_bounds(
+        self, share: float, confidence: float, horizon: int | None = None
+    ) -> FloatArray:
+        """Per λ, the lower bound (at ``confidence``) of quality − share × the reference's: its
+        mean over ``horizon`` future queries (None: its expectation), from the queries where both
+        are recorded."""
         a, (lo, hi) = self.arrays, self.quality_range
         mean = a["paired_quality"] - share * a["paired_reference"]
         var = a["var_quality"] - 2 * share * a["cov"] + share**2 * a["var_reference"]
-        span = (1 + share) * (hi - lo)
-        return bernstein_lower_bound(mean, var, a["n_paired"], span, 1 - confidence)
+        delta = 1 - confidence
+        if horizon is None:
+            span = (1 + share) * (hi - lo)
+            return bernstein_lower_bound(mean, var, a["n_paired"], span, delta)
+        bounds = (lo - share * hi, hi - share * lo)
+        return horizon_lower_bound(mean, var, a["n_paired"], bounds, delta, horizon)
 
-    def best_quality_share(self, confidence: float) -> float:
-        """The largest share of the reference's quality some λ certifies at ``confidence``
-        (to three decimals; 0 if none)."""
+    def best_quality_share(self, confidence: float, horizon: int | None = None) -> float:
+        """The largest share of the reference's quality some λ certifies at ``confidence`` over
+        ``horizon`` queries (None: the long run), to three decimals; 0 if none."""
         shares = np.arange(1000, 0, -1) / 1000
-        passes = [self.quality_lower_bounds(float(s), confidence)[0] >= 0 for s in shares]
+        passes = [self.quality_lower_bounds(float(s), confidence, horizon)[0] >= 0 for s in shares]
         return float(shares[passes.index(True)]) if any(passes) else 0.0
 
     def _index_for(self, target: Target) -> int:
@@ -159,12 +169,13 @@ class Calibration:
 
     def _quality_index(self, target: Target) -> int:
         confidence = DEFAULT_CONFIDENCE if target.confidence is None else target.confidence
-        certified = self.quality_lower_bounds(target.value, confidence) >= 0
+        certified = self.quality_lower_bounds(target.value, confidence, target.horizon) >= 0
         if not certified[0]:
-            best = self.best_quality_share(confidence)
+            best = self.best_quality_share(confidence, target.horizon)
             raise ConfigError(
                 f"{target.describe(self.reference)} cannot be met on this data: the best "
-                f"certified is min_quality_share={best:g} at that confidence (out-of-fold mean "
+                f"certified is min_quality_share={best:g} at that confidence and horizon "
+                f"({self.n_queries} queries calibrated on; out-of-fold mean "
                 f"quality {self.arrays['quality'][0]:.4g} vs {self.reference}'s "
                 f"{self.reference_quality:.4g})"
             )
@@ -219,6 +230,51 @@ def bernstein_lower_bound(
     with np.errstate(divide="ignore", invalid="ignore"):
         width = np.sqrt(2 * np.maximum(var, 0.0) * log / n) + 7 * span * log / (3 * (n - 1))
     return np.where(n >= 2, mean - width, -np.inf)
+
+
+def horizon_lower_bound(
+    mean: FloatArray,
+    var: FloatArray,
+    n: FloatArray,
+    bounds: tuple[float, float],
+    delta: float,
+    horizon: int,
+) -> FloatArray:
+    """A lower bound on the mean of ``horizon`` future draws of X, from ``n`` past ones with
+    sample ``mean`` and unbiased variance ``var``, X within ``bounds`` = (a, b): the future mean
+    is at least the bound with probability at least 1 − ``delta``. ``-inf`` where n < 2.
+
+    Assumptions: the n + ``horizon`` draws are i.i.d. With R = b − a, δ split δ/4 + δ/4 + δ/2:
+
+    1. σ² ≤ E[X²] ≤ σ̄², by Bernstein's inequality on X² in [0, max(a², b²)] (whose variance
+       is at most max(a², b²) E[X²]) at δ/4;
+    2. E[X] ≥ mean − √(2 σ̄² ln(4/δ) / n) − R ln(4/δ) / (3n), Bernstein at δ/4 given 1
+       (at δ/2 this bound on E[X] is as strict as the empirical Bernstein one);
+    3. a mean of ``horizon`` = m fresh draws ≥ E[X] − √(2 σ̄² ln(2/δ) / m) − R ln(2/δ) / (3m),
+       Bernstein at δ/2 given 1; the fresh draws are independent of the past ones, so this
+       also holds for a choice (of λ) made from them.
+
+    Tested λ by λ in a fixed order (:meth:`Calibration.lam_for`), steps 1-2 are a test of "E[X]
+    is at least step 3's deviation", so fixed-sequence testing keeps the total at δ. The bound
+    is never above :func:`bernstein_lower_bound` at ``delta`` (the long run), and falls as the
+    horizon shortens.
+
+    >>> args = np.array([0.1]), np.array([0.04]), np.array([2000.0]), (-0.9, 1.0), 0.1
+    >>> [round(float(horizon_lower_bound(*args, m)[0]), 4) for m in (100, 500, 10**6)]
+    [0.0012, 0.0512, 0.0824]
+    """
+    a, b = bounds
+    span, square = b - a, max(a * a, b * b)
+    n = np.asarray(n, dtype=np.float64)
+    log_past, log_future = math.log(4 / delta), math.log(2 / delta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        second_moment = np.maximum(var, 0.0) * (n - 1) / n + mean**2
+        k = np.sqrt(2 * square * log_past / n)
+        sigma = (k + np.sqrt(k**2 + 4 * (second_moment + square * log_past / (3 * n)))) / 2
+        past = sigma * np.sqrt(2 * log_past / n) + span * log_past / (3 * n)
+        future = sigma * np.sqrt(2 * log_future / horizon) + span * log_future / (3 * horizon)
+        bound = np.minimum(mean - past - future, bernstein_lower_bound(mean, var, n, span, delta))
+    return np.where(n >= 2, bound, -np.inf)
 
 
 def pick_reference(dataset: Dataset, reference: str | None = None) -> str:
