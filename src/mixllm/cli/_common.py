@@ -48,6 +48,7 @@ def _run_and_print(job: Any) -> None:
     from rich.console import Console
 
     from mixllm.evaluate import render_table
+    from mixllm.evaluate.targets import render_targets_table
 
     with _progress() as progress:
         current: list[Any] = []
@@ -63,4 +64,6 @@ def _run_and_print(job: Any) -> None:
         out.width = 150
     for report, paths in reports:
         out.print(render_table(report))
+        if report.targets:
+            out.print(render_targets_table(report.targets))
         out.print(f"report written to {paths[0].parent}")

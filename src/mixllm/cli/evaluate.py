@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mixllm.cli._common import _check_names, _console, _load, _run_and_print
+from mixllm.cli._targets import parse_targets, target_options
 from mixllm.embed import DEFAULT_EMBEDDER
 from mixllm.errors import ConfigError
 
@@ -33,7 +34,8 @@ __all__ = ["evaluate"]
 @click.option(
     "--reference",
     default=None,
-    help="The LLM the report compares against (default: the best on the training data).",
+    help="The LLM the report and the targets compare against (default: the best on the "
+    "training data).",
 )
 @click.option(
     "--prices",
@@ -53,6 +55,7 @@ __all__ = ["evaluate"]
 @click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--n-boot", default=1000, show_default=True, type=int)
+@target_options
 def evaluate(
     data: tuple[str, ...],
     test_data: str | None,
@@ -67,8 +70,16 @@ def evaluate(
     embedder: str,
     seed: int,
     n_boot: int,
+    confidence: float | None,
+    over: str | None,
+    **targets: tuple[float, ...],
 ) -> None:
-    """Evaluate routers on DATA and write a report (report.md, report.json, frontier.png)."""
+    """Evaluate routers on DATA and write a report (report.md, report.json, frontier.png).
+
+    Each target option (any of them, each may be repeated) also fits the mixllm router on the
+    training data calibrated for that target, as `mixllm fit` does, and reports whether routing
+    the test data at its λ meets it.
+    """
     from mixllm.evaluate.run import EvalSpec, run_evaluation
 
     if test_data is not None and (test_size is not None or split != "random" or test_tasks):
@@ -86,6 +97,7 @@ def evaluate(
         reference=reference,
         prices=prices,
         output_tokens=output_tokens,
+        targets=parse_targets(targets, confidence, over),
     )
     for r in spec.routers or ():
         _check_names(r, embedder)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from mixllm.evaluate.bootstrap import Estimate
 from mixllm.evaluate.results import Report, ReportContext, RouterResult
+from mixllm.evaluate.targets import targets_markdown, targets_to_dict
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -95,11 +96,14 @@ def _row_dict(row: RouterResult, budgets: tuple[float, ...]) -> dict[str, JSONVa
 def report_to_dict(report: Report) -> dict[str, JSONValue]:
     """Every reproducible number of ``report`` as JSON-ready data (no timings)."""
     budgets = report.context.budgets_pct
-    return {
+    out: dict[str, JSONValue] = {
         "format": "mixllm-report/1",
         "context": _context_dict(report.context),
         "routers": [_row_dict(r, budgets) for r in report.rows],
     }
+    if report.targets:  # only when targets were asked for
+        out["targets"] = targets_to_dict(report.targets)
+    return out
 
 
 def _fmt(x: float | None, digits: int) -> str:
@@ -215,6 +219,7 @@ def render_markdown(report: Report) -> str:
         "",
         *_md_table(_titles(report), [router_cells(r) for r in report.rows]),
         "",
+        *targets_markdown(report.targets),
         "## Best quality (λ = 0)",
         "",
         *_md_lam0(report),

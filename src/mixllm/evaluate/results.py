@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mixllm.errors import ConfigError
 from mixllm.evaluate.bootstrap import Estimate
 from mixllm.evaluate.metrics import Yardstick
+
+if TYPE_CHECKING:
+    from mixllm.evaluate.targets import TargetResult
 
 __all__ = ["KINDS", "Report", "ReportContext", "RouterResult", "SweepPoint"]
 
@@ -107,10 +111,12 @@ class ReportContext:
 
 @dataclass(frozen=True)
 class Report:
-    """An evaluation: its context and one row per router (single LLMs included)."""
+    """An evaluation: its context, one row per router (single LLMs included) and, when targets
+    were asked for, one row per target (:mod:`mixllm.evaluate.targets`)."""
 
     context: ReportContext
     rows: tuple[RouterResult, ...]
+    targets: tuple[TargetResult, ...] = ()
 
     def row(self, name: str) -> RouterResult:
         """The row of router ``name``."""

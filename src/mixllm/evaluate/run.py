@@ -4,7 +4,7 @@ write the report. The CLI only parses arguments and prints what these return."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +13,11 @@ from mixllm.data import Dataset, load_dataset, split_by_task, split_random
 from mixllm.data.price_table import price_dataset, read_price_table
 from mixllm.embed import DEFAULT_EMBEDDER, make_embedder
 from mixllm.errors import ConfigError
+from mixllm.evaluate._memo import MemoEmbedder
 from mixllm.evaluate.harness import DEFAULT_ROUTERS, ProgressCallback, Report, evaluate
 from mixllm.evaluate.report import write_report
+from mixllm.evaluate.targets import evaluate_targets
+from mixllm.policy.targets import Target
 
 __all__ = ["DEMO_SAMPLES", "DEMO_SETS", "EvalSpec", "run_demo", "run_evaluation"]
 
@@ -32,6 +35,8 @@ class EvalSpec:
     ``reference`` is the LLM the report compares against (default: the best on the training
     data); ``prices`` a price table (:func:`~mixllm.data.price_table.read_price_table`) whose
     costs replace the data's, with ``output_tokens`` assumed where an answer's length is unknown.
+    ``targets`` are each reported as met or not on the test split
+    (:func:`~mixllm.evaluate.targets.evaluate_targets`, relative to the report's reference).
     """
 
     routers: tuple[str, ...] | None = None
@@ -45,6 +50,7 @@ class EvalSpec:
     reference: str | None = None
     prices: Path | None = None
     output_tokens: float | None = None
+    targets: tuple[Target, ...] = ()
 
 
 def _split(ds: Dataset, spec: EvalSpec) -> tuple[Dataset, Dataset]:
@@ -104,11 +110,12 @@ def run_evaluation(
         def tell(what: str, done: int, total: int) -> None:
             outer(f"{ds.name}: {what}", done, total)
 
+    embedder = MemoEmbedder(make_embedder(spec.embedder))  # shared with the targets' router
     report = evaluate(
         train,
         test,
         routers=spec.routers or DEFAULT_ROUTERS,
-        embedder=make_embedder(spec.embedder),
+        embedder=embedder,
         reference=spec.reference,
         n_lams=spec.n_lams,
         n_boot=spec.n_boot,
@@ -116,6 +123,20 @@ def run_evaluation(
         progress=tell,
         notes=notes,
     )
+    if spec.targets:
+        if tell is not None:
+            tell("targets (mixllm, cross-fitted)", 0, 1)
+        rows = evaluate_targets(
+            train,
+            test,
+            spec.targets,
+            embedder=embedder,
+            reference=report.context.reference,
+            seed=spec.seed,
+        )
+        if tell is not None:
+            tell("targets (mixllm, cross-fitted)", 1, 1)
+        report = replace(report, targets=rows)
     return [(report, write_report(report, report_dir))]
 
 
