@@ -87,7 +87,7 @@ def test_met_flips_with_the_test_outcomes(router: Router, split: tuple[Dataset, 
     ref = test.llms.index(router.reference or "")
     loose = parse_target("budget_per_query", float(test.cost_usd.max()))  # no routing costs more
     share = parse_target("cost_share", 0.3)
-    ((met, routed),) = [target_rows(router, test, [loose, share])]
+    met, routed = target_rows(router, test, [loose, share])
     assert met.met is True
     assert routed.test is not None and routed.test.reference_share < 0.9
     # the same λ on a test split where every other LLM costs 100 times as much: far above 30%

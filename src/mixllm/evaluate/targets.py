@@ -262,14 +262,14 @@ def _cells(r: TargetResult) -> list[str]:
 
 
 _COLUMNS = (
-    "target", "λ", "out of fold", "on test", "test split",
+    "target", "λ", "out of fold", "on test", "met on test",
     "test cost per query (% of ref.)", "calls to ref.", "test quality (% of ref.)",
 )  # fmt: skip
 
 
 #: Column titles of the terminal table, after the target's.
 _SHORT_COLUMNS = (
-    "λ", "out of fold", "on test", "test split", "cost/query (% ref.)", "ref. calls",
+    "λ", "out of fold", "on test", "met on test", "cost/query (% ref.)", "ref. calls",
     "quality (% ref.)",
 )  # fmt: skip
 
