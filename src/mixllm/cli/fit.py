@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from mixllm.cli._common import _check_names, _console, _load
+from mixllm.cli._targets import option_name, parse_targets, target_options
 from mixllm.embed import DEFAULT_EMBEDDER
 from mixllm.errors import ConfigError, UnknownLLMError
 
@@ -18,40 +19,13 @@ DEFAULT_ROUTER = "mixllm"
 #: The target of ``mixllm fit`` without ``--lam`` or a target option (see docs/targets.md).
 DEFAULT_TARGET = ("cost_share", 0.5)
 
-_TARGET_OPTIONS = {
-    "cost_share": "--cost-share",
-    "budget_per_query": "--budget-per-query",
-    "strong_share": "--strong-share",
-    "min_quality_share": "--min-quality-share",
-}
-
 
 @click.command()
 @click.argument("data", nargs=-1, required=True)
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory.")
 @click.option("--router", "router_name", default=DEFAULT_ROUTER, show_default=True)
 @click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True)
-@click.option(
-    "--cost-share", type=float, metavar="S", help="Mean cost at most S x the reference's (0, 1]."
-)
-@click.option("--budget-per-query", type=float, metavar="USD", help="Mean cost at most USD.")
-@click.option(
-    "--strong-share", type=float, metavar="S", help="At most a share S of calls to the reference."
-)
-@click.option(
-    "--min-quality-share",
-    type=float,
-    metavar="Q",
-    help="Mean quality at least Q x the reference's, with probability --confidence, over the "
-    "next --over queries.",
-)
-@click.option("--confidence", type=float, metavar="C", help="With --min-quality-share [0.9].")
-@click.option(
-    "--over",
-    metavar="N",
-    help="With --min-quality-share: the number of future queries whose mean quality the "
-    "guarantee is about, or 'inf' for the long run [500].",
-)
+@target_options
 @click.option("--reference", metavar="NAME", help="LLM the targets are relative to [best].")
 @click.option("--lam", type=float, help="λ itself (quality points per USD), instead of a target.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -65,7 +39,7 @@ def fit(
     confidence: float | None,
     over: str | None,
     seed: int,
-    **targets: float | None,
+    **targets: tuple[float, ...],
 ) -> None:
     """Train a router on DATA (files or directories in any supported format) and save it.
 
@@ -75,7 +49,7 @@ def fit(
     """
     from mixllm.router import Router
 
-    target = _target(targets, confidence, lam, reference, over)
+    target = _target(targets, confidence, over, lam, reference)
     _check_names(router_name, embedder)
     ds = _load(data)
     if reference is not None and reference not in ds.llms:
@@ -102,45 +76,34 @@ def fit(
     click.echo(f"saved {router_name} router ({ds.n_llms} LLMs, {len(ds)} queries) to {out}")
 
 
-def _is_default(targets: dict[str, float | None], lam: float | None) -> bool:
-    return lam is None and all(v is None for v in targets.values())
+def _is_default(targets: dict[str, tuple[float, ...]], lam: float | None) -> bool:
+    return lam is None and not any(targets.values())
 
 
 def _target(
-    targets: dict[str, float | None],
+    targets: dict[str, tuple[float, ...]],
     confidence: float | None,
+    over: str | None,
     lam: float | None,
     reference: str | None,
-    over: str | None = None,
 ) -> Any:
     """The target the options ask for (the default without any), or ``None`` with --lam."""
     from mixllm.policy.targets import parse_target
 
-    given = {k: v for k, v in targets.items() if v is not None}
+    given = parse_targets(targets, confidence, over)
     if len(given) > 1:
-        names = " and ".join(_TARGET_OPTIONS[k] for k in given)
+        names = " and ".join(option_name(t.kind) for t in given)
         raise ConfigError(f"{names} given; expected at most one target option")
-    if confidence is not None and "min_quality_share" not in given:
-        raise ConfigError(f"--confidence {confidence:g} given without --min-quality-share")
-    if over is not None and "min_quality_share" not in given:
-        raise ConfigError(f"--over {over} given without --min-quality-share")
     if lam is not None:
         if given:
             raise ConfigError(
-                f"--lam {lam:g} and {_TARGET_OPTIONS[next(iter(given))]} given; expected one: "
+                f"--lam {lam:g} and {option_name(given[0].kind)} given; expected one: "
                 "a target, or λ itself with --lam"
             )
         if reference is not None:
             raise ConfigError("--reference given with --lam; a reference goes with a target")
         return None
-    kind, value = next(iter(given.items())) if given else DEFAULT_TARGET
-    try:
-        if over is not None:
-            return parse_target(kind, value, confidence, horizon=over)
-        return parse_target(kind, value, confidence)
-    except ConfigError as exc:
-        option = "--over" if str(exc).startswith("horizon=") else _TARGET_OPTIONS[kind]
-        raise ConfigError(f"{option}: {exc}") from None
+    return given[0] if given else parse_target(*DEFAULT_TARGET)
 
 
 def _cheapest_instead(router: Any) -> None:
