@@ -99,3 +99,35 @@ def test_targets_need_a_calibrated_router(router: Router, tmp_path: Path) -> Non
     settings = load_settings_text(CONFIG, environ={})
     with Store(":memory:") as store, pytest.raises(ConfigError, match="profile 'thrifty'"):
         create_app(router, backends, store, settings)
+
+
+def test_a_quality_target_takes_its_horizon_in_profiles_and_requests(
+    calibrated: Path, tmp_path: Path
+) -> None:
+    router = Router.load(calibrated)
+    backends = {m: upstream_backend(m) for m in router.llms}
+    config = '[profiles.sure]\nmin_quality_share = 0.5\nconfidence = 0.8\nover = "inf"\n'
+    settings = load_settings_text(config, environ={})
+    long_run = parse_target("min_quality_share", 0.5, 0.8, horizon="inf")
+    over_50 = parse_target("min_quality_share", 0.5, 0.8, horizon=50)
+    assert router.lam_for(over_50) < router.lam_for(long_run)  # a short horizon costs more
+
+    async def go() -> None:
+        async with gateway(router, backends, tmp_path, settings) as (_, http):
+            sure = await http.post("/v1/chat/completions", json=_ask("sure"))
+            assert sure.status_code == 200, sure.text
+            assert sure.json()["mixllm"]["lam"] == pytest.approx(router.lam_for(long_run))
+            own = _ask(min_quality_share=0.5, confidence=0.8, over=50)
+            r = await http.post("/v1/chat/completions", json=own)
+            assert r.json()["mixllm"]["lam"] == pytest.approx(router.lam_for(over_50))
+            for body, named in [
+                (_ask(min_quality_share=0.5, over=0), "over"),
+                (_ask(min_quality_share=0.5, over="never"), "over"),
+                (_ask(cost_share=0.5, over=50), "goes with min_quality_share only"),
+            ]:
+                bad = await http.post("/v1/chat/completions", json=body)
+                assert bad.status_code == 400 and named in bad.json()["error"]["message"], body
+
+    run(go)
+    with pytest.raises(ConfigError, match="over without min_quality_share"):
+        load_settings_text("[profiles.odd]\nover = 100\n", environ={})

@@ -1,6 +1,7 @@
 """The gateway settings that set how cheap routing is: a pacing budget (``[pacing]``,
 ``[profiles.NAME.pacing]``, a key's ``pacing``) and a profile's target (``cost_share``,
-``budget_per_query``, ``strong_share`` or ``min_quality_share`` with ``confidence``), read
+``budget_per_query``, ``strong_share`` or ``min_quality_share`` with ``confidence`` and
+``over``), read
 by :mod:`mixllm.serve.settings`.
 
 >>> pacing_settings({"usd_per_day": 20}, "[pacing]").budget.describe()
@@ -19,7 +20,7 @@ from mixllm.errors import ConfigError
 from mixllm.policy.pacing import Budget
 from mixllm.policy.targets import TARGET_KINDS, Target, parse_target
 
-__all__ = ["PACING_FIELDS", "PacingSettings", "pacing_settings", "profile_target"]
+__all__ = ["PACING_FIELDS", "PacingSettings", "pacing_settings", "profile_target", "quality_target"]
 
 #: What a pacing table may hold: one budget, per hour or per day.
 PACING_FIELDS = ("usd_per_hour", "usd_per_day")
@@ -78,10 +79,19 @@ def profile_target(raw: Mapping[str, Any], where: str) -> Target | None:
     if len(kinds) > 1:
         raise ConfigError(f"{where}: targets {kinds}; expected at most one")
     if not kinds:
-        if "confidence" in raw:
-            raise ConfigError(f"{where}: confidence without min_quality_share")
+        for name in ("confidence", "over"):
+            if name in raw:
+                raise ConfigError(f"{where}: {name} without min_quality_share")
         return None
+    return quality_target(kinds[0], raw, where)
+
+
+def quality_target(kind: str, raw: Mapping[str, Any], where: str) -> Target:
+    """The ``kind`` target of a profile's table or a request's ``mixllm`` object, with
+    ``confidence`` and ``over`` (the horizon: queries, or ``"inf"``) for ``min_quality_share``;
+    a :class:`ConfigError` naming ``where`` and the bad value."""
+    extra = {"horizon": raw["over"]} if raw.get("over") is not None else {}
     try:
-        return parse_target(kinds[0], raw[kinds[0]], raw.get("confidence"))
+        return parse_target(kind, raw[kind], raw.get("confidence"), **extra)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None

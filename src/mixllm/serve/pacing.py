@@ -33,8 +33,8 @@ from starlette.concurrency import run_in_threadpool
 from mixllm.clock import Clock
 from mixllm.errors import ConfigError
 from mixllm.policy.pacing import Budget, Pacer
-from mixllm.policy.targets import TARGET_KINDS, parse_target
-from mixllm.serve._knobs import PacingSettings
+from mixllm.policy.targets import TARGET_KINDS
+from mixllm.serve._knobs import PacingSettings, quality_target
 from mixllm.serve.errors import RateLimitError
 from mixllm.serve.fallback import SkippedLLMError
 from mixllm.serve.metrics import Metrics
@@ -239,12 +239,13 @@ def request_lam(
     if len(kinds) > 1:
         raise ConfigError(f"mixllm targets {kinds}; expected at most one per request")
     if kinds:
-        return router.lam_for(parse_target(kinds[0], options[kinds[0]], options.get("confidence")))
-    if options.get("confidence") is not None:
-        raise ConfigError(
-            f"mixllm.confidence={options['confidence']!r} without min_quality_share; a "
-            "confidence goes with min_quality_share only"
-        )
+        return router.lam_for(quality_target(kinds[0], options, "mixllm"))
+    for name in ("confidence", "over"):
+        if options.get(name) is not None:
+            raise ConfigError(
+                f"mixllm.{name}={options[name]!r} without min_quality_share; a {name} goes "
+                "with min_quality_share only"
+            )
     if paced is not None:
         return paced
     if profile.target is not None:

@@ -101,7 +101,8 @@ def _path(where: Any) -> str:
 
 class RoutingOptions(_Strict):
     """``extra_body={"mixllm": {...}}``: per-request λ or target (``cost_share``,
-    ``budget_per_query``, ``strong_share``, ``min_quality_share`` with ``confidence``; checked
+    ``budget_per_query``, ``strong_share``, ``min_quality_share`` with ``confidence`` and
+    ``over``, the queries its guarantee is about, or ``"inf"``; checked
     by :func:`mixllm.policy.targets.parse_target`), candidate LLMs, cost ceiling, and the
     conversation (session) the request belongs to."""
 
@@ -111,6 +112,7 @@ class RoutingOptions(_Strict):
     strong_share: Finite | None = None
     min_quality_share: Finite | None = None
     confidence: Finite | None = None
+    over: Annotated[int, Field(ge=1, le=10**12)] | Literal["inf"] | None = None
     candidates: Annotated[list[Name], Field(min_length=1, max_length=1000)] | None = None
     max_cost_usd: NonNegative | None = None
     session: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[!-~]+$")] | None = None

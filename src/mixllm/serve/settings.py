@@ -341,7 +341,11 @@ _KEY_FIELDS = (
 
 
 def _profile(raw: Mapping[str, Any], where: str) -> Profile:
-    _only(raw, {"lam", "candidates", "max_cost_usd", "pacing", "confidence", *TARGET_KINDS}, where)
+    _only(
+        raw,
+        {"lam", "candidates", "max_cost_usd", "pacing", "confidence", "over", *TARGET_KINDS},
+        where,
+    )
     candidates = raw.get("candidates")
     if candidates is not None and not (
         isinstance(candidates, list) and candidates and all(isinstance(c, str) for c in candidates)
