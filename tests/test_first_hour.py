@@ -124,6 +124,14 @@ def test_short_llm_names_resolve_once_everywhere() -> None:
         ds.llm_index("gpt-5")
     single = mixllm.Router("single:mixtral-8x7b-chat", embedder="hashing").fit(ds)
     assert single.route("p1").llm == "mistralai/mixtral-8x7b-chat"
+    router = mixllm.Router("knn", embedder="hashing").fit(ds)
+    chosen = router.route("p1", candidates=["mixtral-8x7b-chat"])
+    assert chosen.llm == "mistralai/mixtral-8x7b-chat"
+    assert list(chosen.scores) == ["mistralai/mixtral-8x7b-chat"]
+    with pytest.raises(UnknownLLMError, match="ambiguous LLM name 'llama-2-70b-chat'"):
+        router.route("p1", candidates=["llama-2-70b-chat"])
+    with pytest.raises(UnknownLLMError, match=r"unknown candidate LLMs \['gpt-5', 'gpt-6'\]"):
+        router.route("p1", candidates=["mixtral-8x7b-chat", "gpt-5", "gpt-6"])
 
 
 def test_simulate_is_one_seed_by_default_and_says_what_more_takes(tmp_path: Path) -> None:

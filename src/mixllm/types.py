@@ -57,8 +57,11 @@ class Prediction:
     output_tokens: NDArray[np.float64] | None = None
 
     def select(self, llms: Sequence[str]) -> Prediction:
-        """The columns of ``llms`` only, in that order; :class:`UnknownLLMError` for a name
-        this prediction does not have (or none at all)."""
+        """The columns of ``llms`` only, in that order (a name may be an unambiguous short
+        one, see :func:`resolve_llm`); :class:`UnknownLLMError` for a name this prediction does
+        not have (or none at all)."""
+        if any(m not in self.llms for m in llms):
+            llms = [_resolve_candidate(m, self.llms) for m in llms]
         unknown = [m for m in llms if m not in self.llms]
         if unknown or not llms:
             raise UnknownLLMError(f"unknown candidate LLMs {unknown!r}; known: {sorted(self.llms)}")
@@ -149,10 +152,21 @@ def resolve_llm(name: str, known: Sequence[str], *, what: str = "LLM") -> str:
     """
     if name in known:
         return name
-    short = name.rsplit("/", 1)[-1]
-    matches = [m for m in known if m.rsplit("/", 1)[-1] == name or ("/" in name and m == short)]
+    matches = _short_matches(name, known)
     if len(matches) == 1:
         return matches[0]
     if matches:
         raise UnknownLLMError(f"ambiguous LLM name {name!r}: {sorted(matches)}; give the full name")
     raise UnknownLLMError(f"unknown {what} {name!r}; known: {list(known)}")
+
+
+def _short_matches(name: str, known: Sequence[str]) -> list[str]:
+    """The names of ``known`` whose short name is ``name``, or that are ``name``'s short name."""
+    short = name.rsplit("/", 1)[-1]
+    return [m for m in known if m.rsplit("/", 1)[-1] == name or ("/" in name and m == short)]
+
+
+def _resolve_candidate(name: str, known: Sequence[str]) -> str:
+    """``name`` resolved by :func:`resolve_llm` when some LLM matches it (an ambiguous name
+    raises), else ``name`` itself, so that the caller lists every unknown name at once."""
+    return resolve_llm(name, known) if _short_matches(name, known) else name
