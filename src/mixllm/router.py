@@ -11,7 +11,6 @@ import math
 import threading
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +18,7 @@ from numpy.typing import NDArray
 from mixllm._decisions import decisions
 from mixllm._ledger import DecisionLedger
 from mixllm._queries import query_batch
+from mixllm._router_state import PENALTY_SCALES, RouterStateMixin, check_lam, check_settings
 from mixllm.data.dataset import Dataset
 from mixllm.embed import DEFAULT_EMBEDDER, Embedder, make_embedder
 from mixllm.errors import ConfigError, NotFittedError, UnknownDecisionError, UnknownLLMError
@@ -35,13 +35,10 @@ from mixllm.policy.calibration import DEFAULT_FOLDS, Calibration, calibrate, pre
 from mixllm.policy.targets import Target
 from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
 
-#: How the latency penalty is spread over queries (see :class:`Router`'s ``penalty_scale``).
-PENALTY_SCALES = ("flat", "service")
-
-__all__ = ["Router"]
+__all__ = ["PENALTY_SCALES", "Router"]
 
 
-class Router:
+class Router(RouterStateMixin):
     """Routes each query to the LLM with the best predicted quality − λ × cost.
 
     Parameters
@@ -107,18 +104,15 @@ class Router:
         reference: str | None = None,
         folds: int = DEFAULT_FOLDS,
     ) -> None:
+        check_settings(
+            {"lam": lam, "alpha": alpha, "beta": beta, "tau_s": tau_s,
+             "penalty_scale": penalty_scale, "max_pending": max_pending}
+        )  # fmt: skip
         self.predictor = predictor
         self.embedder = embedder
-        self.lam = lam
-        self.alpha = alpha
-        self.beta = beta
-        self.tau_s = tau_s
-        if penalty_scale not in PENALTY_SCALES:
-            raise ConfigError(f"penalty_scale={penalty_scale!r}; expected one of {PENALTY_SCALES}")
+        self.lam, self.alpha, self.beta, self.tau_s = lam, alpha, beta, tau_s
         self.penalty_scale = penalty_scale
         self.load_tracker = load_tracker
-        if not (isinstance(max_pending, int) and max_pending >= 1):
-            raise ConfigError(f"max_pending={max_pending!r}; expected an integer >= 1")
         self.max_pending = max_pending
         self.seed = seed
         self.target, self.reference, self.folds = target, reference, folds
@@ -132,7 +126,7 @@ class Router:
         When no λ meets the target, :class:`~mixllm.errors.ConfigError` says what is achievable;
         the router is fitted and calibrated all the same (``lam`` unchanged): :meth:`lam_for`
         gives the λ of another target without fitting again."""
-        _check_lam(self.lam)
+        check_lam(self.lam)
         dataset.require_quality("fitting a router")
         emb = self.embedder
         self.embedder_ = make_embedder(emb) if isinstance(emb, str) else emb
@@ -234,7 +228,7 @@ class Router:
         the cheapest predicted one is chosen).
         """
         lam = self.lam if lam is None else lam
-        _check_lam(lam)
+        check_lam(lam)
         if max_cost_usd is not None and not (max_cost_usd >= 0):
             raise ConfigError(f"max_cost_usd={max_cost_usd!r}; expected a number >= 0 (USD)")
         self._fitted()
@@ -366,35 +360,3 @@ class Router:
         """``n`` values of λ from 0 (the highest predicted quality) to a λ that routes every
         prompt of ``prompts`` to its cheapest predicted LLM, ascending."""
         return [float(x) for x in lambda_grid(self.predict(prompts, query_ids=query_ids), n)]
-
-    # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write this router to directory ``path`` (manifest.json + arrays; no pickle)."""
-        from mixllm.persist import save_router
-
-        with self._lock:  # a consistent snapshot, taken quickly; written without the lock
-            snapshot = copy.copy(self)
-            snapshot.predictor_ = copy.deepcopy(self._fitted())
-            snapshot.prices_ = dict(self.prices_)
-            snapshot._ledger = self._ledger.copy()
-            snapshot._lock = threading.RLock()
-        return save_router(snapshot, Path(path))
-
-    @classmethod
-    def load(cls, path: str | Path, *, embedding_cache: bool = True) -> Router:
-        """Read a router written by :meth:`save` (or ``mixllm fit``). ``embedding_cache=False``
-        embeds without the SQLite embedding cache: the fastest decisions on prompts seen once
-        (what a gateway routes)."""
-        from mixllm.persist import load_router
-
-        return load_router(Path(path), embedding_cache=embedding_cache)
-
-    def _set_fitted(self, embedder: Embedder, predictor: Predictor, prices: dict[str, LLM]) -> None:
-        self.embedder_ = embedder
-        self.predictor_ = predictor
-        self.prices_ = prices
-
-
-def _check_lam(lam: float) -> None:
-    if not np.isfinite(lam) or lam < 0:
-        raise ConfigError(f"lam={lam!r}; expected a finite number >= 0 (quality points per USD)")
