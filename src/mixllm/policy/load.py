@@ -170,8 +170,7 @@ class LoadTracker:
         [[0.44, 1.0], [5.28, 1.0]]
         """
         tokens = np.asarray(output_tokens, dtype=np.float64)
-        with self._lock:
-            fits = [self._llms[m].fit if m in self._llms else None for m in llms]
+        fits = self._fits(llms)
         weights = np.ones_like(tokens)
         for j, fit in enumerate(fits):
             if fit is None:
@@ -181,6 +180,11 @@ class LoadTracker:
                 col = (intercept + slope * np.maximum(tokens[:, j], 0.0)) / mean
                 weights[:, j] = np.where(np.isfinite(col), np.clip(col, 0.05, 20.0), 1.0)
         return weights
+
+    def _fits(self, llms: Sequence[str]) -> list[_ServiceFit | None]:
+        """Each LLM's service-time fit (``None``: nothing measured)."""
+        with self._lock:
+            return [self._llms[m].fit if m in self._llms else None for m in llms]
 
     def prediction_weights(
         self, pred: Prediction, prompt_tokens: NDArray[Any], prices: Mapping[str, LLM]

@@ -14,6 +14,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from mixllm.data.tokens import count_tokens
 from mixllm.errors import BackendError
 from mixllm.policy import LoadTracker
 from mixllm.router import Router
+from mixllm.serve._redis import RedisLink
 from mixllm.serve.backends import Backend
 from mixllm.serve.billing import Billing, Plan
 from mixllm.serve.capabilities import Capabilities, capable
@@ -75,18 +77,20 @@ class Gateway:
         *,
         state_dir: Path | None = None,
         clock: Clock | None = None,
+        redis: RedisLink | None = None,
     ) -> None:
         self.router = router
+        self.redis = redis  # replicas share their load, breakers and rate limits through it
         self.backends = dict(backends)
         self.store = store
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.metrics = Metrics()
         if router.load_tracker is None:
-            router.load_tracker = LoadTracker()
+            router.load_tracker = LoadTracker() if redis is None else redis.load_tracker()
         self.tracker: LoadTracker = router.load_tracker
         self.breakers: dict[str, CircuitBreaker] = {}
-        self.limiter = RateLimiter(clock=self.clock)
+        self.limiter = (redis.rate_limiter if redis else RateLimiter)(clock=self.clock)
         self.billing = Billing(
             store, settings, self.metrics, price=self._price, capabilities=self.capabilities
         )
@@ -335,7 +339,7 @@ class Gateway:
 
     async def _with_fallbacks(self, plan: Plan, call: Any) -> Any:
         for llm in plan.order:
-            self.breakers.setdefault(llm, self._breaker())
+            self.breakers.setdefault(llm, self._breaker(llm))
         llm, result, attempts = await call_with_fallbacks(
             plan.order, call, breakers=self.breakers, max_attempts=self.settings.max_attempts,
             deadline_s=self.settings.deadline_s, clock=self.clock,
@@ -361,9 +365,10 @@ class Gateway:
         self.metrics.in_flight.labels(llm).dec()
         self.metrics.upstream_latency.labels(llm).observe(seconds)
 
-    def _breaker(self) -> CircuitBreaker:
-        s = self.settings
-        return CircuitBreaker(
+    def _breaker(self, llm: str) -> CircuitBreaker:
+        s, redis = self.settings, self.redis
+        make = CircuitBreaker if redis is None else partial(redis.breaker, llm)
+        return make(
             failure_threshold=s.breaker_failures, reset_after_s=s.breaker_reset_s, clock=self.clock
         )
 
