@@ -8,6 +8,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,6 +52,26 @@ def _time(now: float | None, clock: Callable[[], float] | None = None) -> float:
     if now is not None:
         return _number("now", now, "a finite Unix time in seconds")
     return _number("clock()", time.time() if clock is None else clock(), "a finite Unix time")
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password, to be shown in messages and logs.
+
+    >>> _redact("postgresql://app:s3cret@db.example:5432/mixllm?sslmode=require&password=x")
+    'postgresql://app@db.example:5432/mixllm?sslmode=require'
+    """
+    parts = urlsplit(url)
+    try:
+        host, port = parts.hostname or "", parts.port
+    except ValueError:  # a port that is not a number
+        host, port = parts.hostname or "", None
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    netloc = (f"{parts.username}@" if parts.username else "") + host
+    if port is not None:
+        netloc += f":{port}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _check_session(session_id: object) -> None:

@@ -1,25 +1,51 @@
 """The SQLite layer under :mod:`mixllm.serve.store`: one connection shared under a lock, the
 file checked at open, migrations, transactions, and ``sqlite3`` errors turned into
-:class:`~mixllm.errors.PersistError` (:class:`StoreDamagedError` when the file is damaged)."""
+:class:`~mixllm.errors.PersistError` (:class:`StoreDamagedError` when the file is damaged).
+
+:class:`Connection` is what the store's SQL runs on: a ``sqlite3`` connection here, an adapter
+of the same shape on PostgreSQL (:mod:`mixllm.serve._postgres`)."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any, Protocol
 
 from mixllm.errors import PersistError
 
-__all__ = ["Database", "StoreDamagedError"]
+__all__ = ["Connection", "Cursor", "Database", "StoreDamagedError"]
 
 logger = logging.getLogger("mixllm.serve.store")
 
 #: SQLite's result codes for a damaged file: SQLITE_CORRUPT and SQLITE_NOTADB.
 _DAMAGE_CODES = frozenset({11, 26})
 _DAMAGE_WORDS = ("malformed", "not a database", "corrupt")
+
+#: How often :meth:`Database.wait_feedback` looks for new feedback (seconds).
+_POLL_S = 0.05
+
+
+class Cursor(Protocol):
+    """The result of :meth:`Connection.execute`: rows readable by index and by column name."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What the store's SQL runs on: ``execute`` takes SQLite-style SQL (``?`` or ``:name``
+    placeholders)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
 
 
 class StoreDamagedError(PersistError):
@@ -126,7 +152,13 @@ class Database:
         How long a write waits for another connection's write lock before it fails.
     """
 
+    #: The SQL dialect, for the few statements that differ between backends.
+    dialect = "sqlite"
+
     def __init__(self, path: str, busy_timeout_s: float) -> None:
+        self._open(path, busy_timeout_s)
+
+    def _open(self, path: str, busy_timeout_s: float) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = connect(path, busy_timeout_s)
@@ -160,7 +192,7 @@ class Database:
         return self._conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         """One write transaction under the lock: committed on exit, rolled back on error."""
         with self._lock:
             conn = self._connection()
@@ -177,13 +209,37 @@ class Database:
                 raise
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[Connection]:
         """The connection under the lock, for reads."""
         with self._lock:
             try:
                 yield self._connection()
             except sqlite3.Error as exc:
                 raise persist_error(self.path, exc) from exc
+
+    def _notify_feedback(self, conn: Connection, seq: int) -> None:
+        """Tell waiting readers about feedback ``seq`` (written in ``conn``'s transaction):
+        nothing to do here, :meth:`wait_feedback` polls."""
+
+    def _wait_feedback(self, after_seq: int, timeout_s: float) -> bool:
+        """Whether feedback with a seq above ``after_seq`` is stored, waiting up to
+        ``timeout_s`` seconds for it (here by looking every 50 ms)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._read() as conn:
+                row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM feedback").fetchone()
+            if int(row[0]) > after_seq:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(_POLL_S, left))
+
+    @contextmanager
+    def checkpoint_lock(self) -> Iterator[bool]:
+        """Whether this process may write checkpoints: always ``True`` with SQLite (one
+        gateway per file)."""
+        yield True
 
     def close(self) -> None:
         """Close the database (idempotent); any later call raises PersistError."""

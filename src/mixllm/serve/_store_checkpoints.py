@@ -1,18 +1,30 @@
-"""Checkpoints in the gateway's store: which router snapshot holds feedback up to which seq,
-and how far retention has deleted feedback (a snapshot older than that cannot be brought up
-to date)."""
+"""Checkpoints in the gateway's store: which router snapshot holds feedback up to which seq (a
+file's path, or the snapshot's bytes in the database itself), how far retention has deleted
+feedback (a snapshot older than that cannot be brought up to date), and waiting for new
+feedback."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from mixllm.serve._records import _check_id, _check_seq, _time
+from mixllm.errors import ConfigError
+from mixllm.serve._records import _check_id, _check_seq, _number, _time
 from mixllm.serve._store_spend import SpendStore
 
-__all__ = ["KEEP_CHECKPOINTS", "CheckpointStore"]
+__all__ = ["CHECKPOINT_DATA_MIGRATION", "KEEP_CHECKPOINTS", "CheckpointStore"]
 
 #: Checkpoints kept on disk; feedback that any of them lacks is kept in the store.
 KEEP_CHECKPOINTS = 2
+
+#: The schema change that adds checkpoints stored in the database (SQLite's migrations).
+CHECKPOINT_DATA_MIGRATION = """
+    CREATE TABLE checkpoint_data (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at REAL NOT NULL,
+        feedback_seq INTEGER NOT NULL,  -- the last feedback seq the checkpoint includes
+        data BLOB NOT NULL
+    );
+"""
 
 
 class CheckpointStore(SpendStore):
@@ -29,11 +41,12 @@ class CheckpointStore(SpendStore):
         _check_id("checkpoint path", path)
         _check_seq("feedback_seq", feedback_seq)
         with self._write() as conn:
-            cursor = conn.execute(
-                "INSERT INTO checkpoints (created_at, path, feedback_seq) VALUES (?, ?, ?)",
+            rows = conn.execute(
+                "INSERT INTO checkpoints (created_at, path, feedback_seq) VALUES (?, ?, ?) "
+                "RETURNING seq",
                 (self._now(now), path, feedback_seq),
-            )
-            return int(cursor.lastrowid or 0)
+            ).fetchall()
+            return int(rows[0][0])
 
     def last_checkpoint(self) -> tuple[str, int] | None:
         """``(path, feedback_seq)`` of the latest checkpoint, or ``None`` before the first."""
@@ -57,3 +70,37 @@ class CheckpointStore(SpendStore):
         with self._read() as conn:
             row = conn.execute("SELECT purged_feedback_seq FROM status").fetchone()
         return 0 if row is None else int(row[0])
+
+    def record_checkpoint_data(
+        self, data: bytes, feedback_seq: int, *, now: float | None = None
+    ) -> int:
+        """Store a checkpoint's bytes, which include feedback up to ``feedback_seq``; its seq.
+        Only the newest :data:`KEEP_CHECKPOINTS` are kept."""
+        if not isinstance(data, (bytes, bytearray, memoryview)) or not data:
+            raise ConfigError(f"checkpoint data of type {type(data).__name__}; expected bytes")
+        _check_seq("feedback_seq", feedback_seq)
+        with self._write() as conn:
+            rows = conn.execute(
+                "INSERT INTO checkpoint_data (created_at, feedback_seq, data) VALUES (?, ?, ?) "
+                "RETURNING seq",
+                (self._now(now), feedback_seq, bytes(data)),
+            ).fetchall()
+            seq = int(rows[0][0])
+            conn.execute("DELETE FROM checkpoint_data WHERE seq <= ?", (seq - KEEP_CHECKPOINTS,))
+            return seq
+
+    def last_checkpoint_data(self) -> tuple[bytes, int] | None:
+        """``(data, feedback_seq)`` of the newest checkpoint stored in the database, or
+        ``None`` before the first."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT data, feedback_seq FROM checkpoint_data ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else (bytes(row[0]), int(row[1]))
+
+    def wait_feedback(self, after_seq: int, timeout_s: float) -> bool:
+        """``True`` as soon as feedback with a seq above ``after_seq`` is stored (by any
+        replica), ``False`` after ``timeout_s`` seconds without."""
+        _check_seq("after_seq", after_seq)
+        timeout = _number("timeout_s", timeout_s, "seconds >= 0", minimum=0.0)
+        return self._wait_feedback(after_seq, timeout)

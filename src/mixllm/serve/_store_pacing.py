@@ -4,9 +4,9 @@ flight included) and its last λ, so that a restart keeps both."""
 from __future__ import annotations
 
 import math
-import sqlite3
 
 from mixllm.serve._records import _check_id, _usd
+from mixllm.serve._sqlite import Connection
 from mixllm.serve._store_shadow import ShadowStore
 
 __all__ = ["PACING_MIGRATION", "PacingStore"]
@@ -76,14 +76,14 @@ class PacingStore(ShadowStore):
         return None if row is None else float(row[0])
 
 
-def _spent(conn: sqlite3.Connection, scope: str, period: str) -> float:
+def _spent(conn: Connection, scope: str, period: str) -> float:
     row = conn.execute(
         "SELECT usd FROM pacing_spend WHERE scope = ? AND period = ?", (scope, period)
     ).fetchone()
     return 0.0 if row is None else float(row[0])
 
 
-def _set(conn: sqlite3.Connection, scope: str, period: str, usd: float, lam: float | None) -> None:
+def _set(conn: Connection, scope: str, period: str, usd: float, lam: float | None) -> None:
     if lam is not None and not (math.isfinite(lam) and lam >= 0):
         lam = None
     conn.execute(

@@ -6,11 +6,11 @@ decision it shadowed) with its graded feedback, the shadow spend per UTC day, an
 from __future__ import annotations
 
 import math
-import sqlite3
 from typing import Any
 
 from mixllm.errors import ConfigError
 from mixllm.serve._records import _check_id, _decision_row, _number, _usd
+from mixllm.serve._sqlite import Connection
 from mixllm.serve._store_checkpoints import CheckpointStore
 from mixllm.types import Decision, Feedback
 
@@ -75,12 +75,16 @@ class ShadowStore(CheckpointStore):
             if feedback is None:
                 return None
             reward = None if feedback.reward is None else int(bool(feedback.reward))
-            cursor = conn.execute(
+            quality = None if feedback.quality is None else float(feedback.quality)
+            cost = None if feedback.cost_usd is None else float(feedback.cost_usd)
+            rows = conn.execute(
                 "INSERT INTO feedback (decision_id, received_at, quality, cost_usd, reward) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (decision.decision_id, at, feedback.quality, feedback.cost_usd, reward),
-            )
-            return int(cursor.lastrowid or 0)
+                "VALUES (?, ?, ?, ?, ?) RETURNING seq",
+                (decision.decision_id, at, quality, cost, reward),
+            ).fetchall()
+            seq = int(rows[0][0])
+            self._notify_feedback(conn, seq)
+            return seq
 
     def answer_of(self, decision_id: str) -> tuple[float | None, float | None]:
         """What the answer to decision ``decision_id`` was charged (USD) and its length in
@@ -137,11 +141,12 @@ class ShadowStore(CheckpointStore):
             rows = conn.execute(
                 "SELECT d.decision_id, d.created_at, d.query_id, d.prompt, "
                 "COALESCE(d.answered_by, d.llm) AS llm, d.prompt_tokens, d.output_tokens, "
-                "d.latency_s, d.cost_usd, d.shadow_of IS NOT NULL AS shadow, f.quality, "
-                "f.cost_usd AS feedback_cost_usd, f.reward FROM decisions AS d LEFT JOIN "
-                "feedback AS f ON f.decision_id = d.decision_id WHERE d.created_at >= ? "
-                "AND d.answered_by IS NOT NULL AND NOT (d.shadow_outcome IS 'served' AND EXISTS "
-                "(SELECT 1 FROM feedback AS c WHERE c.decision_id = d.shadow_of)) "
+                "d.latency_s, d.cost_usd, CASE WHEN d.shadow_of IS NULL THEN 0 ELSE 1 END "
+                "AS shadow, f.quality, f.cost_usd AS feedback_cost_usd, f.reward FROM "
+                "decisions AS d LEFT JOIN feedback AS f ON f.decision_id = d.decision_id "
+                "WHERE d.created_at >= ? AND d.answered_by IS NOT NULL AND NOT "
+                "(COALESCE(d.shadow_outcome, '') = 'served' AND EXISTS (SELECT 1 FROM "
+                "feedback AS c WHERE c.decision_id = d.shadow_of)) "
                 "ORDER BY d.created_at, d.rowid",
                 (start,),
             ).fetchall()
@@ -152,12 +157,12 @@ def _optional(name: str, value: float | None) -> float | None:
     return None if value is None else _number(name, value, "a number >= 0", minimum=0.0)
 
 
-def _shadow_spent(conn: sqlite3.Connection, day: str) -> float:
+def _shadow_spent(conn: Connection, day: str) -> float:
     row = conn.execute("SELECT usd FROM shadow_spend WHERE day = ?", (day,)).fetchone()
     return 0.0 if row is None else float(row[0])
 
 
-def _set_shadow_spent(conn: sqlite3.Connection, day: str, usd: float) -> None:
+def _set_shadow_spent(conn: Connection, day: str, usd: float) -> None:
     conn.execute(
         "INSERT INTO shadow_spend (day, usd) VALUES (?, ?) "
         "ON CONFLICT (day) DO UPDATE SET usd = excluded.usd",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 from mixllm.serve._records import _check_id, _usd
-from mixllm.serve._sqlite import Database
+from mixllm.serve._sqlite import Connection, Database
 
 __all__ = ["SpendStore"]
 
@@ -89,6 +88,6 @@ class SpendStore(Database):
             return before
 
 
-def _spent(conn: sqlite3.Connection, key_id: str) -> float:
+def _spent(conn: Connection, key_id: str) -> float:
     row = conn.execute("SELECT usd FROM spend WHERE key_id = ?", (key_id,)).fetchone()
     return 0.0 if row is None else float(row["usd"])

@@ -1,4 +1,5 @@
-"""Durable store of the gateway's decisions, feedback, checkpoints and spend (SQLite, no ORM).
+"""Durable store of the gateway's decisions, feedback, checkpoints and spend (SQLite or
+PostgreSQL, no ORM; :func:`open_store` opens either).
 
 Every write commits before it returns (``synchronous=FULL``), so a return means the row
 survives a crash. After a restart, :meth:`Store.replay_since` gives the feedback received
@@ -26,10 +27,10 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from mixllm.errors import ConfigError, DataError, PersistError, UnknownDecisionError
 from mixllm.serve._records import (
@@ -40,75 +41,25 @@ from mixllm.serve._records import (
     _decision_row,
     _feedback_from_row,
     _number,
+    _redact,
     _usd,
 )
-from mixllm.serve._sqlite import StoreDamagedError
+from mixllm.serve._schema import MIGRATIONS
+from mixllm.serve._sqlite import Connection, StoreDamagedError
 from mixllm.serve._store_checkpoints import KEEP_CHECKPOINTS
-from mixllm.serve._store_pacing import PACING_MIGRATION, PacingStore
+from mixllm.serve._store_pacing import PacingStore
 from mixllm.types import Decision, Feedback
 
-__all__ = ["KEEP_CHECKPOINTS", "MIGRATIONS", "PURGE_EVERY", "Store", "StoreDamagedError"]
+__all__ = [
+    "KEEP_CHECKPOINTS",
+    "MIGRATIONS",
+    "PURGE_EVERY",
+    "Store",
+    "StoreDamagedError",
+    "open_store",
+]
 
 logger = logging.getLogger(__name__)
-
-#: Schema changes, oldest first. Never edit one that has shipped: append a new one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE decisions (
-        decision_id TEXT PRIMARY KEY NOT NULL,
-        created_at REAL NOT NULL,
-        key_id TEXT NOT NULL,
-        request_model TEXT NOT NULL,
-        query_id TEXT NOT NULL,
-        llm TEXT NOT NULL,
-        lam REAL NOT NULL,
-        prompt_tokens REAL,              -- NULL: unknown (NaN in Decision)
-        scores TEXT NOT NULL,            -- JSON objects: LLM name -> number
-        predicted_quality TEXT NOT NULL,
-        predicted_cost_usd TEXT NOT NULL,
-        predicted_wait_s TEXT NOT NULL,
-        embedding BLOB,                  -- little-endian float32, embedding_dim of them
-        embedding_dim INTEGER,
-        answered_by TEXT,                -- the LLM that answered in the end (after fallbacks)
-        cost_usd REAL
-    );
-    CREATE TABLE feedback (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        decision_id TEXT NOT NULL UNIQUE REFERENCES decisions (decision_id),
-        received_at REAL NOT NULL,
-        quality REAL,
-        cost_usd REAL,
-        reward INTEGER CHECK (reward IN (0, 1))
-    );
-    CREATE TABLE checkpoints (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        created_at REAL NOT NULL,
-        path TEXT NOT NULL,
-        feedback_seq INTEGER NOT NULL    -- the last feedback seq the checkpoint includes
-    );
-    CREATE TABLE spend (key_id TEXT PRIMARY KEY NOT NULL, usd REAL NOT NULL CHECK (usd >= 0));
-    """,
-    "CREATE INDEX decisions_created_at ON decisions (created_at);",
-    """
-    ALTER TABLE decisions ADD COLUMN session_id TEXT;  -- NULL: not part of a conversation
-    CREATE INDEX decisions_session ON decisions (session_id, key_id, created_at);
-    CREATE TABLE status (                 -- one row
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        heartbeat_at REAL,                -- the last heartbeat: a write that proves we can
-        purged_feedback_seq INTEGER NOT NULL DEFAULT 0  -- retention deleted feedback up to it
-    );
-    INSERT INTO status (id) VALUES (1);
-    """,
-    """
-    ALTER TABLE decisions ADD COLUMN prompt TEXT;         -- the text routed on (NULL: not kept)
-    ALTER TABLE decisions ADD COLUMN output_tokens REAL;  -- the answer's tokens, when known
-    ALTER TABLE decisions ADD COLUMN latency_s REAL;      -- seconds to the whole answer, if known
-    ALTER TABLE decisions ADD COLUMN shadow_of TEXT;      -- a shadow call: the decision shadowed
-    ALTER TABLE decisions ADD COLUMN shadow_outcome TEXT; -- its outcome (learned, unknown_quality)
-    CREATE TABLE shadow_spend (day TEXT PRIMARY KEY NOT NULL, usd REAL NOT NULL CHECK (usd >= 0));
-    """,
-    PACING_MIGRATION,
-)
 
 #: With retention, old decisions are purged at open and after every this many recorded.
 PURGE_EVERY = 1000
@@ -157,14 +108,18 @@ class Store(PacingStore):
         self.retention_s = retention_s
         self._clock = clock
         self._recorded = 0
-        super().__init__(str(path), timeout_s)
+        self._open(str(path), timeout_s)
         try:
-            self.migrate(MIGRATIONS)
+            self.migrate(self._schema())
             if retention_s is not None:
                 self.purge()
         except BaseException:
             self.close()
             raise
+
+    def _schema(self) -> Sequence[str]:
+        """This backend's migrations."""
+        return MIGRATIONS
 
     def __enter__(self) -> Store:
         return self
@@ -260,7 +215,7 @@ class Store(PacingStore):
             return None
         return self._rebuild(row)
 
-    def _rebuild(self, row: sqlite3.Row) -> Decision:
+    def _rebuild(self, row: Any) -> Decision:
         """The decision of ``row``; its ``llm`` is the one that answered, when another LLM
         answered after a fallback (feedback rates that LLM's answer, so it teaches that LLM's
         predictors, when learned live and when learned again after a restart alike)."""
@@ -297,13 +252,7 @@ class Store(PacingStore):
         cutoff = self._cutoff(now)
         old = "SELECT decision_id FROM decisions WHERE created_at < :cutoff"
         with self._write() as conn:
-            keep = int(
-                conn.execute(
-                    "SELECT COALESCE(MIN(feedback_seq), 0) FROM (SELECT feedback_seq FROM "
-                    "checkpoints ORDER BY seq DESC LIMIT :n)",
-                    {"n": KEEP_CHECKPOINTS},
-                ).fetchone()[0]
-            )
+            keep = int(conn.execute(_KEEP_SEQ, {"n": KEEP_CHECKPOINTS}).fetchone()[0])
             args = {"cutoff": cutoff, "keep": keep}
             done = f"FROM feedback WHERE seq <= :keep AND decision_id IN ({old})"
             last = conn.execute(f"SELECT MAX(seq) {done}", args).fetchone()[0]
@@ -315,8 +264,8 @@ class Store(PacingStore):
             ).rowcount
             if last is not None:
                 conn.execute(
-                    "UPDATE status SET purged_feedback_seq = MAX(purged_feedback_seq, ?)",
-                    (int(last),),
+                    "UPDATE status SET purged_feedback_seq = ? WHERE purged_feedback_seq < ?",
+                    (int(last), int(last)),
                 )
         if deleted:
             logger.info("store %r: purged %d decisions past retention", self.path, deleted)
@@ -340,12 +289,18 @@ class Store(PacingStore):
         with self._write() as conn:
             if not _has_decision(conn, decision_id):
                 raise _unknown_decision(decision_id)
-            cursor = conn.execute(
+            if conn.execute(_HAS_FEEDBACK, (decision_id,)).fetchone() is not None:
+                return None  # checked first: PostgreSQL would spend a seq on a conflict
+            rows = conn.execute(
                 "INSERT INTO feedback (decision_id, received_at, quality, cost_usd, reward) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (decision_id) DO NOTHING",
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (decision_id) DO NOTHING RETURNING seq",
                 (decision_id, self._now(now), quality, cost, reward),
-            )
-            return cursor.lastrowid if cursor.rowcount == 1 else None
+            ).fetchall()
+            if not rows:
+                return None
+            seq = int(rows[0][0])
+            self._notify_feedback(conn, seq)
+            return seq
 
     def feedback_since(self, seq: int) -> list[tuple[int, str, Feedback]]:
         """``(seq, decision_id, feedback)`` of every feedback after ``seq``, in seq order."""
@@ -387,7 +342,45 @@ class Store(PacingStore):
         return {"decisions": int(row[0]), "feedback": int(row[1]), "checkpoints": int(row[2])}
 
 
-def _has_decision(conn: sqlite3.Connection, decision_id: str) -> bool:
+#: The oldest feedback seq that the newest checkpoints (files and data alike) all hold.
+_KEEP_SEQ = (
+    "SELECT COALESCE(MIN(feedback_seq), 0) FROM ("
+    "SELECT feedback_seq FROM (SELECT feedback_seq FROM checkpoints ORDER BY seq DESC LIMIT :n) "
+    "AS f UNION ALL SELECT feedback_seq FROM (SELECT feedback_seq FROM checkpoint_data "
+    "ORDER BY seq DESC LIMIT :n) AS d) AS k"
+)
+_HAS_FEEDBACK = "SELECT 1 FROM feedback WHERE decision_id = ?"
+
+
+def open_store(url: str | Path, **kwargs: Any) -> Store:
+    """The store at ``url``: a file path, ``sqlite:///relative/path``, ``sqlite:////abs/path``
+    or ``sqlite:///:memory:`` opens SQLite, ``postgresql://user@host:port/dbname`` (or
+    ``postgres://``) PostgreSQL; ``kwargs`` go to :class:`Store`.
+
+    >>> with open_store("sqlite:///:memory:") as store:
+    ...     store.last_feedback_seq()
+    0
+    """
+    if isinstance(url, Path):
+        return Store(url, **kwargs)
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"store url={url!r}; expected a file path or a postgresql:// URL")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return Store(url, **kwargs)
+    if scheme.lower() == "sqlite":
+        return Store(rest[1:] if rest.startswith("/") else rest or ":memory:", **kwargs)
+    if scheme.lower() in ("postgresql", "postgres"):
+        from mixllm.serve._postgres import PostgresStore
+
+        return PostgresStore(url, **kwargs)
+    raise ConfigError(
+        f"store url={_redact(url)!r}; expected a file path (or sqlite:///path) or "
+        "postgresql://user@host:port/dbname"
+    )
+
+
+def _has_decision(conn: Connection, decision_id: str) -> bool:
     query = "SELECT 1 FROM decisions WHERE decision_id = ?"
     return conn.execute(query, (decision_id,)).fetchone() is not None
 
