@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from mixllm import Router
 from mixllm.clock import ManualClock
 from mixllm.errors import ConfigError
 from mixllm.policy import LoadTracker
+from mixllm.serve import FakeBackend, Gateway, Settings, Store
 from mixllm.serve._redis import RedisLink
 from mixllm.serve._redis_load import SharedLoadTracker
+from mixllm.serve.errors import RateLimitError
+from mixllm.serve.fallback import NoHealthyBackendError
+from mixllm.serve.schemas import ChatRequest
+from mixllm.serve.settings import ApiKey
+from tests.conftest import make_clustered
 from tests.redis_service import RedisServer, redis_server, redis_url, unique_prefix
 
 __all__ = ["redis_server", "redis_url"]  # the fixtures, imported for pytest
@@ -34,8 +44,8 @@ def links(redis_url: str) -> Iterator[Callable[..., RedisLink]]:
     """Makes links of two or more replicas on one fresh key prefix; closes them after."""
     prefix, made = unique_prefix(), []
 
-    def make(**kwargs: object) -> RedisLink:
-        link = RedisLink(redis_url, prefix=prefix, **kwargs)  # type: ignore[arg-type]
+    def make(**kwargs: Any) -> RedisLink:
+        link = RedisLink(redis_url, prefix=prefix, **kwargs)
         made.append(link)
         return link
 
@@ -225,3 +235,48 @@ def test_bad_settings_are_config_errors(redis_url: str) -> None:
         RedisLink("http://127.0.0.1:1/0")
     with pytest.raises(ConfigError, match="heartbeat_s"):
         RedisLink(redis_url).load_tracker(heartbeat_ttl_s=1.0, heartbeat_s=2.0)
+
+
+def test_two_gateways_share_breakers_rate_limits_and_load(
+    links: Callable[..., RedisLink], tmp_path: Path
+) -> None:
+    data = make_clustered(60)
+    settings = Settings(breaker_failures=1, breaker_reset_s=60.0)
+    key = ApiKey("app", "sk-app", requests_per_minute=3)
+    body = ChatRequest.model_validate(
+        {"model": "big", "messages": [{"role": "user", "content": "apple banana"}]}
+    )
+    backends = [
+        {"small": FakeBackend("small"), "big": FakeBackend("big", fail="500")},
+        {"small": FakeBackend("small"), "big": FakeBackend("big")},
+    ]
+
+    fitted = Router("mixllm", embedder="hashing").fit(data).save(tmp_path / "router")
+    routers = [Router.load(fitted) for _ in range(2)]
+
+    async def go() -> None:
+        a, b = [
+            Gateway(router, backends[i], Store(tmp_path / f"{i}.db"), settings, redis=links())
+            for i, router in enumerate(routers)
+        ]
+        try:
+            trackers = [a.tracker, b.tracker]
+            assert all(isinstance(t, SharedLoadTracker) for t in trackers)
+            a.tracker.started("small")
+            assert all(t.sync() for t in trackers if isinstance(t, SharedLoadTracker))
+            assert b.tracker.in_flight("small") == 1
+            with pytest.raises(NoHealthyBackendError, match=r"big: .*HTTP 500"):
+                await a.complete(await a.plan(body, key))  # a's failure opens the breaker ...
+            with pytest.raises(NoHealthyBackendError, match="circuit open"):
+                await b.complete(await b.plan(body, key))  # ... b does not call big
+            assert backends[1]["big"].calls == 0
+            await a.plan(body, key)  # the key's third request of the minute, on either replica
+            with pytest.raises(RateLimitError, match="3 requests per minute"):
+                await b.plan(body, key)
+        finally:
+            for gw in (a, b):
+                if isinstance(gw.tracker, SharedLoadTracker):
+                    gw.tracker.close()
+                gw.store.close()
+
+    asyncio.run(go())

@@ -146,6 +146,11 @@ class LoadTracker:
             self._get(llm).override_s = wait_s
 
     def in_flight(self, llm: str) -> int:
+        """Requests in flight to ``llm`` (every replica's, for a tracker that shares them)."""
+        return self.local_in_flight(llm)
+
+    def local_in_flight(self, llm: str) -> int:
+        """Requests in flight to ``llm`` that this tracker was told of."""
         with self._lock:
             return self._get(llm).in_flight
 

@@ -123,11 +123,7 @@ class SharedLoadTracker(LoadTracker):
         """Requests in flight to ``llm`` on every live replica."""
         self._refresh()
         other = self._others.get(llm)
-        return super().in_flight(llm) + (other.in_flight if other else 0)
-
-    def local_in_flight(self, llm: str) -> int:
-        """Requests in flight to ``llm`` on this replica alone."""
-        return super().in_flight(llm)
+        return self.local_in_flight(llm) + (other.in_flight if other else 0)
 
     def wait_s(self, llms: Sequence[str]) -> Any:
         self._refresh()

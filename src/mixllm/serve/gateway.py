@@ -379,7 +379,7 @@ class Gateway:
 
         async def close_when_idle() -> None:
             waited = 0.0
-            while self.tracker.in_flight(llm) > 0 and waited < grace_s:
+            while self.tracker.local_in_flight(llm) > 0 and waited < grace_s:
                 await asyncio.sleep(0.05)
                 waited += 0.05
             await backend.aclose()
