@@ -18,6 +18,7 @@ import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import uuid
@@ -141,3 +142,27 @@ def pg_database(pg_server: PostgresServer) -> str:
     if not pg_server.running:
         pg_server.start()
     return fresh_database(pg_server.url)
+
+
+def read_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    """The rows of ``sql`` read on a connection of its own (so only committed rows), from the
+    SQLite file or PostgreSQL database at ``url`` (a path or a postgresql:// URL)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            return [tuple(row) for row in conn.execute(sql).fetchall()]
+    conn = sqlite3.connect(url)
+    try:
+        return [tuple(row) for row in conn.execute(sql).fetchall()]
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store for one test on each backend: a new SQLite file's path, a new PostgreSQL
+    database's URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return str(request.getfixturevalue("pg_database"))

@@ -21,7 +21,12 @@ from mixllm.types import Decision, Feedback
 from tests import pg_service
 from tests.pg_service import PostgresServer
 
-pg_server, pg_database = pg_service.pg_server, pg_service.pg_database  # the fixtures
+# the fixtures: a PostgreSQL server for the session, a new database or SQLite file per test
+pg_server, pg_database, store_url = (
+    pg_service.pg_server,
+    pg_service.pg_database,
+    pg_service.store_url,
+)
 
 DAY = 86400.0
 
@@ -129,25 +134,7 @@ def test_replicas_migrate_one_database_at_once(pg_database: str) -> None:
     assert schema_version(pg_database) == len(_postgres.PG_MIGRATIONS)
 
 
-# -- several replicas -----------------------------------------------------------------------------
-def test_spend_limit_holds_across_replicas(two: tuple[Store, Store]) -> None:
-    results = run_in_threads(
-        8, lambda i: [two[i % 2].add_spend("k", 0.01, limit_usd=1.0) for _ in range(25)]
-    )
-    assert results.count(True) == 100
-    assert two[0].spent("k") == pytest.approx(1.0, abs=1e-9) and two[1].spent("k") <= 1.0 + 1e-9
-
-    def amount(left: float | None) -> float | None:
-        assert left is not None
-        return None if left < 0.005 else min(0.03, left)
-
-    held = run_in_threads(
-        8, lambda i: [two[i % 2].reserve_spend("r", amount, limit_usd=0.5) for _ in range(5)]
-    )
-    got = [h for h in held if h is not None]
-    assert sum(got) == pytest.approx(0.5, abs=1e-9) and two[1].spent("r") <= 0.5 + 1e-9
-
-
+# -- several replicas (the spend limit across replicas: tests/serve/test_store.py) ---------------
 def test_feedback_seqs_are_gap_free_and_in_commit_order(two: tuple[Store, Store]) -> None:
     n = 40
     for i in range(n):
@@ -248,6 +235,62 @@ def test_checkpoint_lock_has_one_holder(two: tuple[Store, Store]) -> None:
 def test_checkpoint_lock_on_sqlite(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db") as store, store.checkpoint_lock() as held:
         assert held is True
+
+
+# -- both backends: pacing, shadow calls, export rows, purge with checkpoints in the database ---
+def test_pacing_spend(store_url: str) -> None:
+    with open_store(store_url) as store:
+        assert store.reserve_pacing("gateway", "2026-12-05", 0.75, limit_usd=1.0) == 0.75
+        assert store.reserve_pacing("gateway", "2026-12-05", 0.5, limit_usd=1.0) is None
+        assert store.settle_pacing("gateway", "2026-12-05", 0.75, 0.25, lam=2.5) == 0.25
+        store.settle_pacing("gateway", "2026-12-06", 0.0, 0.125, lam=None)
+        assert store.pacing_spent("gateway", "2026-12-05") == 0.25
+        assert store.pacing_spent("gateway", "2026-12-06") == 0.125
+        assert store.pacing_lam("gateway") == 2.5 and store.pacing_lam("key:x") is None
+
+
+def test_shadow_calls_and_export_rows(store_url: str) -> None:
+    with open_store(store_url) as store:
+        store.record_decision(decision("d1"), now=1.0)
+        store.set_answer("d1", answered_by="small", cost_usd=0.001, output_tokens=12.0)
+        assert store.reserve_shadow_spend("2026-12-05", 0.02, limit_usd=0.03)
+        assert not store.reserve_shadow_spend("2026-12-05", 0.02, limit_usd=0.03)
+        store.settle_shadow_spend("2026-12-05", 0.02, 0.0125)
+        assert store.shadow_spent("2026-12-05") == 0.0125
+        shadow = Decision("q-d1", "big", 1.0, scores={"big": 1.0}, decision_id="s1")
+        seq = store.record_shadow(
+            shadow, shadow_of="d1", outcome="learned", cost_usd=0.0125,
+            feedback=Feedback(quality=0.25), latency_s=1.5, now=2.0,
+        )  # fmt: skip
+        assert seq == 1 and store.wait_feedback(0, 0.0)
+        served = Decision("q-d1", "small", 1.0, scores={"small": 1.0}, decision_id="s2")
+        store.record_shadow(
+            served, shadow_of="d1", outcome="served", cost_usd=0.0, feedback=Feedback(quality=1.0),
+            now=3.0,
+        )  # fmt: skip
+        assert store.answer_of("s1") == (0.0125, None) and store.answer_of("d1") == (0.001, 12.0)
+        rows = store.outcome_rows()
+        assert [(r["decision_id"], r["shadow"], r["quality"]) for r in rows] == [
+            ("d1", 0, None), ("s1", 1, 0.25), ("s2", 1, 1.0)
+        ]  # fmt: skip
+        store.record_feedback("d1", Feedback(reward=True))  # the client's word wins
+        rows = store.outcome_rows(since=1.5)
+        assert [(r["decision_id"], r["llm"], r["latency_s"]) for r in rows] == [("s1", "big", 1.5)]
+
+
+def test_purge_keeps_the_feedback_the_stored_checkpoints_lack(store_url: str) -> None:
+    with open_store(store_url, retention_s=DAY) as store:
+        for i in range(4):
+            store.record_decision(decision(f"d{i}"), now=float(i))
+            store.record_feedback(f"d{i}", Feedback(quality=0.5), now=float(i))
+        assert store.purge(now=2 * DAY) == 0  # no checkpoint yet: all feedback is needed
+        store.record_checkpoint_data(b"one", 1)
+        store.record_checkpoint_data(b"two", 3)  # the older of the newest two holds up to #1
+        assert store.purge(now=2 * DAY) == 1 and store.purged_seq() == 1
+        assert [seq for seq, _, _ in store.replay_since(1)] == [2, 3, 4]
+        store.record_checkpoint_data(b"three", 4)
+        assert store.purge(now=2 * DAY) == 2 and store.purged_seq() == 3
+        assert store.last_checkpoint_data() == (b"three", 4)
 
 
 # -- the server goes away -------------------------------------------------------------------------

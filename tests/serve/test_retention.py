@@ -13,8 +13,17 @@ import pytest
 
 from mixllm.errors import ConfigError, PersistError
 from mixllm.serve import store as store_module
-from mixllm.serve.store import Store
+from mixllm.serve.store import Store, open_store
 from mixllm.types import Decision, Feedback
+from tests import pg_service
+from tests.pg_service import read_rows
+
+# the fixtures: a PostgreSQL server for the session, a new database or SQLite file per test
+pg_server, pg_database, store_url = (
+    pg_service.pg_server,
+    pg_service.pg_database,
+    pg_service.store_url,
+)
 
 DAY = 86400.0
 
@@ -39,19 +48,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    with Store(tmp_path / "store.db", retention_s=DAY, clock=clock) as opened:
+def store(store_url: str, clock: Clock) -> Iterator[Store]:
+    with open_store(store_url, retention_s=DAY, clock=clock) as opened:
         yield opened
 
 
-def stored_ids(path: Path) -> tuple[list[str], list[int]]:
-    """The decision ids and feedback seqs in the file, read with sqlite3 directly."""
-    conn = sqlite3.connect(path)
-    try:
-        ids = [r[0] for r in conn.execute("SELECT decision_id FROM decisions ORDER BY rowid")]
-        seqs = [r[0] for r in conn.execute("SELECT seq FROM feedback ORDER BY seq")]
-    finally:
-        conn.close()
+def stored_ids(url: str) -> tuple[list[str], list[int]]:
+    """The decision ids and feedback seqs in the database, read on a connection of its own."""
+    ids = [str(r[0]) for r in read_rows(url, "SELECT decision_id FROM decisions ORDER BY rowid")]
+    seqs = [int(str(r[0])) for r in read_rows(url, "SELECT seq FROM feedback ORDER BY seq")]
     return ids, seqs
 
 
@@ -68,7 +73,7 @@ def test_a_decision_past_retention_is_not_found(store: Store, clock: Clock) -> N
 
 
 def test_purge_keeps_the_feedback_the_checkpoints_lack(
-    tmp_path: Path, store: Store, clock: Clock
+    store_url: str, store: Store, clock: Clock
 ) -> None:
     t0 = clock.t
     for i in range(6):
@@ -79,7 +84,7 @@ def test_purge_keeps_the_feedback_the_checkpoints_lack(
     store.record_checkpoint("ckpt-b", 3)  # the older of the newest two holds up to #2
     store.record_decision(decision("recent"), now=t0 + 1.5 * DAY)
     assert store.purge(now=t0 + 1.2 * DAY) == 4  # d0, d1 (feedback #1, #2), d4, d5
-    ids, kept = stored_ids(tmp_path / "store.db")
+    ids, kept = stored_ids(store_url)
     assert ids == ["d2", "d3", "recent"] and kept == [3, 4]
     assert store.counts() == {"decisions": 3, "feedback": 2, "checkpoints": 2}
     assert store.purged_seq() == 2
@@ -89,22 +94,21 @@ def test_purge_keeps_the_feedback_the_checkpoints_lack(
     assert store.purge(now=t0 + 1.2 * DAY) == 0  # nothing more until a checkpoint
     store.record_checkpoint("ckpt-c", 4)
     assert store.purge(now=t0 + 1.2 * DAY) == 1  # d2: both newest checkpoints hold #3
-    assert stored_ids(tmp_path / "store.db") == (["d3", "recent"], [4])
+    assert stored_ids(store_url) == (["d3", "recent"], [4])
     assert store.purged_seq() == 3
     assert store.purge(now=t0 + 3 * DAY) == 1  # "recent" (no feedback); d3 still waits
     assert store.counts()["decisions"] == 1
 
 
 def test_purge_runs_at_open_and_every_so_many_decisions(
-    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    store_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "store.db"
-    with Store(path, clock=clock) as store:  # no retention: kept
+    with open_store(store_url, clock=clock) as store:  # no retention: kept
         for i in range(3):
             store.record_decision(decision(f"old{i}"))
         assert store.purge() == 0
     clock.t += 2 * DAY
-    with Store(path, retention_s=DAY, clock=clock) as store:
+    with open_store(store_url, retention_s=DAY, clock=clock) as store:
         assert store.counts()["decisions"] == 0  # purged at open
         monkeypatch.setattr(store_module, "PURGE_EVERY", 4)
         for i in range(3):
@@ -113,7 +117,7 @@ def test_purge_runs_at_open_and_every_so_many_decisions(
         for i in range(3):
             store.record_decision(decision(f"b{i}"))
         # the 4th recorded purged a0..a2; b0..b2 are new
-        assert stored_ids(path)[0] == ["b0", "b1", "b2"]
+        assert stored_ids(store_url)[0] == ["b0", "b1", "b2"]
 
 
 def test_without_retention_nothing_is_purged(tmp_path: Path, clock: Clock) -> None:
@@ -157,13 +161,9 @@ def test_session_llm_is_the_latest_answer_of_that_key(store: Store, clock: Clock
 
 
 # -- heartbeat and spend -------------------------------------------------------------------
-def test_heartbeat_writes(tmp_path: Path, store: Store, clock: Clock) -> None:
-    def written() -> float:
-        conn = sqlite3.connect(tmp_path / "store.db")  # another connection sees it: committed
-        try:
-            return float(conn.execute("SELECT heartbeat_at FROM status").fetchone()[0])
-        finally:
-            conn.close()
+def test_heartbeat_writes(store_url: str, store: Store, clock: Clock) -> None:
+    def written() -> float:  # another connection sees it: committed
+        return float(str(read_rows(store_url, "SELECT heartbeat_at FROM status")[0][0]))
 
     store.heartbeat(now=123.0)
     assert written() == 123.0

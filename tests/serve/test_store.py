@@ -1,4 +1,5 @@
-"""The gateway's SQLite store: round trips, idempotent feedback, durability, locking, migrations."""
+"""The gateway's store: round trips, idempotent feedback, durability, locking, migrations (the
+behaviour shared by both backends is tested on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,16 @@ import pytest
 
 from mixllm.errors import ConfigError, PersistError, UnknownDecisionError
 from mixllm.serve import store as store_module
-from mixllm.serve.store import MIGRATIONS, Store
+from mixllm.serve.store import MIGRATIONS, Store, open_store
 from mixllm.types import Decision, Feedback
+from tests import pg_service
+
+# the fixtures: a PostgreSQL server for the session, a new database or SQLite file per test
+pg_server, pg_database, store_url = (
+    pg_service.pg_server,
+    pg_service.pg_database,
+    pg_service.store_url,
+)
 
 
 def make_decision(decision_id: str = "d1", **changes: Any) -> Decision:
@@ -52,7 +61,13 @@ def assert_same_decision(got: Decision | None, want: Decision) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def store(store_url: str) -> Iterator[Store]:
+    with open_store(store_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     with Store(tmp_path / "store.db") as opened:
         yield opened
 
@@ -140,17 +155,16 @@ def test_feedback_for_unknown_decision(store: Store) -> None:
 
 
 # -- durability -----------------------------------------------------------------------------------
-def test_everything_survives_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
+def test_everything_survives_reopen(store_url: str) -> None:
     decisions = [make_decision(f"d{i}", lam=float(i)) for i in range(6)]
-    with Store(path) as store:
+    with open_store(store_url) as store:
         for d in decisions:
             store.record_decision(d)
         seqs = [store.record_feedback(d.decision_id, Feedback(quality=0.1 * i)) for i, d in
                 enumerate(decisions)]  # fmt: skip
         store.record_checkpoint("ckpt/1", feedback_seq=seqs[2] or 0)
         store.add_spend("key-a", 1.25)
-    with Store(path) as store:
+    with open_store(store_url) as store:
         for d in decisions:
             assert_same_decision(store.get_decision(d.decision_id), d)
         assert store.last_checkpoint() == ("ckpt/1", seqs[2])
@@ -212,10 +226,10 @@ def run_in_threads(n_threads: int, task: Callable[[int], list[Any]]) -> list[Any
         return [x for chunk in pool.map(start, range(n_threads)) for x in chunk]
 
 
-def test_concurrent_spend_never_passes_the_limit(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
-    # Two Store objects on one file: the limit holds across connections, not only the lock.
-    with Store(path) as one, Store(path) as two:
+def test_concurrent_spend_never_passes_the_limit(store_url: str) -> None:
+    # Two Store objects on one database: the limit holds across connections (replicas), not
+    # only the lock.
+    with open_store(store_url) as one, open_store(store_url) as two:
         stores = [one, two]
         results = run_in_threads(
             8, lambda i: [stores[i % 2].add_spend("k", 0.01, limit_usd=2.0) for _ in range(50)]
@@ -227,16 +241,15 @@ def test_concurrent_spend_never_passes_the_limit(tmp_path: Path) -> None:
         assert one.add_spend("k", 0.01)  # no limit
 
 
-def test_reservations_read_the_budget_and_hold_in_one_transaction(tmp_path: Path) -> None:
+def test_reservations_read_the_budget_and_hold_in_one_transaction(store_url: str) -> None:
     """Each holds up to 0.03 USD, less when that is all the limit leaves, nothing below 0.005:
     concurrent reservations on two connections end exactly at the limit, never past it."""
-    path = tmp_path / "store.db"
 
     def amount(left: float | None) -> float | None:
         assert left is not None
         return None if left < 0.005 else min(0.03, left)
 
-    with Store(path) as one, Store(path) as two:
+    with open_store(store_url) as one, open_store(store_url) as two:
         stores = [one, two]
         held = run_in_threads(
             8,
@@ -375,12 +388,12 @@ def test_closed_store_raises(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_a_config_error(
-    store: Store, call: Callable[[Store], object], match: str
+    sqlite_store: Store, call: Callable[[Store], object], match: str
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(match)):
-        call(store)
-    assert store.counts() == {"decisions": 0, "feedback": 0, "checkpoints": 0}
-    assert store.spent("k") == 0.0
+        call(sqlite_store)
+    assert sqlite_store.counts() == {"decisions": 0, "feedback": 0, "checkpoints": 0}
+    assert sqlite_store.spent("k") == 0.0
 
 
 def test_bad_path_is_a_config_error() -> None:
