@@ -89,6 +89,7 @@ class RedisLink:
         self._down_until = 0.0
         self._lock = threading.Lock()
         self.on_back: list[Callable[[], None]] = []  # called when Redis answers again
+        self._trackers: list[SharedLoadTracker] = []
 
     def key(self, *parts: str) -> str:
         """A key under the prefix: ``key("load", "r1")`` → ``mixllm:load:r1``."""
@@ -133,7 +134,9 @@ class RedisLink:
         its constructor's)."""
         from mixllm.serve._redis_load import SharedLoadTracker
 
-        return SharedLoadTracker(self, **kwargs)
+        tracker = SharedLoadTracker(self, **kwargs)
+        self._trackers.append(tracker)
+        return tracker
 
     def breaker(
         self,
@@ -158,5 +161,8 @@ class RedisLink:
         return SharedRateLimiter(self, clock=clock)
 
     def close(self) -> None:
-        """Close the connections (a tracker made from this link should be closed first)."""
+        """Stop the trackers made by :meth:`load_tracker` (their load is deleted from Redis)
+        and close the connections."""
+        for tracker in self._trackers:
+            tracker.close()
         self.client.close()

@@ -175,6 +175,8 @@ class SharedLoadTracker(LoadTracker):
     def close(self, *, forget: bool = True) -> None:
         """Stop publishing; ``forget`` deletes the published load at once (a clean stop),
         otherwise it expires after ``heartbeat_ttl_s`` as a killed replica's would."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._wake.set()
         if self._wake.set in self.link.on_back:
