@@ -65,10 +65,14 @@ class RedisLink:
         timeout_s: float = 0.2,
         retry_s: float = 1.0,
     ) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
+        try:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError:
+            raise ConfigError(
+                "replicas sharing Redis need the redis package: pip install 'mixllm[replicas]'"
+            ) from None
         if not timeout_s > 0 or not retry_s > 0:
             raise ConfigError(f"timeout_s={timeout_s!r}, retry_s={retry_s!r}; expected numbers > 0")
         try:
