@@ -278,6 +278,17 @@ def test_shadow_calls_and_export_rows(store_url: str) -> None:
         assert [(r["decision_id"], r["llm"], r["latency_s"]) for r in rows] == [("s1", "big", 1.5)]
 
 
+def test_ids_with_nul_characters_find_their_rows(store_url: str) -> None:
+    """PostgreSQL's text cannot hold NUL (it is stored as U+FFFD there): lookups still work."""
+    with open_store(store_url) as store:
+        store.record_decision(decision("d\x00"), key_id="k\x00", session_id="s\x00", prompt="a\x00")
+        assert store.get_decision("d\x00", key_id="k\x00") is not None
+        assert store.get_decision("d\x00", key_id="k") is None
+        assert store.session_llm("s\x00", key_id="k\x00") == "small"
+        assert store.record_feedback("d\x00", Feedback(quality=0.5)) == 1
+        assert store.add_spend("k\x00", 1.0) and store.spent("k\x00") == 1.0
+
+
 def test_purge_keeps_the_feedback_the_stored_checkpoints_lack(store_url: str) -> None:
     with open_store(store_url, retention_s=DAY) as store:
         for i in range(4):

@@ -176,6 +176,12 @@ def _row_factory(cursor: Any) -> Any:
     return lambda values: Row(names, values)
 
 
+def _text(value: Any) -> Any:
+    """PostgreSQL's text cannot hold NUL: a string's NULs become U+FFFD (in reads and writes
+    alike, so an id with a NUL still finds its row)."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
 class _Adapter:
     """A psycopg connection that runs the store's SQLite-style SQL."""
 
@@ -185,6 +191,10 @@ class _Adapter:
     def execute(self, sql: str, parameters: Any = None, /) -> Cursor:
         if parameters is None:
             return self._conn.execute(sql)
+        if isinstance(parameters, dict):
+            parameters = {name: _text(value) for name, value in parameters.items()}
+        else:
+            parameters = [_text(value) for value in parameters]
         return self._conn.execute(translate(sql), parameters)
 
 

@@ -206,14 +206,14 @@ class Store(PacingStore):
         if key_id is not None:
             _check_text("key_id", key_id)
         cutoff = self._cutoff(now)
+        sql = "SELECT * FROM decisions WHERE decision_id = ? AND created_at >= ?"
+        args: list[object] = [decision_id, cutoff]
+        if key_id is not None:  # compared in the database, as stored (NUL-free on PostgreSQL)
+            sql += " AND key_id = ?"
+            args.append(key_id)
         with self._read() as conn:
-            row = conn.execute(
-                "SELECT * FROM decisions WHERE decision_id = ? AND created_at >= ?",
-                (decision_id, cutoff),
-            ).fetchone()
-        if row is None or (key_id is not None and row["key_id"] != key_id):
-            return None
-        return self._rebuild(row)
+            row = conn.execute(sql, args).fetchone()
+        return None if row is None else self._rebuild(row)
 
     def _rebuild(self, row: Any) -> Decision:
         """The decision of ``row``; its ``llm`` is the one that answered, when another LLM
