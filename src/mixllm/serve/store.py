@@ -352,15 +352,26 @@ _KEEP_SEQ = (
 _HAS_FEEDBACK = "SELECT 1 FROM feedback WHERE decision_id = ?"
 
 
-def open_store(url: str | Path, **kwargs: Any) -> Store:
+def open_store(
+    url: str | Path,
+    *,
+    busy_timeout_s: float = 5.0,
+    retention_s: float | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Store:
     """The store at ``url``: a file path, ``sqlite:///relative/path``, ``sqlite:////abs/path``
     or ``sqlite:///:memory:`` opens SQLite, ``postgresql://user@host:port/dbname`` (or
-    ``postgres://``) PostgreSQL; ``kwargs`` go to :class:`Store`.
+    ``postgres://``) PostgreSQL (with the ``replicas`` extra installed). The other parameters
+    are :class:`Store`'s; on PostgreSQL ``busy_timeout_s`` bounds the wait for another
+    replica's write.
 
     >>> with open_store("sqlite:///:memory:") as store:
     ...     store.last_feedback_seq()
     0
     """
+    kwargs: dict[str, Any] = {
+        "busy_timeout_s": busy_timeout_s, "retention_s": retention_s, "clock": clock
+    }  # fmt: skip
     if isinstance(url, Path):
         return Store(url, **kwargs)
     if not isinstance(url, str) or not url:
@@ -371,8 +382,13 @@ def open_store(url: str | Path, **kwargs: Any) -> Store:
     if scheme.lower() == "sqlite":
         return Store(rest[1:] if rest.startswith("/") else rest or ":memory:", **kwargs)
     if scheme.lower() in ("postgresql", "postgres"):
-        from mixllm.serve._postgres import PostgresStore
-
+        try:
+            from mixllm.serve._postgres import PostgresStore
+        except ImportError as exc:  # psycopg is not installed
+            raise ConfigError(
+                f"store url={_redact(url)!r} needs psycopg ({exc}); expected it installed: "
+                "pip install 'mixllm[replicas]'"
+            ) from None
         return PostgresStore(url, **kwargs)
     raise ConfigError(
         f"store url={_redact(url)!r}; expected a file path (or sqlite:///path) or "
