@@ -139,6 +139,21 @@ def simulate(
 @click.option("--replay", default=None, help="Answer from the recorded responses of DATA.")
 @click.option("--state", "state_dir", type=click.Path(path_type=Path), default=None,
               help="Store and checkpoints (default: ROUTER_DIR.state).")  # fmt: skip
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="sqlite:///FILE (one machine; the default is STATE/gateway.db) or postgresql://... "
+    "(replicas sharing decisions, feedback, spend and checkpoints).",
+)
+@click.option(
+    "--redis",
+    "redis_url",
+    default=None,
+    metavar="URL",
+    help="redis://... shared by replicas: in-flight counts, service times, breakers, rate limits.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
@@ -155,7 +170,8 @@ def simulate(
 )
 def serve(
     router_dir: Path, config: Path | None, replay: str | None, state_dir: Path | None,
-    host: str, port: int, access_log: Path | None, log_level: str,
+    store_url: str | None, redis_url: str | None, host: str, port: int,
+    access_log: Path | None, log_level: str,
 ) -> None:  # fmt: skip
     """Serve ROUTER_DIR as an OpenAI-compatible gateway (POST /v1/chat/completions)."""
     import os
@@ -167,8 +183,9 @@ def serve(
     level = log_level.lower()
     configure_logging(level, access_log=access_log)  # before the build, which may warn
     app = build_app(
-        router_dir, environ=os.environ, config=config, replay=replay, state_dir=state_dir
-    )
+        router_dir, environ=os.environ, config=config, replay=replay, state_dir=state_dir,
+        store=store_url, redis=redis_url,
+    )  # fmt: skip
     settings = app.state.gateway.settings
     configure_logging(
         level, access_log=access_log, errors_per_minute=settings.error_logs_per_minute

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mixllm.clock import Clock
 from mixllm.errors import ConfigError, MixLLMError, PersistError
 from mixllm.router import Router
+from mixllm.serve._redis import RedisLink
 from mixllm.serve.admin import admin_routes
 from mixllm.serve.auth import admin_key, client_key, is_admin
 from mixllm.serve.backends import Backend
@@ -54,12 +55,14 @@ def create_app(
     *,
     state_dir: str | Path | None = None,
     clock: Clock | None = None,
+    redis: RedisLink | None = None,
 ) -> FastAPI:
     """The gateway app. ``state_dir`` holds router checkpoints (none without it); the app
-    checkpoints on shutdown and closes the backends' connections."""
+    checkpoints on shutdown and closes the backends' connections. With ``redis`` the replicas
+    share their load, breakers and rate limits (closed with the app)."""
     gw = Gateway(
         router, backends, store, settings or Settings(),
-        state_dir=None if state_dir is None else Path(state_dir), clock=clock,
+        state_dir=None if state_dir is None else Path(state_dir), clock=clock, redis=redis,
     )  # fmt: skip
     app = FastAPI(title="mixllm gateway", lifespan=_lifespan)
     app.state.gateway = gw
@@ -87,9 +90,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     gw: Gateway = app.state.gateway
     # load the tokenizer and embedder before the first request, not during it
     await run_in_threadpool(gw.router.predict, ["warm up"])
+    gw.learning.start()  # on a shared store: learn what the other replicas receive
     yield
+    await run_in_threadpool(gw.learning.stop)
     await run_in_threadpool(gw.learning.checkpoint)
     await gw.aclose()
+    if gw.redis is not None:
+        await run_in_threadpool(gw.redis.close)
 
 
 def _gateway(request: Request) -> Gateway:
@@ -215,9 +222,13 @@ async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
     counts = await run_in_threadpool(gw.store.counts)
     circuits = {m: b.state for m, b in gw.breakers.items()}
+    learned = gw.learning.applied_seq  # the last feedback learned: equal on in-step replicas
     return JSONResponse(
-        {"status": "ok", "llms": list(gw.router.llms), "circuits": circuits, "store": counts}
-    )
+        {
+            "status": "ok", "llms": list(gw.router.llms), "circuits": circuits,
+            "store": counts, "feedback_learned": learned,
+        }
+    )  # fmt: skip
 
 
 async def metrics(request: Request) -> Response:

@@ -107,10 +107,15 @@ def _replay(router: Router, path: Path, seq: int, store: Store) -> Router:
 
 
 def open_state(
-    router_dir: str | Path, state_dir: str | Path, *, retention_s: float | None = None
+    router_dir: str | Path,
+    state_dir: str | Path,
+    *,
+    retention_s: float | None = None,
+    store_file: str | Path | None = None,
 ) -> tuple[Store, Router]:
-    """The store in ``state_dir`` (created with the folder if both are new) and the router to
-    serve (:func:`restore_router`); close the store when done.
+    """The store in ``state_dir`` (created with the folder if both are new; ``store_file``
+    instead of ``state_dir/gateway.db`` when given) and the router to serve
+    (:func:`restore_router`); close the store when done.
 
     Refuses, with :class:`~mixllm.errors.PersistError`, a store that is missing or empty
     while ``state_dir/checkpoints`` holds checkpoints (starting would silently reset the
@@ -119,7 +124,7 @@ def open_state(
     """
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    db = state / STORE_FILE
+    db = state / STORE_FILE if store_file is None else Path(store_file)
     on_disk = _checkpoint_folders(state)
     empty = _emptiness(db)
     if empty is not None and on_disk:

@@ -20,6 +20,7 @@ from mixllm.errors import ConfigError
 from mixllm.serve.app import create_app
 from mixllm.serve.backends import Backend, make_backend
 from mixllm.serve.replay import RECORDED_JUDGE, RecordedJudge, ReplayBackend
+from mixllm.serve.replicas import open_shared_state, store_kind
 from mixllm.serve.restore import open_state
 from mixllm.serve.settings import Settings, load_settings
 
@@ -40,9 +41,17 @@ def build_app(
     config: str | Path | None = None,
     replay: str | None = None,
     state_dir: str | Path | None = None,
+    store: str | None = None,
+    redis: str | None = None,
 ) -> FastAPI:
     """The gateway for the router in ``router_dir`` (or its newest good checkpoint in
     ``state_dir``, with the feedback stored after it: :func:`~mixllm.serve.restore.open_state`).
+
+    ``store`` is where decisions, feedback, spend and checkpoints live: ``None`` or
+    ``sqlite:///FILE`` for one machine (default ``state_dir/gateway.db``), or a
+    ``postgresql://`` URL shared by replicas (:func:`~mixllm.serve.replicas.open_shared_state`:
+    the checkpoints go into it, and ``state_dir`` is not used). ``redis`` (a ``redis://`` URL)
+    shares in-flight counts, service times, breakers and rate limits between replicas.
 
     Backends come from the config's ``[[upstreams]]`` and, with ``replay``, from the recorded
     answers of that dataset for every router LLM it has (and, when ``[shadow] judge`` is
@@ -55,9 +64,22 @@ def build_app(
             f"{str(router_path)!r} is not a router folder; expected one written by 'mixllm fit'"
         )
     settings = Settings() if config is None else load_settings(config, environ=environ)
-    state = Path(state_dir) if state_dir is not None else default_state_dir(router_path)
-    store, router = open_state(router_path, state, retention_s=settings.decision_retention_s)
+    state: Path | None = Path(state_dir) if state_dir is not None else None
+    kind, where = store_kind(store)
+    retention = settings.decision_retention_s
+    if kind == "postgresql":
+        db, router = open_shared_state(router_path, str(where), retention_s=retention)
+        state = None  # checkpoints go into the database
+    else:
+        state = state or default_state_dir(router_path)
+        file = None if where is None else Path(where)
+        db, router = open_state(router_path, state, retention_s=retention, store_file=file)
+    link = None
     try:
+        if redis is not None:
+            from mixllm.serve._redis import RedisLink
+
+            link = RedisLink(redis)
         backends: dict[str, Backend] = {}
         if replay is not None:
             data = load_dataset(replay)
@@ -81,12 +103,14 @@ def build_app(
         # /healthz already says the gateway is up)
         router.predict(["warm up"])
     except BaseException:
-        store.close()
+        db.close()
+        if link is not None:
+            link.close()
         raise
     missing = sorted(set(router.llms) - set(backends))
     if missing:
         logger.warning("no backend for %s: the router will not choose them", missing)
-    return create_app(router, backends, store, settings, state_dir=state)
+    return create_app(router, backends, db, settings, state_dir=state, redis=link)
 
 
 def _template(settings: Settings) -> str | None:
