@@ -24,7 +24,7 @@ from mixllm import Router
 from mixllm.data import write_longform
 from mixllm.serve.store import open_store
 from mixllm.types import LLM
-from tests import pg_service
+from tests import pg_service, redis_service
 
 from .conftest import serve_process
 from .test_durability import LLMS, PROMPTS, _dataset, _feedback, _response_id
@@ -37,6 +37,7 @@ KILL_AFTER = 30  # acknowledged feedback before the kill
 WANT_FEEDBACK = 90  # acknowledged feedback in all, the restarted replica included
 LOAD_TIMEOUT_S = 60.0
 pg_server, postgres_url = pg_service.pg_server, pg_service.postgres_url
+redis_server, redis_url = redis_service.redis_server, redis_service.redis_url
 HELD_OUT = [f"a held-out question {i} about {t}" for i, t in enumerate(("cats", "rust") * 10)]
 SPEND_LIMIT_USD = 0.0004
 
@@ -59,10 +60,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @contextmanager
-def _replica(files: dict[str, Path], url: str, log: Path) -> Iterator[tuple[Any, str]]:
+def _replica(
+    files: dict[str, Path], url: str, log: Path, redis: str | None = None
+) -> Iterator[tuple[Any, str]]:
     args = [
         str(files["router"]), "--replay", str(files["data"]), "--config", str(files["config"]),
-        "--store", url,
+        "--store", url, *(["--redis", redis] if redis else []),
     ]  # fmt: skip
     prelude = "import os; os.environ.update(APP_KEY='sk-app', CAPPED_KEY='sk-capped');"
     with serve_process(args, log, prelude=prelude, start_timeout_s=60.0) as (proc, root):
@@ -142,12 +145,13 @@ def _learned(base: str) -> int:
 
 
 def test_three_replicas_learn_every_feedback_once_and_route_alike(
-    served: dict[str, Path], postgres_url: str, tmp_path: Path
+    served: dict[str, Path], postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     url = pg_service.fresh_database(postgres_url)
     logs = [tmp_path / f"replica-{r}.log" for r in range(N_REPLICAS)]
     with ExitStack() as stack:
-        replicas = [stack.enter_context(_replica(served, url, log)) for log in logs]
+        redis = redis_url.rsplit("/", 1)[0] + "/1"  # a database of its own on the test server
+        replicas = [stack.enter_context(_replica(served, url, log, redis)) for log in logs]
         clients = _Clients([base for _, base in replicas])
         for t in clients.threads:
             t.start()
@@ -159,7 +163,7 @@ def test_three_replicas_learn_every_feedback_once_and_route_alike(
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=10)
         # started again (a new port, as a balancer would re-register it)
-        _, base = stack.enter_context(_replica(served, url, logs[1]))
+        _, base = stack.enter_context(_replica(served, url, logs[1], redis))
         clients.bases[1] = base
         clients.dead.discard(1)
         for t in clients.threads:

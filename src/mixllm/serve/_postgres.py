@@ -25,6 +25,7 @@ import psycopg
 from psycopg import pq
 
 from mixllm.errors import PersistError
+from mixllm.serve._deferred import DeferredWrites
 from mixllm.serve._records import _redact
 from mixllm.serve._sqlite import Connection, Cursor, Database
 from mixllm.serve.store import Store
@@ -420,9 +421,10 @@ class PgDatabase(Database):
                 listener.close()
 
 
-class PostgresStore(PgDatabase, Store):
+class PostgresStore(DeferredWrites, PgDatabase, Store):
     """:class:`~mixllm.serve.store.Store` on PostgreSQL; open it with
-    :func:`~mixllm.serve.store.open_store`."""
+    :func:`~mixllm.serve.store.open_store`. While the database is away the request path's
+    writes are kept and written when it is back (:mod:`mixllm.serve._deferred`)."""
 
     def _schema(self) -> Sequence[str]:
         return PG_MIGRATIONS
