@@ -372,8 +372,6 @@ def check(args: argparse.Namespace, procs: list[Replica], log: list[Any], load: 
         return
     reference = Router.load(args.router_dir)
     for _, decision, feedback in log:
-        if hasattr(reference, "remember"):  # routers that keep a ledger of their decisions
-            reference.remember([decision.decision_id])
         reference.learn_one(decision, feedback)
     worst, wrong = 0.0, 0
     with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:

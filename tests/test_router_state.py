@@ -32,7 +32,7 @@ def data() -> tuple[Dataset, Dataset]:
 def router(data: tuple[Dataset, Dataset]) -> Router:
     """A MixLLM router (it learns online) that has made some decisions, one with feedback."""
     train, test = data
-    router = Router("mixllm", embedder="hashing", lam=30.0, alpha=0.05, max_pending=50)
+    router = Router("mixllm", embedder="hashing", lam=30.0, alpha=0.05, seed=7)
     router.fit(train)
     decisions = router.route_many([str(p) for p in test.prompts[:5]])
     assert router.learn_one(decisions[0], Feedback(quality=1.0, cost_usd=0.002))
@@ -65,11 +65,10 @@ def test_state_is_json_and_arrays_and_rebuilds_the_same_router(
     params, arrays = router.get_state()
     assert json.loads(json.dumps(params)) == params  # JSON-able as it is
     assert "format_version" not in params  # the format's fields are the file's, not the state's
-    assert params["lam"] == 30.0 and params["tau_s"] is None and params["max_pending"] == 50
+    assert params["lam"] == 30.0 and params["tau_s"] is None and params["seed"] == 7
     assert [m["name"] for m in params["llms"]] == list(router.llms)
     assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays.values())
-    assert arrays["router.ledger.ids"].shape == (5,)
-    assert arrays["router.ledger.applied"].tolist() == [True, False, False, False, False]
+    assert not any(k.startswith("router.") for k in arrays)  # the predictor's alone
     tracker = LoadTracker()
     again = Router.from_state(params, arrays, embedding_cache=False, load_tracker=tracker)
     assert again.load_tracker is tracker
@@ -91,29 +90,28 @@ def test_state_is_a_snapshot_that_later_learning_does_not_change(
     later_params, later_arrays = router.get_state()
     assert later_params["lam"] == 5.0 and params["lam"] == 30.0
     changed = [k for k in kept if not np.array_equal(later_arrays[k], kept[k])]
-    assert changed  # learning moved the predictor's arrays and the ledger...
+    assert changed  # learning moved the predictor's arrays...
     assert all(np.array_equal(arrays[k], kept[k]) for k in kept)  # ...not the snapshot's
     before = Router.from_state(params, arrays)
     assert not np.array_equal(before.predict(prompts).quality, router.predict(prompts).quality)
 
 
-def test_decisions_before_the_state_take_feedback_once_after(
+def test_decisions_before_the_state_take_feedback_after(
     router: Router, data: tuple[Dataset, Dataset]
 ) -> None:
     decisions = router.route_many(_prompts(data)[:3])
-    router.learn_one(decisions[0], Feedback(quality=1.0))
     again = Router.from_state(*router.get_state())
-    assert again.learn_one(decisions[0], Feedback(quality=1.0)) is False  # applied before
-    assert again.learn_one(decisions[1], Feedback(quality=1.0)) is True
-    assert again.learn_one(decisions[1], Feedback(quality=1.0)) is False
+    for r in (router, again):
+        assert r.learn_one(decisions[1], Feedback(quality=1.0)) is True
+    _assert_same_predictions(router, again, _prompts(data))
 
 
 def test_malformed_state_is_a_persist_error(router: Router) -> None:
     params, arrays = router.get_state()
     with pytest.raises(PersistError, match=r"malformed router state.*'llms'"):
         Router.from_state({k: v for k, v in params.items() if k != "llms"}, arrays)
-    with pytest.raises(PersistError, match="decision ledger"):
-        Router.from_state(params, {k: v for k, v in arrays.items() if "ledger" not in k})
+    with pytest.raises(PersistError, match="OnlineRidge state is malformed"):
+        Router.from_state(params, {k: v for k, v in arrays.items() if not k.startswith("online")})
     with pytest.raises(PersistError, match="alpha=-1"):
         Router.from_state(params | {"alpha": -1.0}, arrays)
     with pytest.raises(NotFittedError):
@@ -187,7 +185,7 @@ def test_a_version_2_directory_loads_and_predicts_as_saved(
     assert (loaded.alpha, loaded.beta, loaded.penalty_scale) == (router.alpha, 0.0, "flat")
     assert loaded.target is None and loaded.calibration_ is None and math.isinf(loaded.tau_s)
     _assert_same_predictions(router, loaded, _prompts(data))
-    assert loaded.learn_one(decisions[2], Feedback(quality=1.0)) is True  # the ledger came too
+    assert loaded.learn_one(decisions[2], Feedback(quality=1.0)) is True  # its ledger ignored
     resaved = json.loads((loaded.save(tmp_path / "v3") / "manifest.json").read_text())
     assert resaved["format_version"] == 3 and resaved["alpha"] == router.alpha
 
@@ -220,7 +218,7 @@ def test_set_params_applies_to_the_next_decision(router: Router, data: Any) -> N
     assert {d.llm for d in router.route_many(prompts)} == {"small"}
     params = router.get_params()
     assert (params["lam"], params["beta"], params["tau_s"]) == (1e6, 0.5, 20.0)
-    assert params["penalty_scale"] == "service" and params["max_pending"] == 50
+    assert params["penalty_scale"] == "service" and params["seed"] == 7
     clone = Router(**params)  # sklearn-style: the parameters rebuild an unfitted router
     assert clone.get_params() == params
     with pytest.raises(NotFittedError):
@@ -237,7 +235,7 @@ def test_set_params_applies_to_the_next_decision(router: Router, data: Any) -> N
         ({"beta": math.nan}, "beta=nan"),
         ({"tau_s": 0.0}, "tau_s=0.0; expected a number > 0"),
         ({"penalty_scale": "per token"}, r"penalty_scale='per token'.*\('flat', 'service'\)"),
-        ({"max_pending": 0}, "max_pending=0"),
+        ({"max_pending": 100}, "unknown Router parameter 'max_pending'"),  # gone with the ledger
         ({"lamda": 1.0, "gamma": 2}, r"unknown Router parameter 'gamma', 'lamda'.*lam, alpha"),
     ],
 )
@@ -248,7 +246,7 @@ def test_bad_params_are_config_errors_and_change_nothing(
     with pytest.raises(ConfigError, match=message):
         router.set_params(**({"beta": 0.3} | params))  # all or none
     assert router.get_params() == before
-    if "lamda" not in params:  # the constructor checks the same
+    if not {"lamda", "max_pending"} & set(params):  # the constructor checks the same
         with pytest.raises(ConfigError, match=message):
             Router("knn", **params)
 

@@ -3,8 +3,9 @@ JSON-able parameters plus named arrays (what :mod:`mixllm.persist` writes), buil
 
 The parameters are the manifest of a router directory without its format fields: the predictor's
 kind and parameters, the embedder spec, the settings (λ, α, β, τ, ...), the target and its
-calibration, the LLMs with their prices. The arrays are the predictor's, plus the decision ledger
-under :data:`LEDGER`.
+calibration, the LLMs with their prices. The arrays are the predictor's. (States written before
+learning became a pure update also hold a decision ledger, under :data:`LEDGER`, and
+``max_pending``: both are ignored when read.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any, TypeVar, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from mixllm._ledger import DecisionLedger
 from mixllm._router_files import read_state, write_state
 from mixllm.embed import Embedder, embedder_spec, make_embedder
 from mixllm.errors import ConfigError, PersistError
@@ -44,12 +44,12 @@ __all__ = [
 
 #: How the latency penalty is spread over queries (see :class:`~mixllm.router.Router`).
 PENALTY_SCALES = ("flat", "service")
-#: Prefix of the router's own arrays among the predictor's: the decisions feedback is accepted for.
+#: Prefix of the decision ledger's arrays in states written before learning was a pure update.
 LEDGER = "router.ledger."
 #: The parameters :meth:`RouterStateMixin.get_params` reports and ``set_params`` takes.
 PARAMS = (
     "predictor", "embedder", "lam", "alpha", "beta", "tau_s", "penalty_scale", "load_tracker",
-    "max_pending", "seed", "target", "reference", "folds",
+    "seed", "target", "reference", "folds",
 )  # fmt: skip
 R = TypeVar("R", bound="RouterStateMixin")
 
@@ -69,7 +69,7 @@ def _number(name: str, value: object, rule: str) -> float:
 def check_settings(settings: Mapping[str, Any]) -> None:
     """Check the router settings among ``settings`` (the others are not looked at):
     ``lam`` finite >= 0, ``alpha`` and ``beta`` >= 0, ``tau_s`` > 0 (``inf``: no limit),
-    ``penalty_scale`` one of :data:`PENALTY_SCALES`, ``max_pending`` an integer >= 1.
+    ``penalty_scale`` one of :data:`PENALTY_SCALES`.
 
     >>> check_settings({"alpha": -1})
     Traceback (most recent call last):
@@ -89,16 +89,12 @@ def check_settings(settings: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"penalty_scale={settings['penalty_scale']!r}; expected one of {PENALTY_SCALES}"
         )
-    pending = settings.get("max_pending", 1)
-    if isinstance(pending, bool) or not (isinstance(pending, int) and pending >= 1):
-        raise ConfigError(f"max_pending={pending!r}; expected an integer >= 1")
 
 
 def state_of(
     predictor: Predictor,
     embedder: Embedder,
     prices: Mapping[str, LLM],
-    ledger: DecisionLedger,
     settings: Mapping[str, Any],
     calibration: Calibration | None,
 ) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
@@ -107,9 +103,7 @@ def state_of(
     pred_params, pred_arrays = predictor.get_state()
     if any(k.startswith(LEDGER) for k in pred_arrays):
         raise PersistError(f"predictor array names may not start with {LEDGER!r}")
-    ids, applied = ledger.to_arrays()
     arrays = {k: np.array(v, copy=True) for k, v in pred_arrays.items()}
-    arrays.update({LEDGER + "ids": ids, LEDGER + "applied": applied})
     target: Target | None = settings["target"]
     tau = float(settings["tau_s"])
     params: dict[str, Any] = {
@@ -121,7 +115,6 @@ def state_of(
         "tau_s": None if math.isinf(tau) else tau,
         "penalty_scale": settings["penalty_scale"],
         "seed": int(settings["seed"]),
-        "max_pending": int(settings["max_pending"]),
         "target": None if target is None else target.to_dict(),
         "reference": settings["reference"],
         "folds": int(settings["folds"]),
@@ -146,7 +139,6 @@ class RouterParts:
     embedder: str
     settings: dict[str, Any]  # the Router's keyword arguments
     calibration: Calibration | None
-    ledger: DecisionLedger
     prices: dict[str, LLM]
 
 
@@ -157,9 +149,6 @@ def parse_state(params: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -
     :class:`~mixllm.errors.PersistError` naming what is malformed."""
     try:
         predictor_arrays = {k: v for k, v in arrays.items() if not k.startswith(LEDGER)}
-        ledger = DecisionLedger.from_arrays(
-            arrays.get(LEDGER + "ids"), arrays.get(LEDGER + "applied")
-        )
         pred = params["predictor"]
         predictor = predictor_from_state(pred["kind"], pred["params"], predictor_arrays)
         prices = {
@@ -175,7 +164,6 @@ def parse_state(params: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -
             "tau_s": math.inf if tau is None else float(tau),
             "penalty_scale": params.get("penalty_scale", "flat"),  # absent in older files: flat
             "seed": int(params["seed"]),
-            "max_pending": int(params["max_pending"]),
             "target": None if target is None else Target.from_dict(target),
             "reference": params.get("reference"),
             "folds": int(params.get("folds", DEFAULT_FOLDS)),
@@ -189,7 +177,6 @@ def parse_state(params: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -
             embedder=embedder,
             settings=settings,
             calibration=None if calibration is None else Calibration.from_dict(calibration),
-            ledger=ledger,
             prices=prices,
         )
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
@@ -202,7 +189,6 @@ class RouterStateMixin:
     """
 
     _lock: threading.RLock
-    _ledger: DecisionLedger
     embedder_: Embedder
     predictor_: Predictor
     prices_: dict[str, LLM]
@@ -246,8 +232,8 @@ class RouterStateMixin:
         later routing or learning does not change. :meth:`from_state` rebuilds the router."""
         with self._lock:
             return state_of(
-                self._fitted(), self.embedder_, self.prices_, self._ledger,
-                self.get_params(), getattr(self, "calibration_", None),
+                self._fitted(), self.embedder_, self.prices_, self.get_params(),
+                getattr(self, "calibration_", None),
             )  # fmt: skip
 
     @classmethod
@@ -267,7 +253,6 @@ class RouterStateMixin:
             parts.predictor, embedder=parts.embedder, load_tracker=load_tracker, **parts.settings
         )
         router.calibration_ = parts.calibration
-        router._ledger = parts.ledger
         router.embedder_ = make_embedder(parts.embedder, cache=embedding_cache)
         router.predictor_, router.prices_ = parts.predictor, parts.prices
         return router

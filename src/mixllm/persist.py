@@ -13,9 +13,10 @@ The manifest is the router's :meth:`~mixllm.router.Router.get_state` parameters 
 fields (``format``, ``format_version``, ``mixllm_version``, ``arrays_sha256``); ``arrays.npz``
 holds its arrays. Version 3 is written since routers have that state API; version 2 directories
 (the same files) load unchanged. Version 2 added online learning (the MixLLM predictor's
-``online`` part) and the decision ledger; version 1 directories must be re-created with
-``mixllm fit``. The target, reference, folds and calibration keys are optional: a manifest
-without them (written before targets existed) loads as a router without a calibration.
+``online`` part) and a decision ledger (ignored since learning became a pure update); version 1
+directories must be re-created with ``mixllm fit``. The target, reference, folds and
+calibration keys are optional: a manifest without them (written before targets existed) loads
+as a router without a calibration.
 
 A router file may come from someone else, so loading checks the format version and the checksum
 before anything is built from it, and reads arrays only (no code runs on load).

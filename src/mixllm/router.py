@@ -16,12 +16,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mixllm._decisions import decisions
-from mixllm._ledger import DecisionLedger
 from mixllm._queries import query_batch
 from mixllm._router_state import PENALTY_SCALES, RouterStateMixin, check_lam, check_settings
 from mixllm.data.dataset import Dataset
 from mixllm.embed import DEFAULT_EMBEDDER, Embedder, make_embedder
-from mixllm.errors import ConfigError, NotFittedError, UnknownDecisionError, UnknownLLMError
+from mixllm.errors import ConfigError, NotFittedError, UnknownLLMError
 from mixllm.policy import (
     LoadTracker,
     OnlinePredictor,
@@ -66,9 +65,6 @@ class Router(RouterStateMixin):
     load_tracker:
         Where waits come from (a :class:`~mixllm.policy.LoadTracker` that the gateway or the
         simulator feeds); without one every wait is zero.
-    max_pending:
-        How many recent decisions feedback is accepted for (:meth:`learn_one`); older ones
-        are forgotten first.
     target, reference, folds:
         A :class:`~mixllm.policy.targets.Target` (e.g. mean cost at most 25% of the
         reference's) replaces ``lam``: :meth:`fit` cross-fits the predictor in ``folds`` folds,
@@ -98,7 +94,6 @@ class Router(RouterStateMixin):
         tau_s: float = math.inf,
         penalty_scale: str = "flat",
         load_tracker: LoadTracker | None = None,
-        max_pending: int = 100_000,
         seed: int = 0,
         target: Target | None = None,
         reference: str | None = None,
@@ -106,18 +101,16 @@ class Router(RouterStateMixin):
     ) -> None:
         check_settings(
             {"lam": lam, "alpha": alpha, "beta": beta, "tau_s": tau_s,
-             "penalty_scale": penalty_scale, "max_pending": max_pending}
+             "penalty_scale": penalty_scale}
         )  # fmt: skip
         self.predictor = predictor
         self.embedder = embedder
         self.lam, self.alpha, self.beta, self.tau_s = lam, alpha, beta, tau_s
         self.penalty_scale = penalty_scale
         self.load_tracker = load_tracker
-        self.max_pending = max_pending
         self.seed = seed
         self.target, self.reference, self.folds = target, reference, folds
         self._lock = threading.RLock()
-        self._ledger = DecisionLedger()
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, dataset: Dataset) -> Router:
@@ -248,7 +241,6 @@ class Router(RouterStateMixin):
                 pred, total, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd
             )
             ids = [uuid.uuid4().hex for _ in queries.ids]
-            self._ledger.add(ids, limit=self.max_pending)
         return decisions(queries, ids, pred, chosen, total, lam=lam, wait=wait)
 
     def _service_weight(
@@ -263,24 +255,17 @@ class Router(RouterStateMixin):
             return None
         return tracker.prediction_weights(pred, queries.prompt_tokens, self.prices_)
 
-    def remember(self, decision_ids: Sequence[str]) -> None:
-        """Accept feedback for these decisions, made by this router before it was saved and
-        loaded again (a gateway restores them from its store after a restart). Ids already
-        known keep their state: feedback applied stays applied."""
-        with self._lock:
-            new = [d for d in decision_ids if d not in self._ledger]
-            self._ledger.add(new, limit=self.max_pending)
-
     # -- learning online ----------------------------------------------------------------------
     def learn_one(self, decision: Decision, feedback: Feedback) -> bool:
-        """Learn from feedback on one decision of this router (MixLLM §3.4).
+        """Learn from feedback on one decision of this router (MixLLM §3.4): a pure update of
+        the predictors from the decision's query (its embedding) and the feedback.
 
-        Feedback is keyed by ``decision.decision_id`` and applied once: a second (late or
-        repeated) delivery changes nothing and returns ``False``; so does feedback on an LLM
-        removed since the decision. Order does not matter (without a discount the updates
-        commute). Raises :class:`~mixllm.errors.UnknownDecisionError` for a decision this
-        router did not make (or one older than the last ``max_pending``), and
-        :class:`~mixllm.errors.ConfigError` for a predictor that does not learn online.
+        Every call learns: keeping each feedback once is the caller's (the gateway's store
+        keeps the first feedback per decision, and every replica learns its log once, in
+        order). Returns ``False``, learning nothing, for an LLM removed since the decision or
+        a decision without its embedding. Order does not matter (without a discount the
+        updates commute). Raises :class:`~mixllm.errors.ConfigError` for a predictor that
+        does not learn online.
         """
         if not isinstance(decision, Decision) or not isinstance(feedback, Feedback):
             raise ConfigError(
@@ -289,17 +274,7 @@ class Router(RouterStateMixin):
             )
         with self._lock:
             predictor = self._learner()
-            applied = self._ledger.applied(decision.decision_id)
-            if applied is None:
-                raise UnknownDecisionError(
-                    f"decision {decision.decision_id!r} (query {decision.query_id!r}) was not "
-                    f"made by this router, or is older than its last {self.max_pending} "
-                    "decisions; expected a Decision returned by route/route_many"
-                )
-            if applied:
-                return False
             if decision.llm not in predictor.llms_ or decision.embedding is None:
-                self._ledger.mark_applied(decision.decision_id)
                 return False
             predictor.learn(
                 decision.embedding,
@@ -309,8 +284,6 @@ class Router(RouterStateMixin):
                 cost_usd=feedback.cost_usd,
                 reward=feedback.reward,
             )
-            # Marked only once applied: feedback that failed can be sent again.
-            self._ledger.mark_applied(decision.decision_id)
             return True
 
     def _learner(self) -> OnlinePredictor:

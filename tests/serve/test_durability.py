@@ -168,7 +168,6 @@ def _reference(router_dir: Path, store: Store, up_to: int | None = None) -> Rout
             break
         decision = store.get_decision(decision_id)
         assert decision is not None
-        router.remember([decision_id])
         assert router.learn_one(decision, feedback)
     return router
 
@@ -323,11 +322,10 @@ def test_the_server_is_ready_to_route_when_it_starts(
 # -- a checkpoint taken after a restart -------------------------------------------------------
 def test_a_checkpoint_after_a_restart_records_the_feedback_it_holds(tmp_path: Path) -> None:
     """After a crash the restored router holds the feedback stored after the last checkpoint;
-    the next checkpoint must say so, or the restart after it learns that feedback twice (once
-    the router has forgotten those decisions: ``max_pending``)."""
+    the next checkpoint must say so, or the restart after it learns that feedback twice."""
     data = _dataset()
     fitted = tmp_path / "router"
-    Router("mixllm", embedder="hashing", max_pending=3).fit(data).save(fitted)
+    Router("mixllm", embedder="hashing").fit(data).save(fitted)
     store, state = Store(tmp_path / "gateway.db"), tmp_path / "state"
     backends = {m: FakeBackend(m) for m in LLMS}
     settings = Settings(checkpoint_every=1000)
@@ -346,7 +344,7 @@ def test_a_checkpoint_after_a_restart_records_the_feedback_it_holds(tmp_path: Pa
     gw.learning.checkpoint()
     assert gw.learning.feedback(ids[1], Feedback(quality=1.0)) == "applied"
     assert gw.learning.feedback(ids[2], Feedback(reward=False)) == "applied"
-    # crash: no checkpoint. Restart, route a few (the router forgets ids 1 and 2), stop.
+    # crash: no checkpoint. Restart, route a few, stop.
     gw = gateway(restore_router(fitted, store))
     for p in PROMPTS[3:6]:
         decide(gw, p)

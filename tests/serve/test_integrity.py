@@ -59,7 +59,6 @@ def make_state(fitted_dir: Path, folder: Path, *, spare: int = 0) -> State:
             store.record_decision(decision, key_id="key-a", now=1000.0 + i)
             ids.append(decision.decision_id)
             seq = store.record_feedback(decision.decision_id, _feedback(i)) or 0
-            router.remember([decision.decision_id])
             assert router.learn_one(decision, _feedback(i))
             if i in (2, 5):
                 path = ckpts / f"ckpt-{i:04d}"
@@ -84,7 +83,6 @@ def reference(fitted_dir: Path, db: Path) -> np.ndarray:
     router = Router.load(fitted_dir)
     with Store(db) as store:
         for _, decision, feedback in store.replay_since(0):
-            router.remember([decision.decision_id])
             assert router.learn_one(decision, feedback)
     return predictions(router)
 
@@ -250,7 +248,6 @@ def test_a_damaged_newest_checkpoint_gives_way_to_the_older_one(
         # the older checkpoint plus the feedback after it: all the feedback stored
         older = Router.load(state.old)
         for _, decision, feedback in store.replay_since(state.old_seq):
-            older.remember([decision.decision_id])
             assert older.learn_one(decision, feedback)
         assert_same(predictions(router), predictions(older))
         assert last_seq(store) == state.last_seq

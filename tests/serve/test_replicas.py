@@ -183,7 +183,6 @@ def test_three_replicas_learn_every_feedback_once_and_route_alike(
             assert acked <= set(ids)  # every acknowledged feedback is in it
             reference = Router.load(served["router"])
             for _, decision, feedback in log:
-                reference.remember([decision.decision_id])
                 reference.learn_one(decision, feedback)
             last = log[-1][0]
         finally:

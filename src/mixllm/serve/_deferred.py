@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -103,7 +102,7 @@ class DeferredWrites(_Base):
 
     # -- the request path's writes: kept when the database is away -----------------------------
     def record_decision(self, decision: Decision, **kwargs: Any) -> None:
-        kwargs.setdefault("now", time.time())  # when it was made, not when it is written
+        kwargs.setdefault("now", self._now(None))  # when it was made, not when it is written
         call = partial(super().record_decision, decision, **kwargs)
         self._tolerant("record_decision", call, decision, **kwargs)
 

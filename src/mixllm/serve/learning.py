@@ -33,6 +33,9 @@ __all__ = ["Learning"]
 
 logger = logging.getLogger("mixllm.serve.gateway")
 
+_OUTCOMES = 10_000
+"""Recent feedback whose outcome (applied or not) is kept for the thread that received it."""
+
 
 class Learning:
     """Feedback and checkpoints of a served router; ``state_dir`` holds the checkpoints (none
@@ -125,9 +128,8 @@ class Learning:
         with self._lock:
             due = False
             for position, decision, feedback in self.store.replay_since(self._applied_seq):
-                self.router.remember([decision.decision_id])
                 self._outcomes[position] = self.router.learn_one(decision, feedback)
-                while len(self._outcomes) > self.router.max_pending:
+                while len(self._outcomes) > _OUTCOMES:
                     self._outcomes.popitem(last=False)
                 self._applied_seq = position
                 self._since_checkpoint += 1

@@ -104,7 +104,6 @@ def open_shared_state(
         router, seq, source = _newest(store, router_dir)
         replayed = 0
         for position, decision, feedback in store.replay_since(seq):
-            router.remember([decision.decision_id])
             replayed += router.learn_one(decision, feedback)
             seq = position
         _RESTORED[router] = seq

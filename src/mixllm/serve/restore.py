@@ -100,7 +100,6 @@ def _load_checkpoint(path: Path, seq: int, purged: int) -> tuple[Router | None, 
 def _replay(router: Router, path: Path, seq: int, store: Store) -> Router:
     replayed = 0
     for _, decision, feedback in store.replay_since(seq):
-        router.remember([decision.decision_id])
         replayed += router.learn_one(decision, feedback)
     logger.info("restored %s and learned %d feedback stored after it", path, replayed)
     return router
