@@ -119,7 +119,7 @@ def _cheapest_instead(router: Any) -> None:
         err=True,
     )
     router.target = parse_target("cost_share", share)
-    router.lam = router.lam_for(router.target)
+    router.set_params(lam=router.lam_for(router.target))
 
 
 def _print_calibration(router: Any) -> None:

@@ -77,8 +77,8 @@ async def remove_llm(name: str, request: Request) -> dict[str, Any]:
 @admin_routes.patch("/defaults")
 async def defaults(body: DefaultsRequest, request: Request) -> dict[str, float | None]:
     gw = _gateway(request)
-    for name, value in body.model_dump(exclude_none=True).items():
-        setattr(gw.router, name, float(value))
+    changes = {k: float(v) for k, v in body.model_dump(exclude_none=True).items()}
+    gw.router.set_params(**changes)  # checked, all or none, under the router's lock
     r = gw.router
     return {"lam": r.lam, "alpha": r.alpha, "beta": r.beta, "tau_s": _finite(r.tau_s)}
 
@@ -115,7 +115,7 @@ def _configured_key(gw: Gateway, name: str) -> ApiKey:
 
 
 def _describe(gw: Gateway, name: str) -> dict[str, Any]:
-    price = gw.router.prices_.get(name)
+    price = gw.router.prices.get(name)
     breaker = gw.breakers.get(name)
     return {
         "name": name,

@@ -86,9 +86,9 @@ class Gateway:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.metrics = Metrics()
-        if router.load_tracker is None:
-            router.load_tracker = LoadTracker() if redis is None else redis.load_tracker()
-        self.tracker: LoadTracker = router.load_tracker
+        tracker = router.load_tracker or (LoadTracker() if redis is None else redis.load_tracker())
+        self.tracker: LoadTracker = tracker
+        router.set_params(load_tracker=tracker)
         self.breakers: dict[str, CircuitBreaker] = {}
         self.limiter = (redis.rate_limiter if redis else RateLimiter)(clock=self.clock)
         self.billing = Billing(
@@ -120,7 +120,7 @@ class Gateway:
         return list(dict.fromkeys(["mixllm", *sorted(self.settings.profiles), *sorted(served)]))
 
     def _price(self, llm: str) -> LLM | None:
-        return self.router.prices_.get(llm)
+        return self.router.prices.get(llm)
 
     def capabilities(self, llm: str) -> Capabilities:
         """What ``llm``'s backend declared (everything, when it declared nothing)."""

@@ -212,7 +212,7 @@ class Shadow:
 
     async def _shadow(self, job: _Job, llm: str) -> str:
         gw, plan = self.gw, job.plan
-        price = gw.router.prices_.get(llm)
+        price = gw.router.prices.get(llm)
         caps = gw.capabilities(llm)
         room = min(self.settings.max_tokens, caps.max_output_tokens or self.settings.max_tokens)
         worst = worst_case_usd(price, prompt_tokens=plan.prompt_tokens, answer_tokens=room)
@@ -285,7 +285,7 @@ class Shadow:
     async def _ask_judge(self, day: str, judge: str, text: str) -> str:
         """Send ``text`` to the judge LLM within the day's budget; its reply."""
         gw, s = self.gw, self.settings
-        price = gw.router.prices_.get(judge) or LLM(
+        price = gw.router.prices.get(judge) or LLM(
             judge, s.judge_price_in_per_mtok, s.judge_price_out_per_mtok
         )
         tokens = float(count_tokens([text])[0])

@@ -152,10 +152,11 @@ def run_stream(
         )
     times = config.arrivals.times(n, seed=config.seed)
     rng = np.random.default_rng(config.seed)
-    if router.load_tracker is None:
-        slots = {m: _service(config, m).concurrency for m in stream.llms}
-        router.load_tracker = LoadTracker(concurrency=slots)
     tracker = router.load_tracker
+    if tracker is None:
+        slots = {m: _service(config, m).concurrency for m in stream.llms}
+        tracker = LoadTracker(concurrency=slots)
+        router.set_params(load_tracker=tracker)
     # Requests being served: (end, i, llm, latency, service seconds, output tokens).
     running: list[tuple[float, int, str, float, float, float]] = []
     queues = Queues({m: _service(config, m) for m in router.llms})
