@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EXEMPT", "NOT_EXECUTABLE", "REWRITES", "SYNOPSIS_DOCS", "Rewrite"]
+__all__ = ["EXEMPT", "NOT_EXECUTABLE", "REWRITES", "SERVICES", "SYNOPSIS_DOCS", "Rewrite"]
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,28 @@ REWRITES = [
     ),
 ]
 
+_DEPLOY_WHY = (
+    "The doc's replicas use the PostgreSQL and Redis started for its run (SERVICES) and free "
+    "ports (parallel runs, 8001-8003 may be taken)."
+)
+REWRITES += [
+    Rewrite(
+        "docs/deploy.md", "postgresql://mixllm@127.0.0.1:5432/mixllm", "{postgres}", _DEPLOY_WHY
+    ),
+    Rewrite("docs/deploy.md", "redis://127.0.0.1:6379/0", "{redis}", _DEPLOY_WHY),
+    Rewrite("docs/deploy.md", "8001 8002 8003", "{port} {port2} {port3}", _DEPLOY_WHY),
+    Rewrite("docs/deploy.md", "(8001, 8002, 8003)", "({port}, {port2}, {port3})", _DEPLOY_WHY),
+    Rewrite("docs/deploy.md", "call(8001,", "call({port},", _DEPLOY_WHY),
+    Rewrite("docs/deploy.md", "call(8002,", "call({port2},", _DEPLOY_WHY),
+]
+
 #: Blocks that cannot run as written here: (doc, first line of the block) -> why.
 EXEMPT: dict[tuple[str, str], str] = {
+    (
+        "docs/deploy.md",
+        "mixllm serve my-router --config mixllm.toml --port 8000 \\",
+    ): "a production replica on the reader's database and cache hosts; the doc's one-machine "
+    "section runs the same command on a PostgreSQL and a Redis of its own",
     (
         "docs/own-pool.md",
         "mixllm collect prompts.jsonl --config pool.toml --judge gpt-4o --max-usd 25 "
@@ -118,7 +138,15 @@ NOT_EXECUTABLE: dict[tuple[str, str], str] = {
         "docs/targets.md",
         "target: mean cost at most 25% of gpt-4-1106-preview's -> λ = 30.0851",
     ): "what the `mixllm fit --cost-share 0.25` block above prints (output, not a command)",
+    ("docs/deploy.md", "clients"): "a picture of the deployment (not a command)",
+    ("docs/deploy.md", "upstream mixllm {"): "an nginx configuration (nginx is not part of this "
+    "project; the replicas behind it are tested by tests/serve/test_replicas.py)",
 }
+
+#: Docs whose blocks run against a PostgreSQL and a Redis server started for the doc's run:
+#: ``{postgres}`` (a fresh database) and ``{redis}`` in REWRITES are their URLs, and ``{port2}``,
+#: ``{port3}`` two more free ports (for several gateways).
+SERVICES = {"docs/deploy.md"}
 
 #: Docs whose untagged blocks are usage synopses of the `mixllm` command.
 SYNOPSIS_DOCS = {"docs/cli.md"}

@@ -39,11 +39,14 @@ they run; every entry must still match a block (``test_rewrites_and_exemptions_m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +57,7 @@ import tomllib
 from filelock import FileLock
 
 from tests.docblocks import SHELL_LANGS, Block, DocRun, doc_paths, extract_blocks
-from tests.docrules import EXEMPT, NOT_EXECUTABLE, REWRITES, SYNOPSIS_DOCS
+from tests.docrules import EXEMPT, NOT_EXECUTABLE, REWRITES, SERVICES, SYNOPSIS_DOCS
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK_TIMEOUT_S = 240.0
@@ -141,12 +144,47 @@ def _runs(block: Block) -> bool:
     return block.lang in RUN_LANGS and _listed(EXEMPT, block) is None
 
 
-def _rewritten(block: Block, port: int) -> str:
+def _rewritten(block: Block, port: int, places: Mapping[str, str] | None = None) -> str:
+    """The block's code with the rewrites made, ``{port}`` and the other ``places`` filled."""
+    fill = {"port": str(port), **(places or {})}
     code = block.code
     for rw in REWRITES:
         if rw.doc in ("*", block.doc) and not rw.by_runner:
-            code = code.replace(rw.old, rw.new.replace("{port}", str(port)))
+            new = rw.new
+            for name, value in fill.items():
+                new = new.replace("{" + name + "}", value)
+            code = code.replace(rw.old, new)
     return code
+
+
+@contextmanager
+def _services(folder: Path) -> Iterator[dict[str, str]]:
+    """A PostgreSQL and a Redis server of the doc's own (``SERVICES`` docs): their URLs, and
+    two more free ports, for the rewrites."""
+    from tests.pg_service import PostgresServer, fresh_database
+    from tests.redis_service import RedisServer
+
+    (folder / "redis").mkdir(parents=True)
+    pg, redis = PostgresServer(), RedisServer(folder / "redis")
+    try:
+        pg.start()
+        redis.start()
+        yield {
+            "postgres": fresh_database(pg.url), "redis": redis.url,
+            "port2": str(_free_port()), "port3": str(_free_port()),
+        }  # fmt: skip
+    finally:
+        redis.stop()
+        pg.remove()
+
+
+def _stop_pidfiles(work: Path) -> None:
+    """SIGTERM to the processes a doc started in the background and listed in ``*.pid`` files
+    (a doc that failed halfway leaves them running)."""
+    for pidfile in work.glob("*.pid"):
+        for line in pidfile.read_text().split():
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(line), signal.SIGTERM)
 
 
 def _free_port() -> int:
@@ -188,17 +226,20 @@ def _run_doc(doc: str, folder: Path, data_dir: Path, session: Path) -> dict[str,
         MIXLLM_CACHE_DIR=str(cache),
     )
     port = _free_port()
-    todo = [(b, _rewritten(b, port)) for b in blocks if _runs(b)]
-    runner = DocRun(
-        todo,
-        root=REPO,
-        workdir=work,
-        logdir=folder / "logs",
-        env=env,
-        port=port,
-        timeout_s=BLOCK_TIMEOUT_S,
-    )
-    return {k: v.as_json() for k, v in runner.run().items()}
+    with ExitStack() as stack:
+        places = stack.enter_context(_services(folder)) if doc in SERVICES else {}
+        stack.callback(_stop_pidfiles, work)
+        todo = [(b, _rewritten(b, port, places)) for b in blocks if _runs(b)]
+        runner = DocRun(
+            todo,
+            root=REPO,
+            workdir=work,
+            logdir=folder / "logs",
+            env=env,
+            port=port,
+            timeout_s=BLOCK_TIMEOUT_S,
+        )
+        return {k: v.as_json() for k, v in runner.run().items()}
 
 
 @pytest.fixture(scope="session")
