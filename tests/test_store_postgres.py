@@ -314,14 +314,17 @@ def test_server_restart(pg_server: PostgresServer, pg_database: str) -> None:
             with pytest.raises(PersistError, match="Connection refused"):
                 store.counts()
             with pytest.raises(PersistError, match="Connection refused"):
-                store.add_spend("k", 1.0)
+                store.add_spend("k", 1.0, limit_usd=10.0)  # a limit holds only in the database
+            assert store.add_spend("k", 0.5)  # no limit: kept, written when the server is back
+            assert store.deferred == 1
             with pytest.raises(PersistError, match="Connection refused"), store.checkpoint_lock():
                 pass
             with pytest.raises(PersistError, match="Connection refused"):
                 store.wait_feedback(0, 5.0)
         finally:
             pg_server.start()
-        assert store.spent("k") == 1.0  # the failed write changed nothing
+        assert store.spent("k") == 1.5  # the failed write changed nothing; the kept one came
+        assert store.deferred == 0
         assert store.record_feedback("d1", Feedback(quality=0.5)) == 1
         assert store.wait_feedback(0, 1.0) is True
         assert store.counts() == {"decisions": 1, "feedback": 1, "checkpoints": 0}

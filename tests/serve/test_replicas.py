@@ -42,21 +42,26 @@ HELD_OUT = [f"a held-out question {i} about {t}" for i, t in enumerate(("cats", 
 SPEND_LIMIT_USD = 0.0004
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A fitted router folder, its data (for --replay), and a config with a spending key."""
-    root = tmp_path_factory.mktemp("replicas")
+def replica_files(root: Path, config: str) -> dict[str, Path]:
+    """A router fitted on the durability tests' priced data, that data (for --replay) and a
+    config file with ``config``, in ``root``."""
     data = _dataset().with_prices({m: LLM(m, p_in, p_out) for m, (p_in, p_out, _) in LLMS.items()})
     Router("mixllm", embedder="hashing").fit(data).save(root / "router")
     write_longform(data, root / "data.jsonl")
-    config = root / "mixllm.toml"
-    config.write_text(
+    (root / "mixllm.toml").write_text(config)
+    return {"router": root / "router", "data": root / "data.jsonl", "config": root / "mixllm.toml"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The replicas' files, with a spending key in the config."""
+    return replica_files(
+        tmp_path_factory.mktemp("replicas"),
         "[server]\ncheckpoint_every = 10\ndeadline_s = 10.0\n"
         '[[keys]]\nname = "app"\nsecret_env = "APP_KEY"\n'
         '[[keys]]\nname = "capped"\nsecret_env = "CAPPED_KEY"\n'
-        f"spend_limit_usd = {SPEND_LIMIT_USD}\n"
+        f"spend_limit_usd = {SPEND_LIMIT_USD}\n",
     )
-    return {"router": root / "router", "data": root / "data.jsonl", "config": config}
 
 
 @contextmanager

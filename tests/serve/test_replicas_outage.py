@@ -7,21 +7,20 @@ the decisions made meanwhile take feedback, their spend is counted, and Redis is
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from mixllm import Router
-from mixllm.data import write_longform
 from mixllm.serve.run import build_app
 from mixllm.serve.store import open_store
-from mixllm.types import LLM
 from tests import pg_service, redis_service
 
 from .conftest import running
-from .test_durability import LLMS, PROMPTS, _dataset
+from .test_durability import PROMPTS
+from .test_replicas import replica_files
 
 pg_server, postgres_url = pg_service.pg_server, pg_service.postgres_url
 redis_server, redis_url = redis_service.redis_server, redis_service.redis_url
@@ -30,13 +29,8 @@ TIMEOUT_S = 10.0
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("outage")
-    data = _dataset().with_prices({m: LLM(m, p_in, p_out) for m, (p_in, p_out, _) in LLMS.items()})
-    Router("mixllm", embedder="hashing").fit(data).save(root / "router")
-    write_longform(data, root / "data.jsonl")
-    config = root / "mixllm.toml"
-    config.write_text('[[keys]]\nname = "app"\nsecret_env = "APP_KEY"\n')
-    return {"router": root / "router", "data": root / "data.jsonl", "config": config}
+    config = '[[keys]]\nname = "app"\nsecret_env = "APP_KEY"\n'
+    return replica_files(tmp_path_factory.mktemp("outage"), config)
 
 
 def _chat(client: httpx.Client, prompt: str) -> httpx.Response:
@@ -61,7 +55,12 @@ def test_answers_go_on_while_postgres_and_redis_are_away_and_all_resumes(
         replay=str(served["data"]), store=url, redis=redis_url.rsplit("/", 1)[0] + "/2",
     )  # fmt: skip
     auth = {"Authorization": "Bearer sk-app"}
-    with running(app) as base, httpx.Client(base_url=base, headers=auth, timeout=TIMEOUT_S) as c:
+    gateway_store = app.state.gateway.store
+    with (
+        closing(gateway_store),
+        running(app) as base,
+        httpx.Client(base_url=base, headers=auth, timeout=TIMEOUT_S) as c,
+    ):
         before = _chat(c, PROMPTS[0])
         assert before.status_code == 200
         ok = c.post("/feedback", json={"id": _id(before), "quality": 0.8})

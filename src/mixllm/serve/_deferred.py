@@ -153,6 +153,10 @@ class DeferredWrites(_Base):
         self.flush()
         return super().record_feedback(decision_id, feedback, **kwargs)
 
+    def spent(self, key_id: str) -> float:
+        self.flush()
+        return super().spent(key_id)
+
     def wait_feedback(self, after_seq: int, timeout_s: float) -> bool:
         self.flush()
         return super().wait_feedback(after_seq, timeout_s)

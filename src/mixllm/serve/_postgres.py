@@ -27,7 +27,7 @@ from psycopg import pq
 from mixllm.errors import PersistError
 from mixllm.serve._deferred import DeferredWrites
 from mixllm.serve._records import _redact
-from mixllm.serve._sqlite import Connection, Cursor, Database
+from mixllm.serve._sqlite import Connection, Cursor, Database, newer_schema
 from mixllm.serve.store import Store
 
 __all__ = ["CHECKPOINT_LOCK_KEY", "PG_MIGRATIONS", "WRITE_LOCK_KEY", "PgDatabase", "PostgresStore"]
@@ -290,10 +290,7 @@ class PgDatabase(Database):
                 row = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
                 current = int(row[0])
                 if current > known:
-                    raise PersistError(
-                        f"{self.path}: schema version {current} is newer than this mixllm "
-                        f"knows (version {known}); upgrade mixllm to use this store"
-                    )
+                    raise newer_schema(self.path, current, known)
                 if current == known:
                     return
                 conn.execute(migrations[current])

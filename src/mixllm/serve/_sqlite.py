@@ -130,6 +130,14 @@ def check_integrity(conn: sqlite3.Connection, path: str) -> None:
         raise persist_error(path, exc) from None
 
 
+def newer_schema(path: str, current: int, known: int) -> PersistError:
+    """The error for a store whose schema a newer mixllm wrote."""
+    return PersistError(
+        f"{path}: schema version {current} is newer than this mixllm knows (version {known}); "
+        "upgrade mixllm to use this store"
+    )
+
+
 def statements(script: str) -> Iterator[str]:
     """Split an SQL script into statements (``executescript`` would commit our transaction)."""
     pending = ""
@@ -175,10 +183,7 @@ class Database:
             with self._write() as conn:
                 current = int(conn.execute("PRAGMA user_version").fetchone()[0])
                 if current > known:
-                    raise PersistError(
-                        f"{self.path}: schema version {current} is newer than this mixllm "
-                        f"knows (version {known}); upgrade mixllm to use this store"
-                    )
+                    raise newer_schema(self.path, current, known)
                 if current == known:
                     return
                 for statement in statements(migrations[current]):
