@@ -39,7 +39,7 @@ LOAD_TIMEOUT_S = 60.0
 pg_server, postgres_url = pg_service.pg_server, pg_service.postgres_url
 redis_server, redis_url = redis_service.redis_server, redis_service.redis_url
 HELD_OUT = [f"a held-out question {i} about {t}" for i, t in enumerate(("cats", "rust") * 10)]
-SPEND_LIMIT_USD = 0.0004
+SPEND_LIMIT_USD = 0.003
 
 
 def replica_files(root: Path, config: str) -> dict[str, Path]:
@@ -254,7 +254,7 @@ def test_a_keys_spending_limit_holds_across_the_replicas(
     assert refused, (
         f"the limit was never reached ({sum(charged)} USD charged): the test proves nothing"
     )
-    assert len(charged) >= 2
+    assert len(charged) >= 5  # many answers fitted under the limit
     assert sum(charged) <= SPEND_LIMIT_USD + 1e-12
     store = open_store(url)
     try:
