@@ -5,6 +5,8 @@ feedback."""
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
 
 from mixllm.errors import ConfigError
@@ -12,6 +14,8 @@ from mixllm.serve._records import _check_id, _check_seq, _number, _time
 from mixllm.serve._store_spend import SpendStore
 
 __all__ = ["CHECKPOINT_DATA_MIGRATION", "KEEP_CHECKPOINTS", "CheckpointStore"]
+
+logger = logging.getLogger("mixllm.serve.store")
 
 #: Checkpoints kept on disk; feedback that any of them lacks is kept in the store.
 KEEP_CHECKPOINTS = 2
@@ -28,13 +32,46 @@ CHECKPOINT_DATA_MIGRATION = """
 
 
 class CheckpointStore(SpendStore):
-    """The ``checkpoints`` table's and retention marker's methods of
+    """The ``checkpoints`` table's and retention's methods of
     :class:`~mixllm.serve.store.Store`, and its clock."""
 
     _clock: Callable[[], float] | None = None
+    retention_s: float | None = None
 
     def _now(self, now: float | None) -> float:
         return _time(now, self._clock)
+
+    def _cutoff(self, now: float | None) -> float:
+        """Decisions created before this are past retention (-inf without retention)."""
+        return -math.inf if self.retention_s is None else self._now(now) - self.retention_s
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete the decisions past retention with their feedback, except feedback that one
+        of the two newest checkpoints lacks (a restart replays it) and its decision; how many
+        decisions were deleted (0 without ``retention_s``)."""
+        if self.retention_s is None:
+            return 0
+        cutoff = self._cutoff(now)
+        old = "SELECT decision_id FROM decisions WHERE created_at < :cutoff"
+        with self._write() as conn:
+            keep = int(conn.execute(_KEEP_SEQ, {"n": KEEP_CHECKPOINTS}).fetchone()[0])
+            args = {"cutoff": cutoff, "keep": keep}
+            done = f"FROM feedback WHERE seq <= :keep AND decision_id IN ({old})"
+            last = conn.execute(f"SELECT MAX(seq) {done}", args).fetchone()[0]
+            conn.execute(f"DELETE {done}", args)
+            deleted = conn.execute(
+                "DELETE FROM decisions WHERE created_at < :cutoff AND decision_id NOT IN "
+                "(SELECT decision_id FROM feedback)",
+                args,
+            ).rowcount
+            if last is not None:
+                conn.execute(
+                    "UPDATE status SET purged_feedback_seq = ? WHERE purged_feedback_seq < ?",
+                    (int(last), int(last)),
+                )
+        if deleted:
+            logger.info("store %r: purged %d decisions past retention", self.path, deleted)
+        return int(deleted)
 
     def record_checkpoint(self, path: str, feedback_seq: int, *, now: float | None = None) -> int:
         """Record a checkpoint at ``path`` that includes feedback up to ``feedback_seq``."""
@@ -104,3 +141,12 @@ class CheckpointStore(SpendStore):
         _check_seq("after_seq", after_seq)
         timeout = _number("timeout_s", timeout_s, "seconds >= 0", minimum=0.0)
         return self._wait_feedback(after_seq, timeout)
+
+
+#: The oldest feedback seq that the newest checkpoints (files and data alike) all hold.
+_KEEP_SEQ = (
+    "SELECT COALESCE(MIN(feedback_seq), 0) FROM ("
+    "SELECT feedback_seq FROM (SELECT feedback_seq FROM checkpoints ORDER BY seq DESC LIMIT :n) "
+    "AS f UNION ALL SELECT feedback_seq FROM (SELECT feedback_seq FROM checkpoint_data "
+    "ORDER BY seq DESC LIMIT :n) AS d) AS k"
+)

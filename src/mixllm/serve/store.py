@@ -26,7 +26,6 @@ True
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -126,10 +125,6 @@ class Store(PacingStore):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _cutoff(self, now: float | None) -> float:
-        """Decisions created before this are past retention (-inf without retention)."""
-        return -math.inf if self.retention_s is None else self._now(now) - self.retention_s
 
     def heartbeat(self, now: float | None = None) -> None:
         """Write and commit (``synchronous=FULL``) the time to the store: PersistError when
@@ -243,34 +238,6 @@ class Store(PacingStore):
             ).fetchone()
         return None if row is None else str(row[0])
 
-    def purge(self, now: float | None = None) -> int:
-        """Delete the decisions past retention with their feedback, except feedback that one
-        of the two newest checkpoints lacks (a restart replays it) and its decision; how many
-        decisions were deleted (0 without ``retention_s``)."""
-        if self.retention_s is None:
-            return 0
-        cutoff = self._cutoff(now)
-        old = "SELECT decision_id FROM decisions WHERE created_at < :cutoff"
-        with self._write() as conn:
-            keep = int(conn.execute(_KEEP_SEQ, {"n": KEEP_CHECKPOINTS}).fetchone()[0])
-            args = {"cutoff": cutoff, "keep": keep}
-            done = f"FROM feedback WHERE seq <= :keep AND decision_id IN ({old})"
-            last = conn.execute(f"SELECT MAX(seq) {done}", args).fetchone()[0]
-            conn.execute(f"DELETE {done}", args)
-            deleted = conn.execute(
-                "DELETE FROM decisions WHERE created_at < :cutoff AND decision_id NOT IN "
-                "(SELECT decision_id FROM feedback)",
-                args,
-            ).rowcount
-            if last is not None:
-                conn.execute(
-                    "UPDATE status SET purged_feedback_seq = ? WHERE purged_feedback_seq < ?",
-                    (int(last), int(last)),
-                )
-        if deleted:
-            logger.info("store %r: purged %d decisions past retention", self.path, deleted)
-        return int(deleted)
-
     # -- feedback and checkpoints -------------------------------------------------------------
     def record_feedback(
         self, decision_id: str, feedback: Feedback, *, now: float | None = None
@@ -333,22 +300,16 @@ class Store(PacingStore):
 
     # -- counts -------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        """How many decisions, feedback and checkpoints are stored (for health and metrics)."""
+        """How many decisions, feedback and checkpoints (files and data) are stored (for health
+        and metrics)."""
         with self._read() as conn:
             row = conn.execute(
                 "SELECT (SELECT COUNT(*) FROM decisions), (SELECT COUNT(*) FROM feedback), "
-                "(SELECT COUNT(*) FROM checkpoints)"
+                "(SELECT COUNT(*) FROM checkpoints) + (SELECT COUNT(*) FROM checkpoint_data)"
             ).fetchone()
         return {"decisions": int(row[0]), "feedback": int(row[1]), "checkpoints": int(row[2])}
 
 
-#: The oldest feedback seq that the newest checkpoints (files and data alike) all hold.
-_KEEP_SEQ = (
-    "SELECT COALESCE(MIN(feedback_seq), 0) FROM ("
-    "SELECT feedback_seq FROM (SELECT feedback_seq FROM checkpoints ORDER BY seq DESC LIMIT :n) "
-    "AS f UNION ALL SELECT feedback_seq FROM (SELECT feedback_seq FROM checkpoint_data "
-    "ORDER BY seq DESC LIMIT :n) AS d) AS k"
-)
 _HAS_FEEDBACK = "SELECT 1 FROM feedback WHERE decision_id = ?"
 
 
