@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mixllm.serve.metrics import metric_total
 from mixllm.serve.run import build_app
 from mixllm.serve.store import open_store
 from tests import pg_service, redis_service
@@ -79,6 +80,9 @@ def test_answers_go_on_while_postgres_and_redis_are_away_and_all_resumes(
             assert refused.json()["error"]["type"] == "store_unavailable"
             health = httpx.get(f"{root}/healthz", timeout=TIMEOUT_S)
             assert health.status_code == 200 and health.json()["status"] == "degraded"
+            away = httpx.get(f"{root}/metrics", timeout=TIMEOUT_S).text
+            assert metric_total(away, "mixllm_store_kept_writes") >= len(during)  # + answers
+            assert metric_total(away, "mixllm_redis_up") == 0
         finally:
             pg_server.start()
             redis_server.start()
@@ -99,6 +103,10 @@ def test_answers_go_on_while_postgres_and_redis_are_away_and_all_resumes(
                 break
             time.sleep(0.1)
         assert link.up and all(r.status_code == 200 for r in later)
+        back = httpx.get(f"{root}/metrics", timeout=TIMEOUT_S).text
+        assert metric_total(back, "mixllm_store_kept_writes") == 0
+        assert metric_total(back, "mixllm_redis_up") == 1
+        assert metric_total(back, "mixllm_feedback_learned") == learned + len(during)
         charged = [r.json()["mixllm"]["charged_usd"] for r in (before, *during, after, *later)]
 
     store = open_store(url)

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mixllm.clock import Clock
 from mixllm.errors import ConfigError, MixLLMError, PersistError
 from mixllm.router import Router
+from mixllm.serve._deferred import DeferredWrites
 from mixllm.serve._redis import RedisLink
 from mixllm.serve.admin import admin_routes
 from mixllm.serve.auth import admin_key, client_key, is_admin
@@ -66,6 +67,7 @@ def create_app(
     )  # fmt: skip
     app = FastAPI(title="mixllm gateway", lifespan=_lifespan)
     app.state.gateway = gw
+    _replica_metrics(gw)
     s = gw.settings
     app.add_middleware(
         RequestGuard, max_body_bytes=s.max_body_bytes, body_timeout_s=s.body_timeout_s,
@@ -83,6 +85,17 @@ def create_app(
     app.add_api_route("/metrics", metrics, methods=["GET"])
     app.include_router(admin_routes)
     return app
+
+
+def _replica_metrics(gw: Gateway) -> None:
+    """The gauges of a replica: how far it has learned the feedback log, the writes it keeps
+    while a shared store is away, whether its Redis answers (read when scraped)."""
+    m, store, link = gw.metrics, gw.store, gw.redis
+    m.feedback_learned.set_function(lambda: gw.learning.applied_seq)
+    if isinstance(store, DeferredWrites):
+        m.kept_writes.set_function(lambda: store.deferred)
+    if link is not None:
+        m.redis_up.set_function(lambda: float(link.up))
 
 
 @asynccontextmanager

@@ -81,6 +81,19 @@ class Metrics:
             ["scope"], registry=r,
         )  # fmt: skip
 
+        self.feedback_learned = Gauge(
+            "mixllm_feedback_learned", "Sequence number of the last stored feedback this "
+            "gateway has learned (equal on replicas in step)", registry=r,
+        )  # fmt: skip
+        self.kept_writes = Gauge(
+            "mixllm_store_kept_writes", "Writes kept in memory while the shared store is "
+            "away, written when it is back", registry=r,
+        )  # fmt: skip
+        self.redis_up = Gauge(
+            "mixllm_redis_up", "1 while the shared Redis answers, 0 while this replica counts "
+            "alone", registry=r,
+        )  # fmt: skip
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
