@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from mixllm import Router
 from mixllm.data import Dataset, Outcome
@@ -87,3 +88,15 @@ def _shadow_rows(db: Path) -> list[sqlite3.Row]:
 def _predicted(router: Router, prompt: str) -> dict[str, float]:
     pred = router.predict([prompt])
     return dict(zip(pred.llms, pred.quality[0].tolist(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return _dataset()
+
+
+@pytest.fixture(scope="module")
+def router_dir(tmp_path_factory: pytest.TempPathFactory, data: Dataset) -> Path:
+    path = tmp_path_factory.mktemp("shadow") / "router"
+    Router("mixllm", embedder="hashing", lam=50.0).fit(data).save(path)
+    return path

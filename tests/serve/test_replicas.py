@@ -263,3 +263,23 @@ def test_a_keys_spending_limit_holds_across_the_replicas(
     finally:
         store.close()
     print(f"\n{len(charged)} answers charged {sum(charged):.6f} USD, {len(refused)} refused")
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ("sqlite://", r"store 'sqlite://'; expected sqlite:///FILE"),
+        (
+            "mysql://db/mixllm",
+            r"store url='mysql://db/mixllm'; expected a file path .* postgresql://",
+        ),
+    ],
+)
+def test_a_store_the_gateway_cannot_keep_its_state_in_is_refused(
+    served: dict[str, Path], tmp_path: Path, store: str, message: str
+) -> None:
+    from mixllm.errors import ConfigError
+    from mixllm.serve.run import build_app
+
+    with pytest.raises(ConfigError, match=message):
+        build_app(served["router"], environ={}, state_dir=tmp_path / "state", store=store)

@@ -20,6 +20,7 @@ from mixllm.serve.replay import RecordedJudge
 from mixllm.serve.restore import restore_router
 from mixllm.types import LLM
 
+from . import shadow_setup
 from .inprocess import gateway, run
 from .shadow_setup import (
     JUDGE,
@@ -27,23 +28,13 @@ from .shadow_setup import (
     PROMPTS,
     _backends,
     _chat,
-    _dataset,
     _predicted,
     _settings,
     _shadow_rows,
 )
 
-
-@pytest.fixture(scope="module")
-def data() -> Dataset:
-    return _dataset()
-
-
-@pytest.fixture(scope="module")
-def router_dir(tmp_path_factory: pytest.TempPathFactory, data: Dataset) -> Path:
-    path = tmp_path_factory.mktemp("shadow") / "router"
-    Router("mixllm", embedder="hashing", lam=50.0).fit(data).save(path)
-    return path
+# the fixtures, assigned (not imported) so that test parameters of the same name are not flagged
+data, router_dir = shadow_setup.data, shadow_setup.router_dir
 
 
 # -- one shadow call per answer, to the right LLM ----------------------------------------------

@@ -19,28 +19,19 @@ from mixllm.serve.metrics import metric_total as _metric
 from mixllm.serve.replay import RecordedJudge
 from mixllm.serve.settings import ShadowSettings, load_settings_text
 
+from . import shadow_setup
 from .inprocess import gateway, run
 from .shadow_setup import (
     LLMS,
     PROMPTS,
     _backends,
     _chat,
-    _dataset,
     _settings,
     _shadow_rows,
 )
 
-
-@pytest.fixture(scope="module")
-def data() -> Dataset:
-    return _dataset()
-
-
-@pytest.fixture(scope="module")
-def router_dir(tmp_path_factory: pytest.TempPathFactory, data: Dataset) -> Path:
-    path = tmp_path_factory.mktemp("shadow") / "router"
-    Router("mixllm", embedder="hashing", lam=50.0).fit(data).save(path)
-    return path
+# the fixtures, assigned (not imported) so that test parameters of the same name are not flagged
+data, router_dir = shadow_setup.data, shadow_setup.router_dir
 
 
 # -- bounded: budget, in-flight, candidates ----------------------------------------------------

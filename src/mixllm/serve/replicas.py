@@ -23,11 +23,11 @@ import tempfile
 import weakref
 from pathlib import Path
 
-from mixllm.errors import ConfigError, PersistError
+from mixllm.errors import PersistError
 from mixllm.router import Router
 from mixllm.serve.store import Store, open_store
 
-__all__ = ["open_shared_state", "pack_router", "restored_seq", "store_kind", "unpack_router"]
+__all__ = ["open_shared_state", "pack_router", "restored_seq", "unpack_router"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,27 +64,6 @@ def unpack_router(data: bytes) -> Router:
         except (tarfile.TarError, KeyError) as exc:
             raise PersistError(f"checkpoint archive is damaged: {exc}") from None
         return Router.load(folder, embedding_cache=False)
-
-
-def store_kind(url: str | None) -> tuple[str, str | None]:
-    """``("sqlite", FILE or None)`` or ``("postgresql", URL)`` for a ``--store`` value
-    (``None``: the default file). As in SQLAlchemy, ``sqlite:///gw.db`` is a relative path
-    and ``sqlite:////var/gw.db`` an absolute one.
-
-    >>> store_kind("sqlite:////var/mixllm/gateway.db"), store_kind("sqlite:///gw.db")
-    (('sqlite', '/var/mixllm/gateway.db'), ('sqlite', 'gw.db'))
-    >>> store_kind("postgresql://mixllm@db:5432/mixllm")[0]
-    'postgresql'
-    """
-    if url is None:
-        return "sqlite", None
-    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
-        return "sqlite", url[len("sqlite:///") :]
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql", url
-    raise ConfigError(
-        f"store {url!r}; expected sqlite:///FILE or a postgresql://user@host:port/db URL"
-    )
 
 
 def restored_seq(router: Router) -> int | None:

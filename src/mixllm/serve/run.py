@@ -20,9 +20,10 @@ from mixllm.errors import ConfigError
 from mixllm.serve.app import create_app
 from mixllm.serve.backends import Backend, make_backend
 from mixllm.serve.replay import RECORDED_JUDGE, RecordedJudge, ReplayBackend
-from mixllm.serve.replicas import open_shared_state, store_kind
+from mixllm.serve.replicas import open_shared_state
 from mixllm.serve.restore import open_state
 from mixllm.serve.settings import Settings, load_settings
+from mixllm.serve.store import store_target
 
 __all__ = ["build_app", "default_state_dir", "serve", "serve_in_thread"]
 
@@ -65,12 +66,16 @@ def build_app(
         )
     settings = Settings() if config is None else load_settings(config, environ=environ)
     state: Path | None = Path(state_dir) if state_dir is not None else None
-    kind, where = store_kind(store)
+    kind, where = ("sqlite", None) if store is None else store_target(store)
     retention = settings.decision_retention_s
     if kind == "postgresql":
         db, router = open_shared_state(router_path, str(where), retention_s=retention)
         state = None  # checkpoints go into the database
     else:
+        if where == ":memory:":
+            raise ConfigError(
+                f"store {store!r}; expected sqlite:///FILE (a gateway keeps its state)"
+            )
         state = state or default_state_dir(router_path)
         file = None if where is None else Path(where)
         db, router = open_state(router_path, state, retention_s=retention, store_file=file)

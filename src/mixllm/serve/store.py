@@ -56,6 +56,7 @@ __all__ = [
     "Store",
     "StoreDamagedError",
     "open_store",
+    "store_target",
 ]
 
 logger = logging.getLogger(__name__)
@@ -333,24 +334,40 @@ def open_store(
     kwargs: dict[str, Any] = {
         "busy_timeout_s": busy_timeout_s, "retention_s": retention_s, "clock": clock
     }  # fmt: skip
+    kind, where = store_target(url)
+    if kind == "sqlite":
+        return Store(where, **kwargs)
+    try:
+        from mixllm.serve._postgres import PostgresStore
+    except ImportError as exc:  # psycopg is not installed
+        raise ConfigError(
+            f"store url={_redact(where)!r} needs psycopg ({exc}); expected it installed: "
+            "pip install 'mixllm[replicas]'"
+        ) from None
+    return PostgresStore(where, **kwargs)
+
+
+def store_target(url: str | Path) -> tuple[str, str]:
+    """What :func:`open_store` opens for ``url``: ``("sqlite", FILE)`` (``":memory:"`` for
+    ``sqlite://`` and ``sqlite:///:memory:``) or ``("postgresql", URL)``. As in SQLAlchemy,
+    ``sqlite:///gw.db`` is a relative path and ``sqlite:////var/gw.db`` an absolute one.
+
+    >>> store_target("sqlite:////var/mixllm/gateway.db"), store_target("sqlite:///gw.db")
+    (('sqlite', '/var/mixllm/gateway.db'), ('sqlite', 'gw.db'))
+    >>> store_target("postgresql://mixllm@db:5432/mixllm")[0], store_target("state/gw.db")
+    ('postgresql', ('sqlite', 'state/gw.db'))
+    """
     if isinstance(url, Path):
-        return Store(url, **kwargs)
+        return "sqlite", str(url)
     if not isinstance(url, str) or not url:
         raise ConfigError(f"store url={url!r}; expected a file path or a postgresql:// URL")
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return Store(url, **kwargs)
+        return "sqlite", url
     if scheme.lower() == "sqlite":
-        return Store(rest[1:] if rest.startswith("/") else rest or ":memory:", **kwargs)
+        return "sqlite", rest[1:] if rest.startswith("/") else rest or ":memory:"
     if scheme.lower() in ("postgresql", "postgres"):
-        try:
-            from mixllm.serve._postgres import PostgresStore
-        except ImportError as exc:  # psycopg is not installed
-            raise ConfigError(
-                f"store url={_redact(url)!r} needs psycopg ({exc}); expected it installed: "
-                "pip install 'mixllm[replicas]'"
-            ) from None
-        return PostgresStore(url, **kwargs)
+        return "postgresql", url
     raise ConfigError(
         f"store url={_redact(url)!r}; expected a file path (or sqlite:///path) or "
         "postgresql://user@host:port/dbname"
