@@ -34,12 +34,19 @@ def _load(data: Sequence[str]) -> Any:
         return concat([load_dataset(d).require_quality() for d in data])
 
 
-def _check_names(router_name: str, embedder: str) -> None:
-    """Reject an unknown router or embedder before any slow work."""
+def _check_names(router_name: str, embedder: str, *, batch_ok: bool = False) -> None:
+    """Reject an unknown router or embedder before any slow work; a batch policy only where
+    ``batch_ok`` (``mixllm evaluate``: it cannot be fitted and saved as a router)."""
     from mixllm.embed import check_embedder_spec
-    from mixllm.policy import check_predictor_name
+    from mixllm.errors import ConfigError
+    from mixllm.policy.batch_registry import check_router_name, is_batch_policy
 
-    check_predictor_name(router_name)
+    if is_batch_policy(router_name) and not batch_ok:
+        raise ConfigError(
+            f"router {router_name!r} decides for a whole batch (or reads answers); it runs in "
+            "mixllm evaluate and cannot be fitted and saved as a router"
+        )
+    check_router_name(router_name)
     check_embedder_spec(embedder)
 
 

@@ -100,7 +100,7 @@ def evaluate(
         targets=parse_targets(targets, confidence, over),
     )
     for r in spec.routers or ():
-        _check_names(r, embedder)
+        _check_names(r, embedder, batch_ok=True)
     ds = _load(data)
     test = None if test_data is None else _load((test_data,))
     reports: list[Any] = []

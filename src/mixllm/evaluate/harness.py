@@ -22,6 +22,7 @@ from mixllm.data.dataset import Dataset
 from mixllm.embed import DEFAULT_EMBEDDER, Embedder, make_embedder
 from mixllm.errors import ConfigError, DataError
 from mixllm.evaluate._memo import MemoEmbedder
+from mixllm.evaluate.batch import replay_batch
 from mixllm.evaluate.bootstrap import Estimate, bootstrap_frontier, interval, resample_counts
 from mixllm.evaluate.degenerate import aiq_warning, best_single_llm
 from mixllm.evaluate.metrics import (
@@ -34,6 +35,8 @@ from mixllm.evaluate.metrics import (
 from mixllm.evaluate.replay import SweepResult, filled_costs, replay, sweep_lams
 from mixllm.evaluate.results import Report, ReportContext, RouterResult, SweepPoint
 from mixllm.policy import OraclePredictor, Predictor
+from mixllm.policy.batch import BatchPolicy, LacksDataError
+from mixllm.policy.batch_registry import is_batch_policy, make_batch_policy
 from mixllm.router import Router
 from mixllm.types import resolve_llm
 
@@ -65,6 +68,7 @@ class _Spec:
     kind: str
     candidates: tuple[str, ...] | None = None
     predictor: Predictor | None = None
+    batch: BatchPolicy | None = None
 
 
 def default_reference(train: Dataset) -> str:
@@ -96,10 +100,20 @@ def _kind(name: str) -> str:
     return "oracle" if name == "oracle" else "baseline" if name in _BASELINES else "router"
 
 
-def _plan(routers: Sequence[str | Predictor], llms: Sequence[str]) -> tuple[list[_Spec], list[str]]:
+def _plan(
+    routers: Sequence[str | Predictor | BatchPolicy], llms: Sequence[str], seed: int
+) -> tuple[list[_Spec], list[str]]:
     specs: dict[str, _Spec] = {}
     notes: list[str] = []
     for r in [*routers, *(f"single:{m}" for m in llms)]:
+        if isinstance(r, BatchPolicy) or (isinstance(r, str) and is_batch_policy(r)):
+            batch = make_batch_policy(r, seed=seed) if isinstance(r, str) else r
+            if batch.name in specs:
+                raise ConfigError(
+                    f"two routers are named {batch.name!r}; give each a distinct name"
+                )
+            specs[batch.name] = _Spec(batch.name, "router", batch=batch)
+            continue
         name = r if isinstance(r, str) else r.name
         if name in specs:
             if not isinstance(r, str):
@@ -125,6 +139,8 @@ def _sweep(
     n_lams: int,
     alpha: float = 0.0,
 ) -> tuple[SweepResult, float]:
+    if spec.batch is not None:
+        return replay_batch(spec.batch, train, test, embedder, n_knobs=n_lams)
     predictor: Predictor | str = spec.predictor or spec.name
     if spec.predictor is None and spec.kind == "oracle":
         predictor = OraclePredictor(outcomes=test)
@@ -257,7 +273,7 @@ def evaluate(
     train: Dataset,
     test: Dataset,
     *,
-    routers: Sequence[str | Predictor] = DEFAULT_ROUTERS,
+    routers: Sequence[str | Predictor | BatchPolicy] = DEFAULT_ROUTERS,
     embedder: str | Embedder = DEFAULT_EMBEDDER,
     reference: str | None = None,
     n_lams: int = 30,
@@ -272,8 +288,11 @@ def evaluate(
     Parameters
     ----------
     routers:
-        Registered predictor names (``oracle`` is built on ``test``) or predictor objects (named
-        by their ``name``); every single LLM is added as ``single:<llm>``. ``mf`` is skipped,
+        Registered predictor names (``oracle`` is built on ``test``), predictor objects (named
+        by their ``name``), or batch policies (:mod:`mixllm.policy.batch`, by registered name
+        or object: their knob is swept instead of λ, and one that needs what the data lacks,
+        such as recorded answers, is skipped with a note); every single LLM is added as
+        ``single:<llm>``. ``mf`` is skipped,
         with a note, unless there are exactly 2 LLMs.
     embedder:
         One embedder shared by all routers, behind an in-memory memo for this run, so each
@@ -311,13 +330,17 @@ def evaluate(
         reference=ref,
         best=best,
     )
-    specs, plan_notes = _plan(routers, train.llms)
+    specs, plan_notes = _plan(routers, train.llms, seed)
     tell = progress or _silent
     embed_s = _warm(emb, train, test, tell)
     rows = []
     for i, spec in enumerate(specs):
         tell(spec.name, i, len(specs))
-        sweep, fit_s = _sweep(spec, train, test, emb, seed=seed, n_lams=n_lams, alpha=alpha)
+        try:
+            sweep, fit_s = _sweep(spec, train, test, emb, seed=seed, n_lams=n_lams, alpha=alpha)
+        except LacksDataError as err:  # a batch policy that needs what the data lacks
+            plan_notes.append(f"{spec.name} skipped: {err}")
+            continue
         rows.append(
             summarise(
                 sweep,

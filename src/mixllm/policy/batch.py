@@ -25,7 +25,12 @@ from mixllm.data.dataset import Dataset
 from mixllm.errors import DataError
 from mixllm.types import QueryBatch
 
-__all__ = ["BatchPolicy", "BatchRun"]
+__all__ = ["BatchPolicy", "BatchRun", "LacksDataError"]
+
+
+class LacksDataError(DataError):
+    """The data lacks what a batch policy needs (recorded answers, say): the harness skips the
+    policy on that data with a note, where any other error stops the evaluation."""
 
 
 @dataclass(frozen=True, eq=False)
