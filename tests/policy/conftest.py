@@ -18,8 +18,10 @@ from mixllm.policy import (
     EpsilonGreedyPredictor,
     KNNPredictor,
     LinUCBPredictor,
+    LLMBanditPredictor,
     LogisticPredictor,
     MatrixFactorizationPredictor,
+    MetaLLMPredictor,
     MixLLMPredictor,
     MLPPredictor,
     OraclePredictor,
@@ -114,6 +116,9 @@ FACTORIES: dict[str, Callable[[Dataset, Dataset], BasePredictor]] = {
     "linucb": lambda tr, te: LinUCBPredictor(),
     "thompson": lambda tr, te: ThompsonPredictor(explore=0.5, seed=1),
     "egreedy": lambda tr, te: EpsilonGreedyPredictor(explore=0.1, seed=1),
+    "metallm": lambda tr, te: MetaLLMPredictor(cost_scaling=10.0),
+    "metallm-bandit": lambda tr, te: MetaLLMPredictor(offline="bandit", seed=1),
+    "llm-bandit": lambda tr, te: LLMBanditPredictor(seed=1),
 }
 LEARNED = ["knn", "logistic", "mlp", "mf", "mixllm", "mixllm-untagged", "linucb"]
 

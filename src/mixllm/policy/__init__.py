@@ -9,7 +9,7 @@ The baselines every report includes, and the online bandit baselines of the stre
 >>> from mixllm.policy import PREDICTORS, make_predictor
 >>> PREDICTORS[:8], PREDICTORS[8:]
 (('random', 'cheapest', 'oracle', 'knn', 'logistic', 'mlp', 'mf', 'mixllm'), \
-('linucb', 'thompson', 'egreedy'))
+('linucb', 'thompson', 'egreedy', 'metallm', 'llm-bandit'))
 >>> make_predictor("single:gpt-4").name
 'single:gpt-4'
 
@@ -30,7 +30,9 @@ from mixllm.policy.base import (
 )
 from mixllm.policy.knn import KNNPredictor
 from mixllm.policy.linear import LogisticPredictor
+from mixllm.policy.llm_bandit import LLMBanditPredictor
 from mixllm.policy.load import LoadTracker
+from mixllm.policy.metallm import MetaLLMPredictor
 from mixllm.policy.mf import MatrixFactorizationPredictor
 from mixllm.policy.mixllm import MixLLMPredictor
 from mixllm.policy.mlp import MLPPredictor
@@ -54,11 +56,13 @@ __all__ = [
     "CheapestPredictor",
     "EpsilonGreedyPredictor",
     "KNNPredictor",
+    "LLMBanditPredictor",
     "LinUCBPredictor",
     "LoadTracker",
     "LogisticPredictor",
     "MLPPredictor",
     "MatrixFactorizationPredictor",
+    "MetaLLMPredictor",
     "MixLLMPredictor",
     "OnlinePredictor",
     "OraclePredictor",

@@ -11,6 +11,8 @@ from mixllm.errors import ConfigError
 from mixllm.policy.bandits import EpsilonGreedyPredictor, LinUCBPredictor, ThompsonPredictor
 from mixllm.policy.knn import KNNPredictor
 from mixllm.policy.linear import LogisticPredictor
+from mixllm.policy.llm_bandit import LLMBanditPredictor
+from mixllm.policy.metallm import MetaLLMPredictor
 from mixllm.policy.mf import MatrixFactorizationPredictor
 from mixllm.policy.mixllm import MixLLMPredictor
 from mixllm.policy.mlp import MLPPredictor
@@ -27,7 +29,7 @@ __all__ = ["PREDICTORS", "check_predictor_name", "make_predictor", "predictor_fr
 #: Registered names that need no argument (``single:<llm>`` is the one pattern besides them).
 PREDICTORS: tuple[str, ...] = (
     "random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf", "mixllm",
-    "linucb", "thompson", "egreedy",
+    "linucb", "thompson", "egreedy", "metallm", "llm-bandit",
 )  # fmt: skip
 
 
@@ -47,6 +49,8 @@ def _classes() -> dict[str, type[BasePredictor]]:
             LinUCBPredictor,
             ThompsonPredictor,
             EpsilonGreedyPredictor,
+            MetaLLMPredictor,
+            LLMBanditPredictor,
         )
     }
 
@@ -88,7 +92,8 @@ def make_predictor(name: str, *, seed: int = 0, **kwargs: Any) -> BasePredictor:
     Traceback (most recent call last):
     ...
     mixllm.errors.ConfigError: unknown router 'knnn'; known: ['random', 'cheapest', 'oracle', \
-'knn', 'logistic', 'mlp', 'mf', 'mixllm', 'linucb', 'thompson', 'egreedy', 'single:<llm>']
+'knn', 'logistic', 'mlp', 'mf', 'mixllm', 'linucb', 'thompson', 'egreedy', 'metallm', \
+'llm-bandit', 'single:<llm>']
     """
     check_predictor_name(name)
     cls = _lookup(name)
