@@ -243,6 +243,34 @@ class Router(RouterStateMixin):
             ids = [uuid.uuid4().hex for _ in queries.ids]
         return decisions(queries, ids, pred, chosen, total, lam=lam, wait=wait)
 
+    def route_within_budget(
+        self,
+        prompts: Sequence[str],
+        budget_usd: float,
+        *,
+        query_ids: Sequence[str] | None = None,
+        candidates: Sequence[str] | None = None,
+    ) -> list[Decision]:
+        """One LLM per prompt for the whole batch: the highest total predicted quality whose
+        total predicted cost is at most ``budget_usd`` (see :mod:`mixllm.policy.budget`).
+
+        Each decision's ``lam`` is the multiplier that binds the budget. No uncertainty bonus
+        or latency penalty: the budget is on predicted quality and cost only.
+        :class:`~mixllm.errors.ConfigError` for a budget that is not a number ≥ 0 or is below
+        the cheapest assignment.
+        """
+        from mixllm.policy.budget import BudgetSolver, check_budget
+
+        check_budget(budget_usd)
+        self._fitted()
+        queries = self._queries(prompts, query_ids)
+        with self._lock:
+            pred, _ = predict_for_choice(self._fitted(), queries, candidates=candidates)
+            ids = [uuid.uuid4().hex for _ in queries.ids]
+        solver = BudgetSolver(pred)
+        chosen, lam = solver.assign(budget_usd), solver.multiplier(budget_usd)
+        return decisions(queries, ids, pred, chosen, scores(pred, lam), lam=lam, wait=None)
+
     def _service_weight(
         self, pred: Prediction, queries: QueryBatch, wait: NDArray[np.float64] | None
     ) -> NDArray[np.float64] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,13 @@ __all__ = ["route"]
 @click.option("--sweep", type=int, default=None,
               help="N values of λ, from 0 (best predicted quality) to all-cheapest.")  # fmt: skip
 @click.option(
+    "--budget-usd",
+    "budget",
+    default=None,
+    metavar="X",
+    help="Route the whole file within X USD of predicted cost, best total quality.",
+)
+@click.option(
     "--explain",
     is_flag=True,
     help="Add the predicted quality and cost of the chosen LLM and of the others.",
@@ -35,11 +43,14 @@ def route(
     out: Path,
     lams: tuple[float, ...],
     sweep: int | None,
+    budget: str | None,
     explain: bool,
 ) -> None:
     """Route every query in QUERIES (CSV/JSONL with prompt and sample_id/id) with a saved router.
 
     Without --lam or --sweep, the router's saved λ (its target's, when fitted with one).
+    With --budget-usd X, one LLM per query for the whole file: the highest total predicted
+    quality whose total predicted cost is at most X.
     """
     from mixllm.data.queries import read_queries
     from mixllm.router import Router
@@ -49,8 +60,13 @@ def route(
         raise ConfigError(f"unexpected arguments {ctx.args!r}")
     if lam_values and sweep is not None:
         raise ConfigError("give one of --lam X [X ...] or --sweep N, not both")
+    if budget is not None and (lam_values or sweep is not None):
+        raise ConfigError("give one of --lam, --sweep or --budget-usd, not several")
     if sweep is not None and sweep < 1:
         raise ConfigError(f"--sweep {sweep}; expected a positive number of λ values")
+    if budget is not None:
+        _route_within_budget(router_dir, queries, out, _budget_arg(budget), explain=explain)
+        return
     router = Router.load(router_dir)
     ids, prompts = read_queries(queries)
     if sweep is not None:
@@ -68,6 +84,39 @@ def route(
     if saved:
         click.echo(f"routed with the router's saved λ = {lam_values[0]:g}{_target_of(router)}")
     click.echo(f"wrote {len(ids) * len(lam_values)} decisions ({len(lam_values)} λ) to {out}")
+
+
+def _route_within_budget(
+    router_dir: Path, queries: Path, out: Path, budget: float, *, explain: bool
+) -> None:
+    from mixllm.data.queries import read_queries
+    from mixllm.policy.budget import check_budget
+    from mixllm.router import Router
+
+    check_budget(budget)
+    router = Router.load(router_dir)
+    ids, prompts = read_queries(queries)
+    chosen = router.route_within_budget(prompts, budget, query_ids=ids)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        for d in chosen:
+            line = {**_line(d, d.lam, explain=explain), "budget_usd": budget}
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    spend = math.fsum(d.predicted_cost_usd[d.llm] for d in chosen)
+    quality = math.fsum(d.predicted_quality[d.llm] for d in chosen) / max(len(chosen), 1)
+    lam = chosen[0].lam if chosen else 0.0
+    click.echo(
+        f"routed {len(chosen)} queries within ${budget:.6g}: predicted spend ${spend:.6g}, "
+        f"predicted mean quality {quality:.4f} (λ = {lam:.6g} binds the budget)"
+    )
+    click.echo(f"wrote {len(chosen)} decisions to {out}")
+
+
+def _budget_arg(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--budget-usd {text!r} is not a number; expected USD >= 0") from None
 
 
 def _r(x: float) -> float:

@@ -97,7 +97,8 @@ class BudgetSolver:
         self.start_ = _cheapest(q, c)
         rows = np.arange(n)
         self.min_spend_usd = math.fsum(c[rows, self.start_].tolist())
-        self.steps_ = _hull_steps(q, c, self.start_)
+        who, frm, to, dq, dc, self.slopes_ = _hull_steps(q, c, self.start_)
+        self.steps_ = (who, frm, to, dq, dc)
         top = _after(self.start_, self.steps_[0], self.steps_[2], len(self.steps_[0]))
         self.max_spend_usd = math.fsum(c[rows, top].tolist())
 
@@ -146,6 +147,15 @@ class BudgetSolver:
             left -= math.fsum(dc[:n_taken].tolist())
         self._fill(choice, left)
         return choice
+
+    def multiplier(self, budget_usd: float) -> float:
+        """The λ that binds ``budget_usd``: the slope Δquality / Δcost of the steepest step up
+        a hull that the budget leaves out (0 when every query gets its best LLM). Routing each
+        query at this λ alone would spend at most the budget; :meth:`assign` spends the rest."""
+        left = check_budget(budget_usd) - self.min_spend_usd
+        dc, slopes = self.steps_[4], self.slopes_
+        n_taken = int(np.searchsorted(np.cumsum(dc), left * (1 + 1e-12), side="right"))
+        return float(slopes[n_taken]) if n_taken < len(slopes) else 0.0
 
     def _fill(self, choice: IntArray, left: float) -> None:
         """Spend ``left`` on upgrades, best Δquality / Δcost first, each query at most once a
@@ -210,9 +220,9 @@ def _cheapest(q: FloatArray, c: FloatArray) -> IntArray:
 
 def _hull_steps(
     q: FloatArray, c: FloatArray, start: IntArray
-) -> tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray]:
+) -> tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
     """The steps up every query's upper convex hull from ``start``, steepest first overall:
-    (query, from column, to column, Δquality, Δcost), each query's steps in hull order.
+    (query, from column, to column, Δquality, Δcost, slope), each query's steps in hull order.
 
     Gift wrapping, vectorised over queries: from the current point, the next is the one of
     highest slope among the costlier points of higher quality (among equal slopes, the cheaper,
@@ -248,12 +258,12 @@ def _hull_steps(
         cur[live] = nxt
     if not parts:
         empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
-        return empty_i, empty_i, empty_i, empty_f, empty_f
+        return empty_i, empty_i, empty_i, empty_f, empty_f, empty_f
     who, frm, to, dq_s, dc_s, slopes, lvl = (np.concatenate(p) for p in zip(*parts))
     # Steepest first; equal slopes by query then hull level, so each query's steps stay in order
     # (slopes fall along a hull, so a query's later step never sorts before its earlier one).
     order = np.lexsort((lvl, who, -slopes))
-    return who[order], frm[order], to[order], dq_s[order], dc_s[order]
+    return who[order], frm[order], to[order], dq_s[order], dc_s[order], slopes[order]
 
 
 def _after(start: IntArray, who: IntArray, to: IntArray, n_taken: int) -> IntArray:

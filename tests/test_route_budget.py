@@ -1,0 +1,108 @@
+"""``mixllm route --budget-usd`` and Router.route_within_budget: the whole file within a budget."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from mixllm.errors import ConfigError
+from mixllm.router import Router
+from tests.conftest import make_clustered
+from tests.test_cli import run, write_jsonl
+
+#: Costs exact in binary, the same for every query: predicted cost = recorded cost.
+SMALL, BIG = 2.0**-10, 2.0**-7
+
+
+def fixed_cost_rows(n: int = 40) -> list[dict[str, object]]:
+    ds = make_clustered(n)
+    return [
+        {
+            "query_id": o.query_id,
+            "prompt": o.prompt,
+            "llm": o.llm,
+            "quality": o.quality,
+            "cost_usd": SMALL if o.llm == "small" else BIG,
+        }
+        for o in ds.outcomes()
+    ]
+
+
+@pytest.fixture
+def fitted(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    rows = fixed_cost_rows()
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    code, out = run("fit", data, "--out", tmp_path / "r", "--embedder", "hashing")
+    assert code == 0, out
+    prompts = sorted({str(r["prompt"]) for r in rows})[:20]
+    queries = write_jsonl(
+        tmp_path / "q.jsonl", [{"id": f"x{i}", "prompt": p} for i, p in enumerate(prompts)]
+    )
+    return tmp_path / "r", queries, prompts
+
+
+def test_route_within_budget_spends_at_most_the_budget(
+    fitted: tuple[Path, Path, list[str]], tmp_path: Path
+) -> None:
+    router_dir, queries, prompts = fitted
+    budget = 20 * SMALL + 7 * (BIG - SMALL)  # room for exactly 7 queries on 'big'
+    code, out = run(
+        "route", router_dir, queries, "--out", tmp_path / "o.jsonl", "--budget-usd", budget
+    )
+    assert code == 0, out
+    lines = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert len(lines) == 20
+    assert {x["budget_usd"] for x in lines} == {budget}
+    spend = math.fsum(SMALL if x["llm"] == "small" else BIG for x in lines)
+    assert spend <= budget
+    assert sum(x["llm"] == "big" for x in lines) == 7  # the whole budget put to use
+    assert f"routed 20 queries within ${budget:.6g}: predicted spend ${spend:.6g}" in out
+    assert "wrote 20 decisions" in out
+    # The same as the Python API.
+    router = Router.load(router_dir)
+    decisions = router.route_within_budget(prompts, budget)
+    assert [d.llm for d in decisions] == [x["llm"] for x in lines]
+    assert len({d.lam for d in decisions}) == 1
+
+
+def test_route_within_budget_candidates(fitted: tuple[Path, Path, list[str]]) -> None:
+    router = Router.load(fitted[0])
+    decisions = router.route_within_budget(fitted[2], 1.0, candidates=["small"])
+    assert {d.llm for d in decisions} == {"small"}
+    assert {d.llm for d in router.route_within_budget(fitted[2], 1.0)} == {"big"}
+    with pytest.raises(ConfigError, match="below"):
+        router.route_within_budget(fitted[2], 0.0)
+
+
+@pytest.mark.parametrize(
+    ("budget", "expect"),
+    [
+        ("-1", "budget_usd=-1.0; expected a number >= 0"),
+        ("nan", "budget_usd=nan; expected a number >= 0"),
+        ("lots", "--budget-usd 'lots' is not a number"),
+        ("0.001", "budget_usd=0.001 is below $0.0195312"),  # 20 queries x 2**-10
+    ],
+)
+def test_bad_budget_exits_with_the_message(
+    fitted: tuple[Path, Path, list[str]], tmp_path: Path, budget: str, expect: str
+) -> None:
+    router_dir, queries, _ = fitted
+    code, out = run("route", router_dir, queries, "--out", tmp_path / "o", "--budget-usd", budget)
+    assert code == 2
+    assert expect in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_budget_excludes_lam_and_sweep(
+    fitted: tuple[Path, Path, list[str]], tmp_path: Path
+) -> None:
+    router_dir, queries, _ = fitted
+    for extra in (("--lam", "1"), ("--sweep", "3")):
+        code, out = run(
+            "route", router_dir, queries, "--out", tmp_path / "o", "--budget-usd", "1", *extra
+        )
+        assert code == 2
+        assert "one of --lam, --sweep or --budget-usd" in out
