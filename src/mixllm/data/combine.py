@@ -25,6 +25,7 @@ def concat(datasets: Sequence[Dataset], *, name: str | None = None) -> Dataset:
     llms = tuple(dict.fromkeys(m for d in datasets for m in d.llms))
     parts = [_widen(d, llms) for d in datasets]
     has_resp = any(d.responses is not None for d in datasets)
+    has_domains = any(d.domains is not None for d in datasets)
 
     def cat(attr: str) -> NDArray[Any]:
         return np.concatenate([getattr(p, attr) for p in parts])
@@ -45,7 +46,13 @@ def concat(datasets: Sequence[Dataset], *, name: str | None = None) -> Dataset:
         name=name or "+".join(d.name for d in datasets),
         prices=prices,
         responses=cat("responses") if has_resp else None,
+        domains=np.concatenate([_domains(d) for d in datasets]) if has_domains else None,
     )
+
+
+def _domains(ds: Dataset) -> NDArray[np.object_]:
+    """``ds.domains``, or ``None`` for each query when it has none."""
+    return np.full(len(ds), None, dtype=object) if ds.domains is None else ds.domains
 
 
 def _widen(ds: Dataset, llms: tuple[str, ...]) -> Dataset:

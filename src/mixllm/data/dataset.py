@@ -37,12 +37,17 @@ class Outcome:
     latency_s: float | None = None
     task: str | None = None
     response: str | None = None
+    domain: str | None = None
 
 
 def _frozen(a: NDArray[np.generic]) -> NDArray[np.generic]:
     a = np.array(a, copy=True)
     a.setflags(write=False)
     return a
+
+
+def _label(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
 def _full(n: int, k: int | None = None) -> FloatArray:
@@ -67,6 +72,10 @@ class Dataset:
         Per-LLM :class:`~mixllm.types.LLM` records with prices, where known.
     responses:
         Optional (n, L) array of answer texts.
+    domains:
+        Optional per-query domain labels (length n, a label or ``None``), finer than the task
+        (e.g. RouterDC's ``cluster_id`` as ``<task>/c<id>``); what
+        ``MixLLMPredictor(tags="domain")`` learns its domains from. ``None``: no query has one.
 
     >>> ds = Dataset.from_outcomes([
     ...     Outcome("q1", "2+2?", "small", 0.0, 0.001),
@@ -88,6 +97,7 @@ class Dataset:
     name: str = "dataset"
     prices: Mapping[str, LLM] = field(default_factory=dict)
     responses: ObjArray | None = None
+    domains: ObjArray | None = None
 
     def __post_init__(self) -> None:
         n, k = len(self.query_ids), len(self.llms)
@@ -96,6 +106,8 @@ class Dataset:
                 raise DataError(
                     f"{self.name}: {attr} has length {len(getattr(self, attr))}, expected {n}"
                 )
+        if self.domains is not None and len(self.domains) != n:
+            raise DataError(f"{self.name}: domains has length {len(self.domains)}, expected {n}")
         grids = ["quality", "cost_usd", "output_tokens", "latency_s"]
         if self.responses is not None:
             grids.append("responses")
@@ -131,7 +143,7 @@ class Dataset:
             object.__setattr__(self, attr, _frozen(v))
         object.__setattr__(self, "quality", _frozen(q))
         object.__setattr__(self, "query_ids", _frozen(np.array(ids, dtype=object)))
-        for attr in ("prompts", "tasks", "responses"):
+        for attr in ("prompts", "tasks", "responses", "domains"):
             val = getattr(self, attr)
             if val is not None:
                 object.__setattr__(self, attr, _frozen(np.asarray(val, dtype=object)))
@@ -159,6 +171,7 @@ class Dataset:
         n, k = len(qindex), len(lindex)
         prompts: list[str | None] = [None] * n
         tasks: list[str | None] = [None] * n
+        domains: list[str | None] = [None] * n
         ptok = _full(n)
         grids = {a: _full(n, k) for a in ("quality", "cost_usd", "output_tokens", "latency_s")}
         responses = np.full((n, k), None, dtype=object)
@@ -175,6 +188,7 @@ class Dataset:
             elif prompts[i] != r.prompt:
                 raise DataError(f"{name}: query {r.query_id!r} has two different prompts")
             tasks[i] = tasks[i] or r.task
+            domains[i] = domains[i] or r.domain
             if r.prompt_tokens is not None:
                 ptok[i] = r.prompt_tokens
             for attr, grid in grids.items():
@@ -192,6 +206,7 @@ class Dataset:
             name=name,
             prices=dict(prices or {}),
             responses=responses if has_resp else None,
+            domains=np.array(domains, dtype=object) if any(domains) else None,
             **grids,
         )
 
@@ -211,6 +226,12 @@ class Dataset:
     @property
     def task_names(self) -> tuple[str, ...]:
         return tuple(sorted({str(t) for t in self.tasks if t is not None and t != ""}))
+
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        """The distinct domain labels, sorted (empty when no query has one)."""
+        found = () if self.domains is None else self.domains
+        return tuple(sorted({str(d) for d in found if d is not None and d != ""}))
 
     def llm_index(self, name: str) -> int:
         """The column of LLM ``name``: its full name or an unambiguous short one
@@ -253,6 +274,7 @@ class Dataset:
                     latency_s=opt(self.latency_s[i, j]),
                     task=None if self.tasks[i] is None else str(self.tasks[i]),
                     response=None if self.responses is None else self.responses[i, j],
+                    domain=None if self.domains is None else _label(self.domains[i]),
                 )
 
     # -- new datasets -------------------------------------------------------------------------
@@ -274,6 +296,7 @@ class Dataset:
             name=name or self.name,
             prices=self.prices,
             responses=None if self.responses is None else self.responses[idx],
+            domains=None if self.domains is None else self.domains[idx],
         )
 
     def select_llms(self, names: Sequence[str]) -> Dataset:
@@ -293,6 +316,7 @@ class Dataset:
             name=self.name,
             prices={m: p for m, p in self.prices.items() if m in names},
             responses=None if self.responses is None else self.responses[:, cols],
+            domains=self.domains,
         )
 
     def with_prices(self, prices: Mapping[str, LLM]) -> Dataset:

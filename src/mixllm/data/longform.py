@@ -2,9 +2,10 @@
 
 Required fields: ``query_id`` (or ``id``), ``prompt``, ``llm``, ``cost_usd``. Optional:
 ``quality`` (in [0, 1]; blank or null = unknown), ``prompt_tokens``, ``output_tokens``,
-``latency_s``, ``task``, ``response``. Other fields are ignored (and logged). Errors name the
-file, the line and the field. :func:`write_longform` writes a :class:`Dataset` back so that it
-round-trips. See ``docs/data-format.md``.
+``latency_s``, ``task``, ``response``, ``domain`` (a label finer than the task, e.g. a cluster).
+Other fields are ignored (and logged). Errors name the file, the line and the field.
+:func:`write_longform` writes a :class:`Dataset` back so that it round-trips. See
+``docs/data-format.md``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ LONG_FIELDS = (
     "latency_s",
     "task",
     "response",
+    "domain",
 )
 LONG_SUFFIXES = (".jsonl", ".csv")
 _OPTIONAL_NUMBERS = ("quality", "prompt_tokens", "output_tokens", "latency_s")
@@ -103,6 +105,7 @@ def _outcome(where: str, row: Mapping[str, object]) -> Outcome:
         cost_usd=_number(where, "cost_usd", row["cost_usd"]),
         task=_text(where, "task", row.get("task"), required=False),
         response=_text(where, "response", row.get("response"), required=False),
+        domain=_text(where, "domain", row.get("domain"), required=False),
         **numbers,
     )
 
@@ -253,7 +256,11 @@ def write_longform(ds: Dataset, path: str | Path) -> Path:
                 f.write("\n")
     else:
         with path.open("w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(LONG_FIELDS))
+            # The domain column only when the dataset has domains (older readers know the rest).
+            fields = [c for c in LONG_FIELDS if c != "domain" or ds.domains is not None]
+            writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
-            writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in records)
+            writer.writerows(
+                {k: ("" if v is None else v) for k, v in r.items() if k in fields} for r in records
+            )
     return path

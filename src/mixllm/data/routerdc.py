@@ -3,7 +3,9 @@
 
 Each file is a JSON list of objects ``{"question": str, "scores": {llm: float in [0, 1]}}``;
 the task is the file's stem (``gsm8k-test.json`` → ``gsm8k-test``) and the query id is
-``<task>-<position in the list>``. Other fields of an object are ignored (logged once per file).
+``<task>-<position in the list>``. An object's optional ``cluster_id`` (RouterDC's own clustering
+of the questions) becomes the query's domain ``<task>/c<cluster_id>`` (:attr:`Dataset.domains`;
+``None`` where an object has none). Other fields are ignored (logged once per file).
 A score of ``null`` is a missing outcome, as is an LLM absent from an object.
 
 The files record no costs (the LLMs are open models). Costs come from ``prices`` (USD per
@@ -33,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 #: Prices per LLM: an :class:`~mixllm.types.LLM` record or ``(input, output)`` USD per Mtok.
 RouterDCPrices = Mapping[str, LLM | tuple[float, float]]
-_FIELDS = ("question", "scores")
+_FIELDS = ("question", "scores", "cluster_id")
 
 
 def routerdc_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -66,6 +68,15 @@ def _score(where: str, llm: object, value: object) -> float | None:
     return float(value)
 
 
+def _domain(where: str, task: str, value: object) -> str | None:
+    """``<task>/c<cluster_id>``, or ``None`` without a cluster id."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        raise DataError(f"{where}: field 'cluster_id' = {value!r} is not an integer or a label")
+    return f"{task}/c{value}"
+
+
 def _items(path: Path) -> list[object]:
     try:
         with path.open(encoding="utf-8-sig") as f:
@@ -84,8 +95,11 @@ def _items(path: Path) -> list[object]:
     return items
 
 
-def _read_file(path: Path) -> list[tuple[str, str, dict[str, float | None]]]:
-    """``(query id, question, scores)`` for each object of one file."""
+Row = tuple[str, str, dict[str, float | None], str | None]
+
+
+def _read_file(path: Path) -> list[Row]:
+    """``(query id, question, scores, domain)`` for each object of one file."""
     rows = []
     ignored: set[str] = set()
     for k, item in enumerate(_items(path)):
@@ -99,7 +113,8 @@ def _read_file(path: Path) -> list[tuple[str, str, dict[str, float | None]]]:
             raise DataError(f"{where}: field 'scores' = {scores!r} is not an object of LLM scores")
         ignored.update(str(f) for f in item if f not in _FIELDS)
         parsed = {str(m): _score(where, m, v) for m, v in scores.items()}
-        rows.append((f"{path.stem}-{k}", question, parsed))
+        domain = _domain(where, path.stem, item.get("cluster_id"))
+        rows.append((f"{path.stem}-{k}", question, parsed, domain))
     if ignored:
         logger.warning("%s: ignored unknown field(s) %s", path, sorted(ignored))
     return rows
@@ -130,7 +145,8 @@ def load_routerdc(
     output_tokens: float | None = None,
     name: str = "routerdc",
 ) -> Dataset:
-    """Load RouterDC per-task JSON files into one :class:`Dataset` (task = file stem).
+    """Load RouterDC per-task JSON files into one :class:`Dataset` (task = file stem, domain =
+    ``<task>/c<cluster_id>`` where an item has a ``cluster_id``).
 
     Parameters
     ----------
@@ -150,7 +166,8 @@ def load_routerdc(
     DataError
         Naming the file and the item: invalid JSON, a top level that is not a list, an item that
         is not an object, a missing or empty ``question``, ``scores`` that is not an object, a
-        score that is not a number or is outside [0, 1]; a missing file, an empty list or folder.
+        score that is not a number or is outside [0, 1], a ``cluster_id`` that is neither an
+        integer nor a label; a missing file, an empty list or folder.
     ConfigError
         For a negative or non-numeric price or ``output_tokens``.
     """
@@ -161,16 +178,18 @@ def load_routerdc(
     ):
         raise ConfigError(f"output_tokens={output_tokens!r}; expected a number >= 0 or None")
     rows = [(f.stem, *r) for f in routerdc_files(source) for r in _read_file(f)]
-    prompt_tokens = count_tokens([q for _, _, q, _ in rows])
-    llms = list(dict.fromkeys(m for *_, scores in rows for m in scores))
+    prompt_tokens = count_tokens([r[2] for r in rows])
+    llms = list(dict.fromkeys(m for r in rows for m in r[3]))
     records = _price_records(prices, llms)
     out = None if output_tokens is None else float(output_tokens)
     outcomes = []
-    for (task, qid, question, scores), ptok in zip(rows, prompt_tokens.tolist()):
+    for (task, qid, question, scores, domain), ptok in zip(rows, prompt_tokens.tolist()):
         for m, quality in scores.items():
             if quality is None:
                 continue
             price = records.get(m)
             cost = None if price is None else price.cost_usd(ptok, out or 0.0)
-            outcomes.append(Outcome(qid, question, m, quality, cost, ptok, out, task=task))
+            outcomes.append(
+                Outcome(qid, question, m, quality, cost, ptok, out, task=task, domain=domain)
+            )
     return Dataset.from_outcomes(outcomes, name=name, prices=records)
