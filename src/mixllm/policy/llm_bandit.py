@@ -174,9 +174,13 @@ class LLMBanditPredictor(BasePredictor):
         return self._prior()
 
     def _prior(self) -> tuple[FloatArray, FloatArray]:
+        """Gaussian of the identities: their mean, and twice their covariance plus a little
+        isotropic variance (a newcomer is most likely a mix of the known LLMs' skills)."""
         mean = self.identity_.mean(axis=0)
-        var = self.identity_.var(axis=0) if len(self.identity_) > 1 else 0.0
-        return mean, np.diag(1.0 / (np.asarray(var) + 0.05) * np.ones(len(mean)))
+        d = len(mean)
+        spread = np.cov(self.identity_.T).reshape(d, d) if len(self.identity_) > 1 else 0.0
+        precision = np.asarray(np.linalg.inv(2.0 * spread + 0.05 * np.eye(d)), dtype=np.float64)
+        return mean, precision
 
     def probe_queries(self) -> QueryBatch:
         """The probe prompts (training prompts most informative about a new LLM's identity)."""
