@@ -129,7 +129,7 @@ def code_block(text: str) -> str | None:
     (else its first block), else the text from its first ``def``/``import`` line, else
     ``None``."""
     for pattern in (_FENCE, _TAGGED):
-        blocks = [b.replace("\r\n", "\n") for b in pattern.findall(text) if b.strip()]
+        blocks = [str(b).replace("\r\n", "\n") for b in pattern.findall(text) if b.strip()]
         if blocks:
             return next((b for b in blocks if "def " in b), blocks[0])
     lines = text.replace("\r\n", "\n").split("\n")
