@@ -1,0 +1,183 @@
+"""A budget for the whole test batch: budgeted assignment vs per-query λ, and OptLLM.
+
+Run: ``.venv/bin/python benchmarks/budget.py [--seeds 5] [--shares 0.1,0.25,0.33,0.5]``.
+
+On each seeded 80/20 split of the RouterBench subset (static embedder), the default router
+(``mixllm``) is fitted on the training part with a ``cost_share`` target, which cross-fits it
+and keeps the calibration. For each budget B = share × GPT-4's total recorded cost on the test
+part, the test batch is routed four ways from the same predictions:
+
+* (a) ``budget``: :class:`~mixllm.policy.budget.BudgetSolver` on the predicted quality and cost,
+  within B of *predicted* cost (``budget, known costs``: the same with the recorded costs as
+  the costs, which must never spend more than B);
+* (b) ``λ guessed``: per-query λ routing at the λ the calibration gives for ``cost_share``
+  = share (the λ that meets the budget on the training split, out of fold);
+* (c) ``λ matched``: per-query λ tuned after the fact to (a)'s realised spend (quality
+  interpolated on a sweep of 400 λ over the test predictions);
+* (d) ``optllm``: :class:`~mixllm.policy.optllm.OptLLMPolicy` fitted on the training part, run
+  at budget B.
+
+Printed per share: realised spend and quality as % of GPT-4's on the same test part (mean and
+95% t-interval over the seeds), paired differences in quality points, and how many splits
+spent more than B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mixllm import Router, load_dataset, split_random
+from mixllm._queries import query_batch
+from mixllm.data.dataset import Dataset
+from mixllm.embed import DEFAULT_EMBEDDER, make_embedder
+from mixllm.errors import ConfigError
+from mixllm.policy import choose, lambda_grid
+from mixllm.policy.budget import BudgetSolver
+from mixllm.policy.optllm import OptLLMPolicy
+from mixllm.policy.targets import parse_target
+from mixllm.types import Prediction
+
+DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
+SOURCE = DATA / "routerbench" / "routerbench_0shot_subset.csv"
+GPT4 = "gpt-4-1106-preview"
+WAYS = ("budget", "budget, known costs", "λ guessed", "λ matched", "optllm")
+
+
+class MemoEmbedder:
+    """The static embedder with every text's row kept in memory (the splits share prompts)."""
+
+    def __init__(self, spec: str) -> None:
+        self.inner = make_embedder(spec)
+        self.rows: dict[str, NDArray[np.float32]] = {}
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    @property
+    def dim(self) -> int:
+        return int(self.inner.dim)
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        new = sorted({t for t in texts if t not in self.rows})
+        if new:
+            for t, row in zip(new, self.inner.embed(new), strict=True):
+                self.rows[t] = row
+        return np.stack([self.rows[t] for t in texts]).astype(np.float32)
+
+
+def realised(test: Dataset, choice: NDArray[np.int64]) -> tuple[float, float]:
+    """Total recorded cost (USD) and mean recorded quality of the chosen LLMs."""
+    rows = np.arange(len(test))
+    return math.fsum(test.cost_usd[rows, choice]), float(np.nanmean(test.quality[rows, choice]))
+
+
+def matched_quality(test: Dataset, pred: Prediction, spend: float) -> float:
+    """Mean quality of per-query λ routing at realised spend ``spend``, interpolated on λ."""
+    points = sorted(realised(test, choose(pred, float(lam))) for lam in lambda_grid(pred, 400))
+    costs, qualities = zip(*points, strict=True)
+    return float(np.interp(spend, costs, qualities))
+
+
+def run_split(
+    ds: Dataset, seed: int, shares: Sequence[float], emb: MemoEmbedder
+) -> dict[float, dict[str, tuple[float, float]]]:
+    """Per share, per way: (spend % of GPT-4's, quality % of GPT-4's) on split ``seed``."""
+    train, test = split_random(ds, seed=seed)
+    target = parse_target("cost_share", shares[0])
+    router = Router("mixllm", embedder=emb, target=target, reference=GPT4, seed=seed)
+    with contextlib.suppress(ConfigError):  # fitted and calibrated all the same
+        router.fit(train)
+    prompts = [str(p) for p in test.prompts]
+    pred = router.predict(prompts).select(test.llms)
+    known = Prediction(pred.llms, pred.quality, np.asarray(test.cost_usd, dtype=np.float64))
+    g = test.llm_index(GPT4)
+    ref_cost = math.fsum(test.cost_usd[:, g])
+    ref_quality = float(np.nanmean(test.quality[:, g]))
+    optllm = OptLLMPolicy(seed=seed)
+    train_q = query_batch(
+        emb, [str(p) for p in train.prompts], [str(q) for q in train.query_ids],
+        prompt_tokens=train.prompt_tokens,
+    )  # fmt: skip
+    optllm.fit(train, train_q)
+    test_q = query_batch(emb, prompts, [str(q) for q in test.query_ids],
+                         prompt_tokens=test.prompt_tokens)  # fmt: skip
+    solver, solver_known = BudgetSolver(pred), BudgetSolver(known)
+    out: dict[float, dict[str, tuple[float, float]]] = {}
+    for share in shares:
+        budget = share * ref_cost
+        cells: dict[str, tuple[float, float]] = {}
+        a = realised(test, solver.assign(budget))
+        cells["budget"] = a
+        cells["budget, known costs"] = realised(test, solver_known.assign(budget))
+        try:
+            lam = router.lam_for(parse_target("cost_share", share))
+            cells["λ guessed"] = realised(test, choose(pred, lam))
+        except ConfigError:
+            cells["λ guessed"] = (math.nan, math.nan)
+        cells["λ matched"] = (a[0], matched_quality(test, pred, a[0]))
+        run = optllm.run(test, test_q, budget)
+        cells["optllm"] = (math.fsum(run.cost_usd), float(np.nanmean(run.quality)))
+        out[share] = {
+            way: (100 * spend / ref_cost, 100 * quality / ref_quality)
+            for way, (spend, quality) in cells.items()
+        }
+        out[share]["_budget"] = (100 * share, math.nan)
+    return out
+
+
+def t_interval(values: Sequence[float]) -> str:
+    from scipy import stats
+
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return "n/a"
+    if len(v) < 2:
+        return f"{v.mean():.1f}"
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return f"{v.mean():.1f} [{v.mean() - half:.1f}, {v.mean() + half:.1f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--shares", default="0.1,0.25,0.33,0.5")
+    args = parser.parse_args()
+    shares = [float(s) for s in args.shares.split(",")]
+    ds = load_dataset(SOURCE)
+    emb = MemoEmbedder(DEFAULT_EMBEDDER)
+    started = time.perf_counter()
+    splits = []
+    for seed in range(args.seeds):
+        splits.append(run_split(ds, seed, shares, emb))
+        print(f"split {seed} done ({time.perf_counter() - started:.0f} s)", flush=True)
+    n = len(splits)
+    print(f"\n### RouterBench subset, {n} seeded 80/20 splits, static embedder")
+    print("Spend and quality in % of GPT-4's on the same test part (mean [95% t-interval]).\n")
+    for share in shares:
+        print(f"#### budget = {100 * share:g}% of GPT-4's cost on the test part\n")
+        print("| way | spend % | quality % | splits over budget |")
+        print("|---|---|---|---|")
+        for way in WAYS:
+            spend = [s[share][way][0] for s in splits]
+            quality = [s[share][way][1] for s in splits]
+            over = sum(x > 100 * share * (1 + 1e-12) for x in spend if np.isfinite(x))
+            print(f"| {way} | {t_interval(spend)} | {t_interval(quality)} | {over}/{n} |")
+        print()
+        for left, right in (("budget", "λ guessed"), ("budget", "λ matched"), ("optllm", "budget")):
+            diff = [s[share][left][1] - s[share][right][1] for s in splits]
+            print(f"- quality {left} − {right}: {t_interval(diff)} points of GPT-4's quality")
+        print()
+
+
+if __name__ == "__main__":
+    main()
