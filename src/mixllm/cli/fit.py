@@ -25,6 +25,13 @@ DEFAULT_TARGET = ("cost_share", 0.5)
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory.")
 @click.option("--router", "router_name", default=DEFAULT_ROUTER, show_default=True)
 @click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True)
+@click.option(
+    "--tags",
+    default=None,
+    metavar="SOURCE",
+    help="mixllm router: the domains of its tag head: task, domain (the data's domain labels), "
+    "kmeans, kmeans:K, or none.  [default: task]",
+)
 @target_options
 @click.option("--reference", metavar="NAME", help="LLM the targets are relative to [best].")
 @click.option("--lam", type=float, help="λ itself (quality points per USD), instead of a target.")
@@ -34,6 +41,7 @@ def fit(
     out: Path,
     router_name: str,
     embedder: str,
+    tags: str | None,
     lam: float | None,
     reference: str | None,
     confidence: float | None,
@@ -51,11 +59,12 @@ def fit(
 
     target = _target(targets, confidence, over, lam, reference)
     _check_names(router_name, embedder)
+    predictor = router_name if tags is None else _tagged(router_name, tags, seed)
     ds = _load(data)
     if reference is not None and reference not in ds.llms:
         raise UnknownLLMError(f"--reference {reference!r}; known LLMs: {list(ds.llms)}")
     router = Router(
-        router_name,
+        predictor,
         embedder=embedder,
         lam=1.0 if lam is None else lam,
         seed=seed,
@@ -74,6 +83,18 @@ def fit(
     if router.calibration_ is not None and router.target is not None:
         _print_calibration(router)
     click.echo(f"saved {router_name} router ({ds.n_llms} LLMs, {len(ds)} queries) to {out}")
+
+
+def _tagged(router_name: str, tags: str, seed: int) -> Any:
+    """The mixllm predictor with ``--tags`` (``none``: no tag head)."""
+    from mixllm.policy import MixLLMPredictor
+    from mixllm.policy._tags import check_tags
+
+    if router_name != "mixllm":
+        raise ConfigError(f"--tags is an option of the mixllm router, not of {router_name!r}")
+    value = None if tags.lower() == "none" else tags
+    check_tags(value)
+    return MixLLMPredictor(tags=value, seed=seed)
 
 
 def _is_default(targets: dict[str, tuple[float, ...]], lam: float | None) -> bool:

@@ -34,6 +34,7 @@ from mixllm.policy._features import one_query as _one
 from mixllm.policy._features import price_arrays
 from mixllm.policy._features import project as _project
 from mixllm.policy._features import with_bias as _with_bias
+from mixllm.policy._tags import check_tags, fit_projection
 from mixllm.policy.newcomers import (
     COLD_START_PRIOR_WEIGHT,
     EXPLORE_NEW,
@@ -75,10 +76,12 @@ class MixLLMPredictor(BasePredictor):
         Kind of per-LLM output-length regressor (:class:`~mixllm.predict.LengthModel`); the
         default ``"ridge"`` is 0.02 ms per query (``"auto"`` picks kNN on RouterBench: 12 vs 16
         tokens MAE, at 0.14 ms).
-    tagged:
-        Use the tag-enhanced features (:class:`~mixllm.embed.DomainProjection`, domains from
-        task labels when every query has one and there are at least two, else KMeans
-        clusters); ``False`` for the ablation.
+    tags, tagged:
+        Domains of the tag-enhanced features (:class:`~mixllm.embed.DomainProjection`):
+        ``"task"`` (task labels if every query has one and there are ≥ 2, else KMeans),
+        ``"domain"`` (the training split's ``Dataset.domains``, else the task), ``"kmeans"`` or
+        ``"kmeans:K"`` (KMeans clusters: K, or the count by silhouette), ``None`` (no head, the
+        ablation). ``tagged=False`` is ``tags=None`` (the older switch; saved routers load).
     ridge:
         The ``I`` weight of each LLM's LinUCB matrix A = ridge·I + Σ e eᵀ (also the prior of
         the online corrections).
@@ -109,7 +112,7 @@ class MixLLMPredictor(BasePredictor):
     name = "mixllm"
     kind: ClassVar[str] = "mixllm"
     _param_names: ClassVar[tuple[str, ...]] = (
-        "quality", "length", "tagged", "ridge", "discount", "binary_weight", "statistics",
+        "quality", "length", "tags", "tagged", "ridge", "discount", "binary_weight", "statistics",
         "explore_new", "seed",
     )  # fmt: skip
 
@@ -118,6 +121,7 @@ class MixLLMPredictor(BasePredictor):
         quality: str = "logistic",
         length: str = "ridge",
         *,
+        tags: str | None = "task",
         tagged: bool = True,
         ridge: float = 1.0,
         discount: float = 1.0,
@@ -128,6 +132,7 @@ class MixLLMPredictor(BasePredictor):
     ) -> None:
         self.quality = quality
         self.length = length
+        self.tags = tags
         self.tagged = tagged
         self.ridge = ridge
         self.discount = discount
@@ -139,8 +144,7 @@ class MixLLMPredictor(BasePredictor):
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, train: Dataset, queries: QueryBatch) -> MixLLMPredictor:
         """Fit every part on ``train`` and its row-aligned query embeddings."""
-        if not isinstance(self.tagged, bool):
-            raise ConfigError(f"tagged={self.tagged!r}; expected True or False")
+        tags = check_tags(self.tags, self.tagged)
         if not (isinstance(self.binary_weight, int | float) and self.binary_weight > 0):
             raise ConfigError(f"binary_weight={self.binary_weight!r}; expected a number > 0")
         if self.statistics not in STATISTICS:
@@ -148,13 +152,7 @@ class MixLLMPredictor(BasePredictor):
         check_explore_new(self.explore_new)
         x = self._check_train(train, queries)
         with one_blas_thread("scipy.linalg"):
-            self.projection_: DomainProjection | None = None
-            if self.tagged:
-                # Task labels are the domains when there are at least two; else KMeans clusters.
-                labelled = train.has_tasks and len(train.task_names) >= 2
-                domains = [str(t) for t in train.tasks] if labelled else None
-                self.projection_ = DomainProjection(seed=self.seed)
-                self.projection_.fit(x.astype(np.float32), domains)
+            self.projection_ = fit_projection(tags, train, x, self.seed)
             f = self._features(x)
             self.quality_ = QualityModel(self.quality, seed=self.seed).fit(f, train.quality)
             self.length_ = LengthModel(self.length, seed=self.seed).fit(
@@ -350,9 +348,9 @@ class MixLLMPredictor(BasePredictor):
     def from_state(
         cls, params: Mapping[str, JSONValue], arrays: Mapping[str, Any]
     ) -> MixLLMPredictor:
-        """The predictor saved by :meth:`get_state`; one saved before ``explore_new`` existed
-        gets today's default."""
-        return super().from_state({"explore_new": EXPLORE_NEW, **params}, arrays)
+        """The predictor saved by :meth:`get_state`; one saved before ``explore_new`` or
+        ``tags`` existed gets today's default (its ``tagged`` still says whether it has a head)."""
+        return super().from_state({"explore_new": EXPLORE_NEW, "tags": "task", **params}, arrays)
 
     def _state(self) -> tuple[dict[str, object], Arrays]:
         parts: dict[str, Any] = {
@@ -386,7 +384,8 @@ class MixLLMPredictor(BasePredictor):
                 k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)
             }
 
-        self.projection_ = DomainProjection.from_state(*part("projection")) if self.tagged else None
+        head = "projection" in params
+        self.projection_ = DomainProjection.from_state(*part("projection")) if head else None
         self.quality_ = QualityModel.from_state(*part("quality"))
         self.length_ = LengthModel.from_state(*part("length"))
         self.online_ = OnlineRidge.from_state(*part("online"))
