@@ -16,7 +16,13 @@ from mixllm.policy.registry import PREDICTORS, check_predictor_name
 __all__ = ["BATCH_POLICIES", "check_router_name", "is_batch_policy", "make_batch_policy"]
 
 #: Registered batch policies: name → ``module:Class`` under :mod:`mixllm.policy`.
-_WHERE: dict[str, str] = {}
+_WHERE: dict[str, str] = {
+    "optllm": "optllm:OptLLMPolicy",
+    "cascade": "cascade:CascadePolicy",
+    "cascade-vote": "cascade_vote:VoteCascadePolicy",
+    "cascade-router": "cascade_router:CascadeRouterPolicy",
+    "small-uncertainty": "uncertainty_small:SmallUncertaintyPolicy",
+}
 
 #: Their names, in the order reports list them.
 BATCH_POLICIES: tuple[str, ...] = tuple(_WHERE)
@@ -25,8 +31,8 @@ BATCH_POLICIES: tuple[str, ...] = tuple(_WHERE)
 def is_batch_policy(name: str) -> bool:
     """Whether ``name`` is a registered batch policy (and not a predictor).
 
-    >>> is_batch_policy("knn")
-    False
+    >>> is_batch_policy("knn"), is_batch_policy("cascade")
+    (False, True)
     """
     return name in _WHERE
 
@@ -52,7 +58,8 @@ def make_batch_policy(name: str, *, seed: int = 0, **kwargs: Any) -> BatchPolicy
     >>> make_batch_policy("nope")
     Traceback (most recent call last):
     ...
-    mixllm.errors.ConfigError: unknown batch policy 'nope'; known: []
+    mixllm.errors.ConfigError: unknown batch policy 'nope'; known: ['optllm', 'cascade', \
+'cascade-vote', 'cascade-router', 'small-uncertainty']
     """
     if name not in _WHERE:
         raise ConfigError(f"unknown batch policy {name!r}; known: {list(BATCH_POLICIES)}")
