@@ -1,0 +1,99 @@
+"""MetaLLM, PickLLM and LLM Bandit against MixLLM, LinUCB and gpt-4 alone on RouterBench.
+
+Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/related_bandits.py [--seeds 0,1,2,3,4]
+[--n-lams 20] [--out reports/related_bandits.md]``.
+
+Each seed is an 80/20 split of the RouterBench subset (``$MIXLLM_DATA_DIR`` or ../shared/data),
+embedded once with the ``static`` embedder and evaluated by :func:`mixllm.evaluate.evaluate`
+(the same harness as ``mixllm evaluate``: predictors swept over λ, PickLLM over its cost
+weight). Reported per router: AIQ (the harness's cost range, the cheapest LLM to the
+reference), quality at λ = 0 (or the knob's quality end) and at 25% / 50% of gpt-4's cost,
+as means with 95% t-intervals over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixllm import load_dataset, split_random
+from mixllm.embed import make_embedder
+from mixllm.evaluate import evaluate
+from mixllm.evaluate._memo import MemoEmbedder
+from mixllm.policy.pickllm import PickLLMAutomatonPolicy, PickLLMPolicy, PickLLMQPolicy
+
+DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
+GPT4 = "gpt-4-1106-preview"
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% t-interval."""
+    from scipy import stats
+
+    a = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if len(a) < 2:
+        return (float(a.mean()) if len(a) else math.nan), math.nan
+    half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))
+    return float(a.mean()), float(half)
+
+
+def _cost_at_max(row: Any) -> float:
+    """Mean cost per query of the sweep point of highest quality."""
+    best = max(row.points, key=lambda p: (p.quality, -p.cost_usd))
+    return float(best.cost_usd)
+
+
+def routers() -> list[Any]:
+    return [
+        "mixllm", "linucb", "metallm", "llm-bandit",
+        PickLLMPolicy(), PickLLMAutomatonPolicy(), PickLLMQPolicy(),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--n-lams", type=int, default=20)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    ds = load_dataset(DATA / "routerbench" / "routerbench_0shot_subset.csv")
+    emb = MemoEmbedder(make_embedder("static"))
+    rows: dict[str, dict[str, list[float]]] = {}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        train, test = split_random(ds, seed=seed)
+        report = evaluate(
+            train, test, routers=routers(), embedder=emb, reference=GPT4,
+            n_lams=args.n_lams, n_boot=200, seed=seed,
+        )  # fmt: skip
+        for r in report.rows:
+            if r.name.startswith("single:") and r.name != f"single:{GPT4}":
+                continue
+            got = rows.setdefault(r.name, {})
+            got.setdefault("aiq", []).append(r.aiq.value)
+            got.setdefault("q_max", []).append(r.max_quality)
+            got.setdefault("cost_q_max_usd", []).append(_cost_at_max(r))
+            for pct, est in zip(report.context.budgets_pct, r.quality_at_budget_pct, strict=True):
+                got.setdefault(f"q@{pct:g}%", []).append(est.value)
+        print(f"seed {seed} done", flush=True)
+    keys = ["aiq", "q_max", "cost_q_max_usd", "q@10%", "q@25%", "q@50%"]
+    lines = ["| router | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, got in rows.items():
+        cells = []
+        for k in keys:
+            mean, half = t_interval(got.get(k, []))
+            cells.append(f"{mean:.4g} ± {half:.2g}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
