@@ -53,7 +53,7 @@ def test_json_has_the_expected_keys(report: Report, tmp_path: Path) -> None:
     assert list(row) == [
         "name", "kind", "aiq", "quality_at_budget_pct", "cost_to_match_pct", "apgr",
         "quality_at_lam0", "gain_over_best_single", "max_quality", "min_cost_usd", "frontier",
-        "points",
+        "points", "task_quality_at_lam0", "task_gain_over_best_single",
     ]  # fmt: skip
     assert list(row["aiq"]) == ["value", "low", "high"]
     assert list(row["quality_at_budget_pct"]) == ["10", "20", "25", "50"]
@@ -91,7 +91,7 @@ def test_render_table_has_one_row_per_router(report: Report) -> None:
     assert table.row_count == len(report.rows)
     headers = [c.header for c in table.columns]
     assert headers[:3] == ["router", "AIQ [95% CI]", "Q@10%"]
-    assert headers[-3:] == ["APGR [95% CI]", "Q@λ0", "gain"]
+    assert headers[-5:] == ["APGR [95% CI]", "Q@λ0", "gain", "task\navg", "task\ngain"]
 
 
 def test_plot_frontier_writes_a_png(report: Report, tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from mixllm.evaluate.metrics import (
 )
 from mixllm.evaluate.replay import SweepResult, filled_costs, replay, sweep_lams
 from mixllm.evaluate.results import Report, ReportContext, RouterResult, SweepPoint
+from mixllm.evaluate.task_average import TaskAverage
 from mixllm.policy import OraclePredictor, Predictor
 from mixllm.policy.batch import BatchPolicy, LacksDataError
 from mixllm.policy.batch_registry import is_batch_policy, make_batch_policy
@@ -176,11 +177,13 @@ def summarise(
     budgets_pct: Sequence[float] = BUDGETS_PCT,
     fit_s: float = 0.0,
     best_quality: NDArray[np.float64] | None = None,
+    task_average: TaskAverage | None = None,
 ) -> RouterResult:
     """A router's report row from its sweep: metrics, intervals over ``counts``, frontier.
 
     ``strong`` (column of the strong LLM) selects the two-LLM APGR over shares of calls;
-    ``best_quality`` (the best single LLM's quality per test query) gives the gain at λ = 0.
+    ``best_quality`` (the best single LLM's quality per test query) gives the gain at λ = 0;
+    ``task_average`` (the test split's tasks) adds the task-averaged quality at λ = 0.
     """
     runs = sweep.runs()
     costs, quals = [r.cost_usd for r in runs], [r.quality for r in runs]
@@ -218,22 +221,32 @@ def summarise(
         min_cost_usd=min(costs),
         points=points,
         frontier=tuple(zip(hull.costs.tolist(), hull.qualities.tolist())),
-        **_at_lam0(sweep, counts, best_quality),
+        **_at_lam0(sweep, counts, best_quality, task_average),
         fit_s=fit_s,
         route_s_per_query=sweep.route_s_per_query,
     )
 
 
 def _at_lam0(
-    sweep: SweepResult, counts: NDArray[np.float64], best: NDArray[np.float64] | None
+    sweep: SweepResult,
+    counts: NDArray[np.float64],
+    best: NDArray[np.float64] | None,
+    by_task: TaskAverage | None = None,
 ) -> dict[str, Estimate]:
-    """Quality at λ = 0 and its gain over the best single LLM, with paired intervals."""
+    """Quality at λ = 0 and its gain over the best single LLM, with paired intervals; with
+    ``by_task``, the same averaged over tasks (gain over the best LLM by that average)."""
     q0 = np.nan_to_num(sweep.quality[int(np.argmin(sweep.lams))], nan=0.0)
     n = len(q0)
     out = {"quality_at_lam0": _estimate(float(q0.mean()), (counts @ q0 / n).tolist())}
     if best is not None:
         gain = q0 - np.nan_to_num(best, nan=0.0)
         out["gain_over_best_single"] = _estimate(float(gain.mean()), (counts @ gain / n).tolist())
+    if by_task is not None:
+        out["task_quality_at_lam0"] = _estimate(by_task.mean(q0), by_task.resampled(counts, q0))
+        gap = q0 - by_task.best_quality
+        out["task_gain_over_best_single"] = _estimate(
+            by_task.mean(gap), by_task.resampled(counts, gap)
+        )
     return out
 
 
@@ -323,6 +336,7 @@ def evaluate(
     strong = test.llm_index(ref) if test.n_llms == 2 and ref != cheap else None
     best = best_single_llm(test)
     best_q = np.nan_to_num(test.quality[:, test.llm_index(best)], nan=0.0)
+    by_task = TaskAverage.of(test)
     warning = aiq_warning(
         test.llms,
         filled_costs(test).mean(axis=0).tolist(),
@@ -350,6 +364,7 @@ def evaluate(
                 strong=strong,
                 fit_s=fit_s,
                 best_quality=best_q,
+                task_average=by_task,
             )
         )
     tell("done", len(specs), len(specs))
@@ -375,5 +390,8 @@ def evaluate(
         best_single_quality=float(best_q.mean()),
         warnings=() if warning is None else (warning,),
         embed_s_per_query=embed_s / (len(train) + len(test)),
+        tasks=() if by_task is None else by_task.tasks,
+        task_best_single="" if by_task is None else by_task.best,
+        task_best_single_quality=0.0 if by_task is None else by_task.mean(by_task.best_quality),
     )
     return Report(context=context, rows=tuple(rows))

@@ -37,7 +37,7 @@ def _est(e: Estimate) -> dict[str, JSONValue]:
 
 
 def _context_dict(c: ReportContext) -> dict[str, JSONValue]:
-    return {
+    out: dict[str, JSONValue] = {
         "dataset": c.dataset,
         "n_train": c.n_train,
         "n_test": c.n_test,
@@ -63,9 +63,29 @@ def _context_dict(c: ReportContext) -> dict[str, JSONValue]:
         "notes": list(c.notes),
         "warnings": list(c.warnings),
     }
+    return out | _task_context(c)
 
 
-def _row_dict(row: RouterResult, budgets: tuple[float, ...]) -> dict[str, JSONValue]:
+def _task_context(c: ReportContext) -> dict[str, JSONValue]:
+    """The tasks of the task-averaged columns (none: no key, as before they existed)."""
+    if not c.tasks:
+        return {}
+    best: dict[str, JSONValue] = {
+        "llm": c.task_best_single,
+        "quality": _r(c.task_best_single_quality),
+    }
+    return {"task_average": {"tasks": list(c.tasks), "best_single": best}}
+
+
+def _row_dict(
+    row: RouterResult, budgets: tuple[float, ...], by_task: bool = False
+) -> dict[str, JSONValue]:
+    tasks: dict[str, JSONValue] = {}
+    if by_task:
+        tasks = {
+            "task_quality_at_lam0": _est(row.task_quality_at_lam0),
+            "task_gain_over_best_single": _est(row.task_gain_over_best_single),
+        }
     return {
         "name": row.name,
         "kind": row.kind,
@@ -90,6 +110,7 @@ def _row_dict(row: RouterResult, budgets: tuple[float, ...]) -> dict[str, JSONVa
             }
             for p in row.points
         ],
+        **tasks,  # after the keys that were there before
     }
 
 
@@ -99,7 +120,7 @@ def report_to_dict(report: Report) -> dict[str, JSONValue]:
     out: dict[str, JSONValue] = {
         "format": "mixllm-report/1",
         "context": _context_dict(report.context),
-        "routers": [_row_dict(r, budgets) for r in report.rows],
+        "routers": [_row_dict(r, budgets, bool(report.context.tasks)) for r in report.rows],
     }
     if report.targets:  # only when targets were asked for
         out["targets"] = targets_to_dict(report.targets)
@@ -201,10 +222,26 @@ def _md_lam0(report: Report) -> list[str]:
         [r.name, _fmt_est(r.quality_at_lam0, 3), _fmt_est(r.gain_over_best_single, 3)]
         for r in report.rows
     ]
+    by_task = []
+    if c.tasks:
+        header += ["task-averaged [95% CI]", f"gain over {c.task_best_single} [95% CI]"]
+        for cells, r in zip(rows, report.rows):
+            cells += [
+                _fmt_est(r.task_quality_at_lam0, 3),
+                _fmt_est(r.task_gain_over_best_single, 3),
+            ]
+        by_task = [
+            "",
+            f"Task-averaged: the mean over the {len(c.tasks)} tasks of the test split "
+            f"({', '.join(c.tasks)}) of each task's mean quality, so that every task counts the "
+            f"same; its gain is over the best single LLM by that average, {c.task_best_single} "
+            f"({c.task_best_single_quality:.3f}).",
+        ]
     return [
         f"Each router's mean quality when cost does not count (λ = 0), and its gain over always "
         f"calling the best single LLM on the test split, {c.best_single} "
         f"({c.best_single_quality:.3f}), paired over the same resamples.",
+        *by_task,
         "",
         *_md_table(header, rows),
     ]
@@ -275,12 +312,15 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
     return [*files, png]
 
 
-def _terminal_cells(row: RouterResult) -> list[str]:
+def _terminal_cells(row: RouterResult, by_task: bool = False) -> list[str]:
     name = row.name
     if row.kind == "single":
         name = name.removeprefix("single:").split("/")[-1]
     budgets = [_fmt(e.value, 1) for e in row.quality_at_budget_pct]
     lam0 = [_fmt(row.quality_at_lam0.value, 3), _signed(row.gain_over_best_single.value)]
+    if by_task:
+        lam0 += [_fmt(row.task_quality_at_lam0.value, 3)]
+        lam0 += [_signed(row.task_gain_over_best_single.value)]
     return [name, _fmt_est(row.aiq, 3, 2), *budgets, _ctm(row), _fmt_est(row.apgr, 3, 2), *lam0]
 
 
@@ -298,6 +338,12 @@ def render_table(report: Report) -> Table:
     from rich.table import Table
 
     c = report.context
+    task_note = (
+        f"Task avg: Q@λ0 averaged over the {len(c.tasks)} tasks, each counting the same; its "
+        f"gain: over {c.task_best_single}, the best LLM by that average. "
+        if c.tasks
+        else ""
+    )
     table = Table(
         title=f"{c.dataset}: {c.n_test} test queries, reference {c.reference}",
         caption="[95% bootstrap CI]. AIQ: mean quality over the cost range from the cheapest "
@@ -305,7 +351,7 @@ def render_table(report: Report) -> Table:
         "reference scores 0). APGR: share of the cheapest-to-reference quality gap recovered "
         "(0 = cheapest, 1 = reference). Q@X%: quality at X% of the reference cost, in % of "
         f"reference quality. Q@λ0: quality at λ = 0; gain: over {c.best_single or 'the best LLM'}. "
-        "Cost to match: the lowest cost at which the router's frontier reaches the "
+        f"{task_note}Cost to match: the lowest cost at which the router's frontier reaches the "
         "reference's quality, in % of the reference's cost. Single LLMs dimmed.",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -318,6 +364,10 @@ def render_table(report: Report) -> Table:
     table.add_column("APGR [95% CI]", justify="right", no_wrap=True)
     table.add_column("Q@λ0", justify="right", no_wrap=True)
     table.add_column("gain", justify="right", no_wrap=True)
+    if c.tasks:
+        table.add_column("task\navg", justify="right", no_wrap=True)
+        table.add_column("task\ngain", justify="right", no_wrap=True)
     for r in report.rows:
-        table.add_row(*_terminal_cells(r), style="dim" if r.kind == "single" else None)
+        cells = _terminal_cells(r, bool(c.tasks))
+        table.add_row(*cells, style="dim" if r.kind == "single" else None)
     return table

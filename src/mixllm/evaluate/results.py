@@ -43,6 +43,10 @@ class RouterResult:
     ``quality_at_lam0`` is the mean quality at λ = 0 (cost does not count) and
     ``gain_over_best_single`` its difference to always calling the best single LLM of the test
     split (paired over the same resamples): the numbers to compare when the AIQ range is empty.
+    When the test split has tasks (``ReportContext.tasks``), ``task_quality_at_lam0`` is the same
+    quality averaged over tasks (each task's mean, then their mean) and
+    ``task_gain_over_best_single`` its difference to the best single LLM by that average
+    (``ReportContext.task_best_single``); undefined otherwise.
     ``fit_s`` and ``route_s_per_query`` are wall-clock timings (not reproducible).
     """
 
@@ -58,6 +62,8 @@ class RouterResult:
     frontier: tuple[tuple[float, float], ...]
     quality_at_lam0: Estimate = _UNDEFINED
     gain_over_best_single: Estimate = _UNDEFINED
+    task_quality_at_lam0: Estimate = _UNDEFINED
+    task_gain_over_best_single: Estimate = _UNDEFINED
     fit_s: float = 0.0
     route_s_per_query: float = 0.0
 
@@ -74,7 +80,10 @@ class ReportContext:
     and ``"cost"`` otherwise (mean over the AIQ cost range). ``best_single`` is the LLM with the
     highest quality on the test split. ``warnings`` say when a headline number means nothing
     (:mod:`mixllm.evaluate.degenerate`). ``embed_s_per_query`` is the wall-clock time to embed
-    one prompt (not reproducible, so not in ``report.json``).
+    one prompt (not reproducible, so not in ``report.json``). ``tasks`` are the test split's
+    tasks when every test query has one and there are at least two (else empty), and
+    ``task_best_single`` the LLM with the best task-averaged quality on it
+    (:mod:`mixllm.evaluate.task_average`).
     """
 
     dataset: str
@@ -98,6 +107,9 @@ class ReportContext:
     best_single_quality: float = 0.0
     warnings: tuple[str, ...] = ()
     embed_s_per_query: float = 0.0
+    tasks: tuple[str, ...] = ()
+    task_best_single: str = ""
+    task_best_single_quality: float = 0.0
 
     @property
     def yardstick(self) -> Yardstick:
