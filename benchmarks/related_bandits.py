@@ -25,6 +25,7 @@ from mixllm import load_dataset, split_random
 from mixllm.embed import make_embedder
 from mixllm.evaluate import evaluate
 from mixllm.evaluate._memo import MemoEmbedder
+from mixllm.policy import MetaLLMPredictor
 from mixllm.policy.pickllm import PickLLMAutomatonPolicy, PickLLMPolicy, PickLLMQPolicy
 
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
@@ -48,10 +49,20 @@ def _cost_at_max(row: Any) -> float:
     return float(best.cost_usd)
 
 
-def routers() -> list[Any]:
+def _named(obj: Any, name: str) -> Any:
+    obj.name = name
+    return obj
+
+
+def routers(seed: int) -> list[Any]:
+    """The routers compared (MetaLLM three ways: p = 0 trained on every logged outcome, the
+    bandit-replay training, and p = 200 per USD, about a tenth of a point per gpt-4 call)."""
     return [
-        "mixllm", "linucb", "metallm", "llm-bandit",
-        PickLLMPolicy(), PickLLMAutomatonPolicy(), PickLLMQPolicy(),
+        "mixllm", "linucb", "metallm",
+        _named(MetaLLMPredictor(offline="bandit", seed=seed), "metallm-bandit"),
+        _named(MetaLLMPredictor(cost_scaling=200.0), "metallm-p200"),
+        "llm-bandit",
+        PickLLMPolicy(seed=seed), PickLLMAutomatonPolicy(seed=seed), PickLLMQPolicy(seed=seed),
     ]  # fmt: skip
 
 
@@ -67,7 +78,7 @@ def main() -> None:
     for seed in [int(s) for s in args.seeds.split(",")]:
         train, test = split_random(ds, seed=seed)
         report = evaluate(
-            train, test, routers=routers(), embedder=emb, reference=GPT4,
+            train, test, routers=routers(seed), embedder=emb, reference=GPT4,
             n_lams=args.n_lams, n_boot=200, seed=seed,
         )  # fmt: skip
         for r in report.rows:
