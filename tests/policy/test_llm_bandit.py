@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from mixllm.errors import ConfigError, UnknownLLMError
-from mixllm.policy import LLMBanditPredictor, RandomPredictor, choose, predictor_from_state
+from mixllm.policy import (
+    LLMBanditPredictor,
+    OnlinePredictor,
+    RandomPredictor,
+    choose,
+    predictor_from_state,
+)
 from mixllm.types import LLM, QueryBatch
 from tests.policy.conftest import Split, make_set, split, take
 
@@ -81,6 +87,7 @@ def test_a_new_llm_joins_from_its_probe_outcomes_without_refitting(seed: int) ->
 def test_feedback_moves_only_that_identity_and_state_keeps_it(four: Split) -> None:
     train, qtrain, _, qtest = four
     model = LLMBanditPredictor(seed=0).fit(train, qtrain)
+    assert isinstance(model, OnlinePredictor)  # the router can feed it and change its pool
     best = int(np.argmax(model.predict(qtest).quality[:, 0]))
     one = take(qtest, np.array([best]))
     before = model.predict(one)

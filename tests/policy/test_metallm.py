@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from mixllm.errors import ConfigError, UnknownLLMError
-from mixllm.policy import LinUCBPredictor, MetaLLMPredictor, choose, predictor_from_state
+from mixllm.policy import (
+    LinUCBPredictor,
+    MetaLLMPredictor,
+    OnlinePredictor,
+    choose,
+    predictor_from_state,
+)
 from mixllm.types import LLM
 from tests.policy.conftest import Split, make_set, split, take
 
@@ -78,6 +84,7 @@ def test_feedback_moves_the_arm_and_state_keeps_it(two_clusters: Split) -> None:
 def test_add_seeded_llm_and_remove(two_clusters: Split) -> None:
     train, qtrain, _, qtest = two_clusters
     model = MetaLLMPredictor().fit(train, qtrain)
+    assert isinstance(model, OnlinePredictor)  # the router can feed it and change its pool
     col = train.select_llms(["llm-1"])
     seed = type(col)(**{**col.__dict__, "llms": ("copy",), "prices": {}})
     model.add_llm(LLM("copy", 2.0, 4.0), seed=seed, queries=qtrain)
