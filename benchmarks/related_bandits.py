@@ -6,9 +6,12 @@ Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/related_bandits.py [--seeds 
 Each seed is an 80/20 split of the RouterBench subset (``$MIXLLM_DATA_DIR`` or ../shared/data),
 embedded once with the ``static`` embedder and evaluated by :func:`mixllm.evaluate.evaluate`
 (the same harness as ``mixllm evaluate``: predictors swept over λ, PickLLM over its cost
-weight). Reported per router: AIQ (the harness's cost range, the cheapest LLM to the
-reference), quality at λ = 0 (or the knob's quality end) and at 25% / 50% of gpt-4's cost,
-as means with 95% t-intervals over seeds.
+weight). ``llm-bandit+probes`` is LLM Bandit fitted without ``claude-v2``, which then joins
+from its outcomes on the 30 probe prompts of the training split (``llm-bandit+cold``: from no
+outcome, the known LLMs' mean identity). Reported per router: AIQ (the harness's cost range,
+the cheapest LLM to the reference), the highest quality of the sweep and its cost per query,
+and the quality (as % of gpt-4's) at 10%, 25% and 50% of gpt-4's cost, as means with 95%
+t-intervals over seeds.
 """
 
 from __future__ import annotations
@@ -22,17 +25,21 @@ from typing import Any
 import numpy as np
 
 from mixllm import load_dataset, split_random
+from mixllm.data import Dataset
 from mixllm.embed import make_embedder
 from mixllm.evaluate import evaluate
 from mixllm.evaluate._memo import MemoEmbedder
-from mixllm.policy import MetaLLMPredictor
+from mixllm.policy import LLMBanditPredictor, MetaLLMPredictor
 from mixllm.policy.pickllm import PickLLMAutomatonPolicy, PickLLMPolicy, PickLLMQPolicy
+from mixllm.types import QueryBatch
 
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
 GPT4 = "gpt-4-1106-preview"
+#: The LLM that joins LLM Bandit late (the best single LLM after gpt-4 on these rows).
+NEWCOMER = "claude-v2"
 
 
-def t_interval(values: list[float]) -> tuple[float, float]:
+def t_interval(values: list[float | None]) -> tuple[float, float]:
     """Mean and half-width of the 95% t-interval."""
     from scipy import stats
 
@@ -54,6 +61,35 @@ def _named(obj: Any, name: str) -> Any:
     return obj
 
 
+class JoinsLate(LLMBanditPredictor):
+    """LLM Bandit fitted without ``newcomer``, which then joins from its outcomes on the probe
+    prompts (``probes=True``) or from nothing (``probes=False``)."""
+
+    def __init__(self, newcomer: str = "", probes: bool = True, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+        self.newcomer, self.probes = newcomer, probes
+        self.name = f"llm-bandit+{'probes' if probes else 'cold'}"
+
+    def fit(self, train: Dataset, queries: QueryBatch) -> JoinsLate:
+        others = [m for m in train.llms if m != self.newcomer]
+        super().fit(train.select_llms(others), queries)
+        if not self.probes:
+            self.add_llm(train.llm(self.newcomer))
+        else:
+            probes = self.probe_queries()
+            rows = np.array([queries.ids.index(q) for q in probes.ids])
+            outcomes = train.subset(rows).select_llms([self.newcomer])
+            self.add_llm(train.llm(self.newcomer), seed=outcomes, queries=probes)
+        order = [self.llms_.index(m) for m in train.llms]  # back to the dataset's column order
+        self.identity_, self.precision_ = self.identity_[order], self.precision_[order]
+        cost = self.cost_model_
+        for attr in ("price_in_", "price_out_", "mean_output_tokens_", "use_prices_"):
+            setattr(cost, attr, getattr(cost, attr)[order])
+        cost.fallback_cost_usd_ = cost.fallback_cost_usd_[order]
+        self.llms_ = train.llms
+        return self
+
+
 def routers(seed: int) -> list[Any]:
     """The routers compared (MetaLLM three ways: p = 0 trained on every logged outcome, the
     bandit-replay training, and p = 200 per USD, about a tenth of a point per gpt-4 call)."""
@@ -63,6 +99,7 @@ def routers(seed: int) -> list[Any]:
         _named(MetaLLMPredictor(cost_scaling=200.0), "metallm-p200"),
         "llm-bandit",
         PickLLMPolicy(seed=seed), PickLLMAutomatonPolicy(seed=seed), PickLLMQPolicy(seed=seed),
+        *[JoinsLate(NEWCOMER, probes, seed) for probes in (True, False)],
     ]  # fmt: skip
 
 
@@ -74,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     ds = load_dataset(DATA / "routerbench" / "routerbench_0shot_subset.csv")
     emb = MemoEmbedder(make_embedder("static"))
-    rows: dict[str, dict[str, list[float]]] = {}
+    rows: dict[str, dict[str, list[float | None]]] = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         train, test = split_random(ds, seed=seed)
         report = evaluate(
