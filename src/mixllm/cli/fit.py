@@ -32,6 +32,19 @@ DEFAULT_TARGET = ("cost_share", 0.5)
     help="mixllm router: the domains of its tag head: task, domain (the data's domain labels), "
     "kmeans, kmeans:K, or none.  [default: task]",
 )
+@click.option(
+    "--prices",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Price table (.csv/.json/.toml: llm, price_in_per_mtok, price_out_per_mtok); "
+    "costs become tokens × prices.",
+)
+@click.option(
+    "--output-tokens",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="With --prices: answer length assumed where the data has none.",
+)
 @target_options
 @click.option("--reference", metavar="NAME", help="LLM the targets are relative to [best].")
 @click.option("--lam", type=float, help="λ itself (quality points per USD), instead of a target.")
@@ -42,6 +55,8 @@ def fit(
     router_name: str,
     embedder: str,
     tags: str | None,
+    prices: Path | None,
+    output_tokens: float | None,
     lam: float | None,
     reference: str | None,
     confidence: float | None,
@@ -60,7 +75,7 @@ def fit(
     target = _target(targets, confidence, over, lam, reference)
     _check_names(router_name, embedder)
     predictor = router_name if tags is None else _tagged(router_name, tags, seed)
-    ds = _load(data)
+    ds = _priced(_load(data), prices, output_tokens)
     if reference is not None and reference not in ds.llms:
         raise UnknownLLMError(f"--reference {reference!r}; known LLMs: {list(ds.llms)}")
     router = Router(
@@ -83,6 +98,20 @@ def fit(
     if router.calibration_ is not None and router.target is not None:
         _print_calibration(router)
     click.echo(f"saved {router_name} router ({ds.n_llms} LLMs, {len(ds)} queries) to {out}")
+
+
+def _priced(ds: Any, prices: Path | None, output_tokens: float | None) -> Any:
+    """``ds`` with costs from the price table ``prices`` (unchanged without one)."""
+    if prices is None:
+        if output_tokens is not None:
+            raise ConfigError("--output-tokens without --prices; give --prices FILE")
+        return ds
+    from mixllm.data.price_table import price_dataset, read_price_table
+
+    priced, notes = price_dataset(ds, read_price_table(prices), output_tokens=output_tokens)
+    for note in notes:
+        click.echo(note, err=True)
+    return priced
 
 
 def _tagged(router_name: str, tags: str, seed: int) -> Any:
