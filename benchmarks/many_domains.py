@@ -222,6 +222,7 @@ def main() -> None:
     ap.add_argument("--loto", action="store_true", help="also leave one task out")
     ap.add_argument("--push", action="store_true", help="the push prototypes, not the ablation")
     ap.add_argument("--routers", default=None, help="comma list of router names to run")
+    ap.add_argument("--merge", type=Path, default=None, help="add the runs of an earlier JSON")
     ap.add_argument("--out", type=Path, default=Path("reports/many_domains"))
     args = ap.parse_args()
     seeds = [0, 1] if args.quick else seeds_arg(args.seeds)
@@ -230,8 +231,7 @@ def main() -> None:
         import _many_domains_push as push
 
         ROUTERS.update(push.ROUTERS)
-        names = ["best single LLM", "task-label router", "MixLLM untagged",
-                 "MixLLM tags: task labels", *push.ROUTERS]  # fmt: skip
+        names = ["best single LLM", "task-label router", *push.DEFAULT]
     else:
         names = list(QUICK if args.quick else ROUTERS)
     if args.routers:
@@ -246,6 +246,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     tag = "push" if args.push else "ablation"
     (args.out / f"{tag}.json").write_text(json.dumps({"seeds": seeds, "runs": runs}))
+    if args.merge:  # same seeds: the earlier routers join these runs for paired intervals
+        earlier = json.loads(args.merge.read_text())
+        by_seed = dict(zip(earlier["seeds"], earlier["runs"]))
+        runs = [{**by_seed[s], **r} for s, r in zip(seeds, runs)]
     ref = "task-label router"
     print_tables(runs, "MixLLM untagged", ref)
     if args.loto:
