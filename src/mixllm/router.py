@@ -319,7 +319,7 @@ class Router(RouterStateMixin):
         if not isinstance(predictor, OnlinePredictor):
             raise ConfigError(
                 f"router {getattr(predictor, 'name', predictor)!r} does not learn online; "
-                "expected one of mixllm, linucb, thompson, egreedy"
+                "expected one of mixllm, linucb, thompson, egreedy, metallm, llm-bandit"
             )
         return predictor
 

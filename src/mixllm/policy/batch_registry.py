@@ -22,6 +22,9 @@ _WHERE: dict[str, str] = {
     "cascade-vote": "cascade_vote:VoteCascadePolicy",
     "cascade-router": "cascade_router:CascadeRouterPolicy",
     "small-uncertainty": "uncertainty_small:SmallUncertaintyPolicy",
+    "pickllm": "pickllm:PickLLMPolicy",
+    "pickllm-la": "pickllm:PickLLMAutomatonPolicy",
+    "pickllm-q": "pickllm:PickLLMQPolicy",
 }
 
 #: Their names, in the order reports list them.
@@ -59,7 +62,7 @@ def make_batch_policy(name: str, *, seed: int = 0, **kwargs: Any) -> BatchPolicy
     Traceback (most recent call last):
     ...
     mixllm.errors.ConfigError: unknown batch policy 'nope'; known: ['optllm', 'cascade', \
-'cascade-vote', 'cascade-router', 'small-uncertainty']
+'cascade-vote', 'cascade-router', 'small-uncertainty', 'pickllm', 'pickllm-la', 'pickllm-q']
     """
     if name not in _WHERE:
         raise ConfigError(f"unknown batch policy {name!r}; known: {list(BATCH_POLICIES)}")
