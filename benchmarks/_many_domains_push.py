@@ -56,8 +56,9 @@ def _onehot(scale: float) -> Callable[[Data, np.ndarray, int], Router]:
 ROUTERS: dict[str, Callable[[Data, np.ndarray, int], Router]] = {
     "task prior blend": _prior(),
     "task prior blend, hard task": _prior(soft=False),
+    "task prior blend, shrink 100": _prior(shrink=100.0),
     "per-task calibration (w = 1)": _prior(weights=(1.0,)),
     "quality on [x, task one-hot]": _onehot(1.0),
 }
 #: What ``--push`` runs over all seeds (the others were measured on seed 0 only).
-DEFAULT = ("task prior blend", "task prior blend, hard task")
+DEFAULT = ("task prior blend", "task prior blend, hard task", "task prior blend, shrink 100")

@@ -100,3 +100,18 @@ def test_state_round_trip_and_errors() -> None:
                       qtest.prompt_tokens)  # fmt: skip
     with pytest.raises(DataError, match="dimension 3"):
         p.predict(wide)
+
+
+def test_shrink_pulls_each_task_towards_the_overall_means() -> None:
+    train, qtrain, test, qtest = _set(signal=False, n=600)
+    tasks = _tasks(test)
+    overall = np.nanmean(train.quality, axis=0)
+    for shrink, want_spread in ((0.0, True), (1e6, False)):
+        p = TaskPriorPredictor(weights=(0.0,), shrink=shrink, cv=2, seed=0).fit(train, qtrain)
+        quality = p.predict_tasks(qtest, tasks).quality
+        if want_spread:  # each task its own best LLM
+            assert set(quality.argmax(axis=1).tolist()) == {0, 1}
+        else:
+            np.testing.assert_allclose(quality, np.broadcast_to(overall, quality.shape), atol=1e-3)
+    with pytest.raises(ConfigError, match="shrink"):
+        TaskPriorPredictor(shrink=-1.0).fit(train, qtrain)

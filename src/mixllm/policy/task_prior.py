@@ -68,6 +68,10 @@ class TaskPriorPredictor(BasePredictor):
         Number of KMeans tasks when the training split has no task labels.
     soft:
         Blend the tasks by the classifier's posterior (``True``) or use its most likely task.
+    shrink:
+        Pseudo-count κ of the overall means in each task's prior:
+        ``μ_d = (Σ_task q + κ · overall mean) / (n_d + κ)``; small tasks lean on the overall
+        best LLM (0: the task's own means).
     seed:
         Seeds folds, KMeans and the quality model.
 
@@ -85,7 +89,7 @@ class TaskPriorPredictor(BasePredictor):
     name = "task-prior"
     kind: ClassVar[str] = "task-prior"
     _param_names: ClassVar[tuple[str, ...]] = (
-        "quality", "weights", "cv", "n_clusters", "soft", "seed",
+        "quality", "weights", "cv", "n_clusters", "soft", "shrink", "seed",
     )  # fmt: skip
 
     def __init__(
@@ -96,6 +100,7 @@ class TaskPriorPredictor(BasePredictor):
         cv: int = 5,
         n_clusters: int = 8,
         soft: bool = True,
+        shrink: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.quality = quality
@@ -103,6 +108,7 @@ class TaskPriorPredictor(BasePredictor):
         self.cv = cv
         self.n_clusters = n_clusters
         self.soft = soft
+        self.shrink = shrink
         self.seed = seed
 
     def _check_params(self) -> None:
@@ -112,6 +118,8 @@ class TaskPriorPredictor(BasePredictor):
             raise ConfigError(f"cv={self.cv!r}; expected an integer >= 2")
         if not (isinstance(self.n_clusters, int) and self.n_clusters >= 2):
             raise ConfigError(f"n_clusters={self.n_clusters!r}; expected an integer >= 2")
+        if not (isinstance(self.shrink, int | float) and 0 <= self.shrink < float("inf")):
+            raise ConfigError(f"shrink={self.shrink!r}; expected a number >= 0")
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, train: Dataset, queries: QueryBatch) -> TaskPriorPredictor:
@@ -135,8 +143,10 @@ class TaskPriorPredictor(BasePredictor):
         prior, offset, weight, gain = [], [], [], []
         for d in range(len(self.tasks_)):
             rows = ids == d
-            mu = column_means(q[rows])
-            mu = np.where(np.isfinite(mu), mu, overall)
+            seen = np.isfinite(q[rows])
+            total = np.where(seen, q[rows], 0.0).sum(axis=0) + self.shrink * overall
+            count = seen.sum(axis=0) + self.shrink
+            mu = np.where(count > 0, total / np.maximum(count, 1e-12), overall)
             m = oof[rows].mean(axis=0)
             scores = [_picked(q[rows], mu + w * (oof[rows] - m)) for w in weights]
             best = int(np.argmax(scores))  # the smallest weight on ties
