@@ -74,6 +74,7 @@ def test_a_batch_policy_is_swept_over_its_knob(splits: tuple[Dataset, Dataset]) 
     qualities = [p.quality for p in row.points]
     assert qualities == sorted(qualities) and qualities[-1] > qualities[0]
     assert row.aiq.value is not None and row.aiq.low is not None
+    assert row.quality_at_lam0.value == pytest.approx(last.quality)  # the last knob stands for λ=0
 
 
 def test_a_policy_the_data_cannot_feed_is_skipped_with_a_note(

@@ -14,7 +14,7 @@ from mixllm.policy.batch import BatchPolicy, LacksDataError
 from mixllm.policy.cascade import CascadePolicy
 from mixllm.policy.cascade_router import CascadeRouterPolicy
 from mixllm.policy.cascade_vote import VoteCascadePolicy
-from tests.policy.cascade_data import halves
+from tests.policy.cascade_data import answer_set, halves
 
 SPLIT = halves(400)
 
@@ -130,3 +130,12 @@ def test_data_without_answers_is_refused_naming_it(policy: BatchPolicy) -> None:
     tr, qtr, _, _ = halves(200, responses=False)
     with pytest.raises(LacksDataError, match="answers: no recorded answers"):
         policy.fit(tr, qtr)
+
+
+def test_the_vote_uses_every_cheap_llm_when_there_are_fewer_than_k() -> None:
+    train, qtrain = answer_set(200, seed=0)
+    two = train.select_llms(["c2", "strong"])
+    policy = VoteCascadePolicy(k=3).fit(two, qtrain)
+    assert policy.voters_ == ["c2"] and policy.strong_ == "strong"
+    with pytest.raises(LacksDataError, match="at least one cheap voter"):
+        VoteCascadePolicy(max_cost_share=0.01).fit(two, qtrain)

@@ -43,7 +43,8 @@ def replay_batch(
     policy: BatchPolicy, train: Dataset, test: Dataset, embedder: Embedder, *, n_knobs: int
 ) -> tuple[SweepResult, float]:
     """``policy`` fitted on ``train`` and run on ``test`` at ``n_knobs`` values of its knob;
-    the sweep and the seconds the fit took (``route_s`` is the time of every run together)."""
+    the sweep and the seconds the fit took (``route_s`` is the time of every run together).
+    Its last run (the knob's value of highest quality) stands for λ = 0 in the report."""
     qtrain, qtest = _queries(train, embedder), _queries(test, embedder)
     start = time.perf_counter()
     policy.fit(train, qtrain)
@@ -60,5 +61,6 @@ def replay_batch(
         quality=np.stack([np.asarray(r.quality, dtype=np.float64) for r in runs]),
         cost_usd=np.stack([np.asarray(r.cost_usd, dtype=np.float64) for r in runs]),
         route_s=route_s,
+        lam0_row=len(knobs) - 1,
     )
     return sweep, fit_s

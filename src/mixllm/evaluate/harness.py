@@ -51,8 +51,14 @@ __all__ = [
     "summarise",
 ]
 
-#: Routers of a default report (single LLMs are always added; ``mf`` only on two-LLM sets).
-DEFAULT_ROUTERS = ("random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf", "mixllm")
+#: Routers of a default report (single LLMs are always added; ``mf`` only on two-LLM sets):
+#: the baselines, MixLLM, then the routers of related papers (docs/paper.md, *Other routers*);
+#: those that read answers are left out, with a note, where the data has none.
+DEFAULT_ROUTERS = (
+    "random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf", "mixllm",
+    "metallm", "llm-bandit", "pickllm", "pickllm-la", "optllm",
+    "cascade", "cascade-vote", "cascade-router", "small-uncertainty",
+)  # fmt: skip
 
 _BASELINES = ("random", "cheapest")
 
@@ -235,7 +241,8 @@ def _at_lam0(
 ) -> dict[str, Estimate]:
     """Quality at λ = 0 and its gain over the best single LLM, with paired intervals; with
     ``by_task``, the same averaged over tasks (gain over the best LLM by that average)."""
-    q0 = np.nan_to_num(sweep.quality[int(np.argmin(sweep.lams))], nan=0.0)
+    row = int(np.argmin(sweep.lams)) if sweep.lam0_row is None else sweep.lam0_row
+    q0 = np.nan_to_num(sweep.quality[row], nan=0.0)
     n = len(q0)
     out = {"quality_at_lam0": _estimate(float(q0.mean()), (counts @ q0 / n).tolist())}
     if best is not None:

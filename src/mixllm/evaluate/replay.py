@@ -35,6 +35,8 @@ class SweepResult:
     ``choice[l, i]`` is the column (in ``llms``, the test split's order) chosen for query ``i``
     at ``lams[l]``; ``quality`` and ``cost_usd`` are the recorded outcomes of those choices,
     shape (n_lam, n). ``route_s`` is the wall time spent in ``route_many``, all λ together.
+    ``lam0_row`` is the run that stands for λ = 0 in a report: the smallest λ by default; for a
+    batch policy (whose ``lams`` hold its own knob) its last run, the one of highest quality.
     """
 
     router: str
@@ -44,6 +46,7 @@ class SweepResult:
     quality: FloatArray
     cost_usd: FloatArray
     route_s: float
+    lam0_row: int | None = None
 
     @property
     def n_queries(self) -> int:

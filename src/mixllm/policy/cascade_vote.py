@@ -43,7 +43,7 @@ from mixllm.policy._cascade import (
     strongest,
 )
 from mixllm.policy.answers import extract_all, require_responses
-from mixllm.policy.batch import BatchRun
+from mixllm.policy.batch import BatchRun, LacksDataError
 from mixllm.types import QueryBatch
 
 __all__ = ["VoteCascadePolicy", "replay_vote"]
@@ -109,7 +109,8 @@ class VoteCascadePolicy:
     strong:
         The LLM called on disagreement; ``None``: the best on the training split.
     k:
-        How many voters are chosen when ``voters`` is ``None``.
+        How many voters are chosen when ``voters`` is ``None`` (all the cheap LLMs when the
+        data has fewer; none at all is a :class:`~mixllm.policy.batch.LacksDataError`).
     pool:
         How many cheap LLMs (best training quality first) the choice draws from.
     max_cost_share:
@@ -152,21 +153,20 @@ class VoteCascadePolicy:
         limit = self.max_cost_share * c[train.llm_index(strong)]
         cheap = [m for j, m in enumerate(train.llms) if m != strong and c[j] < limit]
         cheap = sorted(cheap, key=lambda m: -q[train.llm_index(m)])[: self.pool]
-        if len(cheap) < self.k:
-            raise ConfigError(
-                f"cascade-vote: {train.name} has {len(cheap)} LLMs under {self.max_cost_share} "
-                f"of {strong!r}'s cost ({cheap}); k = {self.k} voters needed"
+        if not cheap:
+            raise LacksDataError(
+                f"cascade-vote: {train.name} has no LLM under {self.max_cost_share} of "
+                f"{strong!r}'s cost; at least one cheap voter is needed"
             )
+        k = min(self.k, len(cheap))  # fewer cheap LLMs than k: all of them vote
         resp = require_responses(train, cheap, self.name)
         answers = extract_all(resp, train.tasks)
         lo, hi = float(c.min()), float(c[train.llm_index(strong)])
         self.search_ = {}
-        for subset in combinations(range(len(cheap)), self.k):
+        for subset in combinations(range(len(cheap)), k):
             order = sorted(subset, key=lambda s: c[train.llm_index(cheap[s])])
             voters = [cheap[s] for s in order]
-            runs = [
-                replay_vote(train, voters, strong, answers[:, order], m) for m in range(self.k + 2)
-            ]
+            runs = [replay_vote(train, voters, strong, answers[:, order], m) for m in range(k + 2)]
             self.search_[" + ".join(voters)] = frontier_area(
                 [float(np.mean(r.cost_usd)) for r in runs],
                 [float(np.mean(np.nan_to_num(r.quality))) for r in runs],
