@@ -62,3 +62,46 @@ ROUTERS: dict[str, Callable[[Data, np.ndarray, int], Router]] = {
 }
 #: What ``--push`` runs over all seeds (the others were measured on seed 0 only).
 DEFAULT = ("task prior blend", "task prior blend, hard task", "task prior blend, shrink 100")
+
+
+def signal(ds: Dataset, x: F32, seed: int = 0) -> None:
+    """Is there per-query routing signal inside a task? On the training part of the seeded
+    split, per task: out-of-fold (5 folds) picks from predicted gains over the task's best
+    LLM (ridge at α = 1, 10, 100; kNN mean at k = 10, 30, 100; an LLM other than the task's
+    best is picked when its predicted gain passes a margin of 0, 0.02, 0.05 or 0.1) against
+    always the task's best. The best configuration is chosen on the same folds (optimistic)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.neighbors import NearestNeighbors
+
+    from _many_domains_core import SHORT, split
+
+    tr, _ = split(len(ds), seed)
+    q, xs, tasks = ds.quality[tr], x[tr].astype(np.float64), ds.tasks[tr].astype(str)
+    folds = np.random.default_rng(seed).permutation(len(tr)) % 5
+    print("\n| task | n | task's best | ridge α=10, margin 0 | best of 24 (optimistic) |")
+    print("|---|---|---|---|---|")
+    for task in sorted(set(tasks)):
+        rows = np.flatnonzero(tasks == task)
+        qt, xt, ft = q[rows], xs[rows], folds[rows]
+        b = int(qt.mean(axis=0).argmax())
+        gain = qt - qt[:, [b]]
+        got: dict[str, float] = {}
+        for how in ("ridge:1", "ridge:10", "ridge:100", "knn:10", "knn:30", "knn:100"):
+            kind, par = how.split(":")
+            oof = np.zeros_like(gain)
+            for k in range(5):
+                fit, val = np.flatnonzero(ft != k), np.flatnonzero(ft == k)
+                if kind == "ridge":
+                    oof[val] = Ridge(alpha=float(par)).fit(xt[fit], gain[fit]).predict(xt[val])
+                else:
+                    nn = NearestNeighbors(n_neighbors=min(int(par), len(fit)), metric="cosine")
+                    nb = nn.fit(xt[fit]).kneighbors(xt[val], return_distance=False)
+                    oof[val] = gain[fit][nb].mean(axis=1)
+            for margin in (0.0, 0.02, 0.05, 0.1):
+                s = np.where(oof > margin, oof, -1.0)
+                s[:, b] = 0.0
+                got[f"{how} margin {margin}"] = float(qt[np.arange(len(qt)), s.argmax(1)].mean())
+        best = max(got, key=got.__getitem__)
+        ridge = got["ridge:10 margin 0.0"]
+        print(f"| {SHORT[task]} | {len(rows)} | {100 * qt[:, b].mean():.1f} | {100 * ridge:.1f} "
+              f"| {100 * got[best]:.1f} ({best}) |")  # fmt: skip

@@ -222,11 +222,18 @@ def main() -> None:
     ap.add_argument("--loto", action="store_true", help="also leave one task out")
     ap.add_argument("--push", action="store_true", help="the push prototypes, not the ablation")
     ap.add_argument("--routers", default=None, help="comma list of router names to run")
+    ap.add_argument("--signal", action="store_true", help="within-task signal only")
+    ap.add_argument("--embedder", default="static", help="embedder spec (default static)")
     ap.add_argument("--merge", type=Path, default=None, help="add the runs of an earlier JSON")
     ap.add_argument("--out", type=Path, default=Path("reports/many_domains"))
     args = ap.parse_args()
     seeds = [0, 1] if args.quick else seeds_arg(args.seeds)
-    data = core.load()
+    data = core.load(args.embedder)
+    if args.signal:
+        import _many_domains_push as push
+
+        push.signal(data.ds, data.x)
+        return
     if args.push:
         import _many_domains_push as push
 
