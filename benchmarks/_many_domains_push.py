@@ -60,6 +60,11 @@ ROUTERS: dict[str, Callable[[Data, np.ndarray, int], Router]] = {
     "per-task calibration (w = 1)": _prior(weights=(1.0,)),
     "quality on [x, task one-hot]": _onehot(1.0),
 }
+for _k in (0, 50, 100, 200):
+    ROUTERS[f"task prior only, shrink {_k}"] = _prior(weights=(0.0,), shrink=float(_k))
+    ROUTERS[f"task prior only, shrink {_k}, told the task"] = _prior(
+        weights=(0.0,), shrink=float(_k), told=True
+    )
 #: What ``--push`` runs over all seeds (the others were measured on seed 0 only).
 DEFAULT = ("task prior blend", "task prior blend, hard task", "task prior blend, shrink 100")
 

@@ -221,13 +221,24 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 seeds, fewer routers")
     ap.add_argument("--loto", action="store_true", help="also leave one task out")
     ap.add_argument("--push", action="store_true", help="the push prototypes, not the ablation")
-    ap.add_argument("--routers", default=None, help="comma list of router names to run")
+    ap.add_argument("--routers", default=None, help="router names to run, separated by ;")
+    ap.add_argument("--show", action="store_true", help="print the tables of --out's JSON files")
     ap.add_argument("--signal", action="store_true", help="within-task signal only")
     ap.add_argument("--embedder", default="static", help="embedder spec (default static)")
     ap.add_argument("--merge", type=Path, default=None, help="add the runs of an earlier JSON")
     ap.add_argument("--out", type=Path, default=Path("reports/many_domains"))
     args = ap.parse_args()
     seeds = [0, 1] if args.quick else seeds_arg(args.seeds)
+    if args.show:  # the ablation's and the push's runs joined by seed
+        by_seed: dict[int, dict[str, dict[str, float]]] = {}
+        for tag in ("ablation", "push"):
+            if (args.out / f"{tag}.json").exists():
+                saved = json.loads((args.out / f"{tag}.json").read_text())
+                for s, r in zip(saved["seeds"], saved["runs"]):
+                    by_seed.setdefault(s, {}).update(r)
+        common = [r for r in by_seed.values() if set(r) == set.union(*map(set, by_seed.values()))]
+        print_tables(common, "MixLLM untagged", "task-label router")
+        return
     data = core.load(args.embedder)
     if args.signal:
         import _many_domains_push as push
@@ -242,7 +253,7 @@ def main() -> None:
     else:
         names = list(QUICK if args.quick else ROUTERS)
     if args.routers:
-        names = args.routers.split(",")
+        names = args.routers.split(";")
     print(f"routerdc_split2: {len(data.ds)} queries, {len(data.ds.llms)} LLMs, "
           f"{len(data.ds.task_names)} tasks; static embeddings; seeds {seeds}")  # fmt: skip
     runs = []

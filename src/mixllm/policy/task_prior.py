@@ -134,7 +134,7 @@ class TaskPriorPredictor(BasePredictor):
             self._fit_classifier(x, ids)
             oof = np.zeros_like(q)
             folds = np.random.default_rng(self.seed).permutation(len(x)) % self.cv
-            for k in range(self.cv):
+            for k in range(self.cv if max(self.weights) > 0 else 0):  # w = 0 needs no folds
                 fit, val = folds != k, folds == k
                 model = QualityModel(self.quality, seed=self.seed).fit(x[fit], q[fit])
                 oof[val] = model.predict(x[val])
