@@ -60,6 +60,34 @@ ROUTERS: dict[str, Callable[[Data, np.ndarray, int], Router]] = {
     "per-task calibration (w = 1)": _prior(weights=(1.0,)),
     "quality on [x, task one-hot]": _onehot(1.0),
 }
+
+
+def _by_predicted_task(shrink: float) -> Callable[[Data, np.ndarray, int], Router]:
+    """Priors of the *predicted* task: each task's prior is the mean quality of the training
+    queries that the classifier (out of fold) puts in it, so tasks it confuses share a prior."""
+
+    def make(data: Data, tr: np.ndarray, seed: int) -> Router:
+        def run(train: Dataset, xtr: F32, test: Dataset, xte: F32) -> F64:
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.model_selection import cross_val_predict
+
+            tasks = np.array([str(t) for t in train.tasks])
+            clf = LogisticRegression(C=10.0, max_iter=500)
+            oof = cross_val_predict(clf, xtr, tasks, cv=5)
+            pred = clf.fit(xtr, tasks).predict(xte)
+            q = np.asarray(train.quality, dtype=np.float64)
+            overall = q.mean(axis=0)
+            prior = {t: (q[oof == t].sum(0) + shrink * overall) / ((oof == t).sum() + shrink)
+                     for t in set(tasks)}  # fmt: skip
+            return np.array([prior[t] for t in pred])
+
+        return run
+
+    return make
+
+
+ROUTERS["prior by predicted task"] = _by_predicted_task(0.0)
+ROUTERS["prior by predicted task, shrink 200"] = _by_predicted_task(200.0)
 for _k in (0, 50, 100, 200):
     ROUTERS[f"task prior only, shrink {_k}"] = _prior(weights=(0.0,), shrink=float(_k))
     ROUTERS[f"task prior only, shrink {_k}, told the task"] = _prior(
