@@ -5,8 +5,8 @@ Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/many_domains.py [--seeds 0-9
 [--push] [--quick] [--out reports/many_domains]``; ``--routers "a;b"`` runs only those routers,
 ``--merge FILE`` joins an earlier run's routers (same seeds) for paired intervals, ``--show``
 prints the tables of ``--out``'s ``ablation.json`` and ``push.json`` joined, ``--signal
-[--embedder minilm]`` the within-task routing signal out of fold. About 2 min per seed for the
-ablation on 2 idle cores (17 routers), 30 s per seed for ``--push``.
+[--embedder minilm]`` the within-task routing signal out of fold. The ablation took 71–404 s per
+seed on 2 shared cores (17 routers), ``--push`` 90–211 s per seed.
 
 Data: ``routerdc_split2`` (7,598 questions; scores in [0, 1]; one price for every LLM, so at
 λ = 0 a router picks the LLM of highest predicted quality). Each seeded 80/20 split fits every
