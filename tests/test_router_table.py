@@ -21,6 +21,8 @@ PREDICTORS = {
     "knn": (False, False),
     "logistic": (False, False),
     "mlp": (False, False),
+    "task-best": (False, False),
+    "task-prior": (False, False),
     "linucb": (True, True),
     "thompson": (True, True),
     "egreedy": (True, True),

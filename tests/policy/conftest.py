@@ -29,6 +29,8 @@ from mixllm.policy import (
     SinglePredictor,
     ThompsonPredictor,
 )
+from mixllm.policy.task_best import TaskBestPredictor
+from mixllm.policy.task_prior import TaskPriorPredictor
 from mixllm.types import LLM, QueryBatch
 
 Split = tuple[Dataset, QueryBatch, Dataset, QueryBatch]
@@ -119,6 +121,8 @@ FACTORIES: dict[str, Callable[[Dataset, Dataset], BasePredictor]] = {
     "metallm": lambda tr, te: MetaLLMPredictor(cost_scaling=10.0),
     "metallm-bandit": lambda tr, te: MetaLLMPredictor(offline="bandit", seed=1),
     "llm-bandit": lambda tr, te: LLMBanditPredictor(seed=1),
+    "task-best": lambda tr, te: TaskBestPredictor(),
+    "task-prior": lambda tr, te: TaskPriorPredictor(seed=1),
 }
 LEARNED = ["knn", "logistic", "mlp", "mf", "mixllm", "mixllm-untagged", "linucb"]
 

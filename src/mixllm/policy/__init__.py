@@ -3,13 +3,14 @@
 Every router is a :class:`Predictor` (``fit(train, queries)``, ``predict(queries)``) whose
 :class:`~mixllm.types.Prediction` goes through :func:`choose` (score = quality − λ × cost
 + α × uncertainty − β × latency penalty, MixLLM §3.3; waits from a :class:`LoadTracker`).
-The baselines every report includes, and the online bandit baselines of the streams
-(:mod:`mixllm.policy.bandits`), are registered by name:
+The baselines every report includes, the online bandit baselines of the streams
+(:mod:`mixllm.policy.bandits`), the routers of related papers and the task routers
+(:mod:`mixllm.policy.task_best`, :mod:`mixllm.policy.task_prior`) are registered by name:
 
 >>> from mixllm.policy import PREDICTORS, make_predictor
 >>> PREDICTORS[:8], PREDICTORS[8:]
 (('random', 'cheapest', 'oracle', 'knn', 'logistic', 'mlp', 'mf', 'mixllm'), \
-('linucb', 'thompson', 'egreedy', 'metallm', 'llm-bandit'))
+('linucb', 'thompson', 'egreedy', 'metallm', 'llm-bandit', 'task-best', 'task-prior'))
 >>> make_predictor("single:gpt-4").name
 'single:gpt-4'
 

@@ -23,13 +23,15 @@ from mixllm.policy.simple import (
     SinglePredictor,
 )
 from mixllm.policy.state import BasePredictor, JSONValue
+from mixllm.policy.task_best import TaskBestPredictor
+from mixllm.policy.task_prior import TaskPriorPredictor
 
 __all__ = ["PREDICTORS", "check_predictor_name", "make_predictor", "predictor_from_state"]
 
 #: Registered names that need no argument (``single:<llm>`` is the one pattern besides them).
 PREDICTORS: tuple[str, ...] = (
     "random", "cheapest", "oracle", "knn", "logistic", "mlp", "mf", "mixllm",
-    "linucb", "thompson", "egreedy", "metallm", "llm-bandit",
+    "linucb", "thompson", "egreedy", "metallm", "llm-bandit", "task-best", "task-prior",
 )  # fmt: skip
 
 
@@ -51,6 +53,8 @@ def _classes() -> dict[str, type[BasePredictor]]:
             EpsilonGreedyPredictor,
             MetaLLMPredictor,
             LLMBanditPredictor,
+            TaskBestPredictor,
+            TaskPriorPredictor,
         )
     }
 
@@ -93,7 +97,7 @@ def make_predictor(name: str, *, seed: int = 0, **kwargs: Any) -> BasePredictor:
     ...
     mixllm.errors.ConfigError: unknown router 'knnn'; known: ['random', 'cheapest', 'oracle', \
 'knn', 'logistic', 'mlp', 'mf', 'mixllm', 'linucb', 'thompson', 'egreedy', 'metallm', \
-'llm-bandit', 'single:<llm>']
+'llm-bandit', 'task-best', 'task-prior', 'single:<llm>']
     """
     check_predictor_name(name)
     cls = _lookup(name)

@@ -49,8 +49,12 @@ def _picked(quality: NDArray[Any], scores: FloatArray) -> float:
     """Mean recorded quality of the argmax LLMs (a missing outcome counts as the row's mean)."""
     q = np.asarray(quality, dtype=np.float64)
     got = q[np.arange(len(q)), np.argmax(scores, axis=1)]
-    row_mean = np.nanmean(np.where(np.isfinite(q), q, np.nan), axis=1)
-    return float(np.nanmean(np.where(np.isfinite(got), got, row_mean)))
+    seen = np.isfinite(q)
+    counts = seen.sum(axis=1)
+    row_mean = np.where(seen, q, 0.0).sum(axis=1) / np.maximum(counts, 1)
+    filled = np.where(np.isfinite(got), got, np.where(counts > 0, row_mean, np.nan))
+    known = np.isfinite(filled)  # a row without any outcome says nothing
+    return float(filled[known].mean()) if known.any() else 0.0
 
 
 class TaskPriorPredictor(BasePredictor):
