@@ -40,6 +40,7 @@ from mixllm._queries import query_batch
 from mixllm.data.dataset import Dataset
 from mixllm.embed import DEFAULT_EMBEDDER, make_embedder
 from mixllm.errors import ConfigError
+from mixllm.evaluate._memo import MemoEmbedder
 from mixllm.policy import choose, lambda_grid
 from mixllm.policy.budget import BudgetSolver
 from mixllm.policy.optllm import OptLLMPolicy
@@ -50,29 +51,6 @@ DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2
 SOURCE = DATA / "routerbench" / "routerbench_0shot_subset.csv"
 GPT4 = "gpt-4-1106-preview"
 WAYS = ("budget", "budget, known costs", "λ guessed", "λ matched", "optllm")
-
-
-class MemoEmbedder:
-    """The static embedder with every text's row kept in memory (the splits share prompts)."""
-
-    def __init__(self, spec: str) -> None:
-        self.inner = make_embedder(spec)
-        self.rows: dict[str, NDArray[np.float32]] = {}
-
-    @property
-    def name(self) -> str:
-        return str(self.inner.name)
-
-    @property
-    def dim(self) -> int:
-        return int(self.inner.dim)
-
-    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        new = sorted({t for t in texts if t not in self.rows})
-        if new:
-            for t, row in zip(new, self.inner.embed(new), strict=True):
-                self.rows[t] = row
-        return np.stack([self.rows[t] for t in texts]).astype(np.float32)
 
 
 def realised(test: Dataset, choice: NDArray[np.int64]) -> tuple[float, float]:
@@ -154,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     shares = [float(s) for s in args.shares.split(",")]
     ds = load_dataset(SOURCE)
-    emb = MemoEmbedder(DEFAULT_EMBEDDER)
+    emb = MemoEmbedder(make_embedder(DEFAULT_EMBEDDER))
     started = time.perf_counter()
     splits = []
     for seed in range(args.seeds):

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
 from mixllm import load_dataset, split_random
 from mixllm.data.dataset import Dataset
 from mixllm.embed import make_embedder
 from mixllm.evaluate import evaluate
+from mixllm.evaluate._memo import MemoEmbedder
 from mixllm.policy.cascade import CascadePolicy
 from mixllm.policy.cascade_router import CascadeRouterPolicy
 from mixllm.policy.cascade_vote import VoteCascadePolicy
@@ -35,29 +35,6 @@ SETS = {
 }
 BUDGETS = (10.0, 25.0, 50.0)
 VOTE = "cascade-vote"
-
-
-class MemoEmbedder:
-    """The static embedder with every text's row kept in memory (the splits share prompts)."""
-
-    def __init__(self, spec: str) -> None:
-        self.inner = make_embedder(spec)
-        self.rows: dict[str, NDArray[np.float32]] = {}
-
-    @property
-    def name(self) -> str:
-        return str(self.inner.name)
-
-    @property
-    def dim(self) -> int:
-        return int(self.inner.dim)
-
-    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        new = sorted({t for t in texts if t not in self.rows})
-        if new:
-            for t, row in zip(new, self.inner.embed(new), strict=True):
-                self.rows[t] = row
-        return np.stack([self.rows[t] for t in texts]).astype(np.float32)
 
 
 def routers(ds: Dataset) -> list[object]:
@@ -134,7 +111,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sets", default="routerbench,gsm8k")
     args = ap.parse_args()
-    emb = MemoEmbedder("static")
+    emb = MemoEmbedder(make_embedder("static"))
     for name in args.sets.split(","):
         run_set(name, args.seeds, emb)
 

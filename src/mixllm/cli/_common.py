@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
-__all__ = ["_check_names", "_console", "_load", "_progress", "_run_and_print"]
+import click
+
+__all__ = ["_check_names", "_console", "_load", "_progress", "_run_and_print", "price_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def price_options(f: F) -> F:
+    """Add ``--prices FILE`` and ``--output-tokens N`` (costs from a price table)."""
+    f = click.option(
+        "--output-tokens",
+        type=click.FloatRange(min=0.0),
+        default=None,
+        help="With --prices: answer length assumed where the data has none.",
+    )(f)
+    return click.option(
+        "--prices",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Price table (.csv/.json/.toml: llm, price_in_per_mtok, price_out_per_mtok); "
+        "costs become tokens × prices.",
+    )(f)
 
 
 def _console() -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mixllm.cli._common import _check_names, _console, _load, _run_and_print
+from mixllm.cli._common import _check_names, _console, _load, _run_and_print, price_options
 from mixllm.cli._targets import parse_targets, target_options
 from mixllm.embed import DEFAULT_EMBEDDER
 from mixllm.errors import ConfigError
@@ -37,19 +37,7 @@ __all__ = ["evaluate"]
     help="The LLM the report and the targets compare against (default: the best on the "
     "training data).",
 )
-@click.option(
-    "--prices",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Price table (.csv/.json/.toml: llm, price_in_per_mtok, price_out_per_mtok); "
-    "costs become tokens × prices.",
-)
-@click.option(
-    "--output-tokens",
-    type=click.FloatRange(min=0.0),
-    default=None,
-    help="With --prices: answer length assumed where the data has none.",
-)
+@price_options
 @click.option("--routers", default=None, help="Comma-separated router names (default: all).")
 @click.option("--report", "report_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mixllm.cli._common import _check_names, _console, _load
+from mixllm.cli._common import _check_names, _console, _load, price_options
 from mixllm.cli._targets import option_name, parse_targets, target_options
 from mixllm.embed import DEFAULT_EMBEDDER
 from mixllm.errors import ConfigError, UnknownLLMError
@@ -32,19 +32,7 @@ DEFAULT_TARGET = ("cost_share", 0.5)
     help="mixllm router: the domains of its tag head: task, domain (the data's domain labels), "
     "kmeans, kmeans:K, or none.  [default: task]",
 )
-@click.option(
-    "--prices",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Price table (.csv/.json/.toml: llm, price_in_per_mtok, price_out_per_mtok); "
-    "costs become tokens × prices.",
-)
-@click.option(
-    "--output-tokens",
-    type=click.FloatRange(min=0.0),
-    default=None,
-    help="With --prices: answer length assumed where the data has none.",
-)
+@price_options
 @target_options
 @click.option("--reference", metavar="NAME", help="LLM the targets are relative to [best].")
 @click.option("--lam", type=float, help="λ itself (quality points per USD), instead of a target.")

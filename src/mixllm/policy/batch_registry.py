@@ -6,12 +6,11 @@ They are imported when made, so listing the names costs nothing.
 from __future__ import annotations
 
 import importlib
-import inspect
 from typing import Any
 
 from mixllm.errors import ConfigError
 from mixllm.policy.batch import BatchPolicy
-from mixllm.policy.registry import PREDICTORS, check_predictor_name
+from mixllm.policy.registry import PREDICTORS, check_predictor_name, constructor_kwargs
 
 __all__ = ["BATCH_POLICIES", "check_router_name", "is_batch_policy", "make_batch_policy"]
 
@@ -68,13 +67,5 @@ def make_batch_policy(name: str, *, seed: int = 0, **kwargs: Any) -> BatchPolicy
         raise ConfigError(f"unknown batch policy {name!r}; known: {list(BATCH_POLICIES)}")
     module, _, cls_name = _WHERE[name].partition(":")
     cls = getattr(importlib.import_module(f"mixllm.policy.{module}"), cls_name)
-    accepted = set(inspect.signature(cls).parameters)
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"batch policy {name!r} got unknown arguments {unknown}; it accepts {sorted(accepted)}"
-        )
-    if "seed" in accepted:
-        kwargs["seed"] = seed
-    policy: BatchPolicy = cls(**kwargs)
+    policy: BatchPolicy = cls(**constructor_kwargs(cls, f"batch policy {name!r}", seed, kwargs))
     return policy

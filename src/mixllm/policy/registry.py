@@ -26,7 +26,13 @@ from mixllm.policy.state import BasePredictor, JSONValue
 from mixllm.policy.task_best import TaskBestPredictor
 from mixllm.policy.task_prior import TaskPriorPredictor
 
-__all__ = ["PREDICTORS", "check_predictor_name", "make_predictor", "predictor_from_state"]
+__all__ = [
+    "PREDICTORS",
+    "check_predictor_name",
+    "constructor_kwargs",
+    "make_predictor",
+    "predictor_from_state",
+]
 
 #: Registered names that need no argument (``single:<llm>`` is the one pattern besides them).
 PREDICTORS: tuple[str, ...] = (
@@ -101,17 +107,22 @@ def make_predictor(name: str, *, seed: int = 0, **kwargs: Any) -> BasePredictor:
     """
     check_predictor_name(name)
     cls = _lookup(name)
-    accepted = set(inspect.signature(cls).parameters)
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"router {name!r} got unknown arguments {unknown}; it accepts {sorted(accepted)}"
-        )
-    if "seed" in accepted:
-        kwargs["seed"] = seed
+    kwargs = constructor_kwargs(cls, f"router {name!r}", seed, kwargs)
     if cls is SinglePredictor:
         kwargs["llm"] = name.split(":", 1)[1]
     return cls(**kwargs)
+
+
+def constructor_kwargs(
+    cls: type[Any], what: str, seed: int, kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``kwargs`` plus ``seed`` where ``cls`` takes one; :class:`~mixllm.errors.ConfigError`
+    naming ``what`` for an argument ``cls`` does not take."""
+    accepted = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ConfigError(f"{what} got unknown arguments {unknown}; it accepts {sorted(accepted)}")
+    return {**kwargs, "seed": seed} if "seed" in accepted else dict(kwargs)
 
 
 def predictor_from_state(
