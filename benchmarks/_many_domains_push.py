@@ -53,10 +53,79 @@ def _onehot(scale: float) -> Callable[[Data, np.ndarray, int], Router]:
     return make
 
 
+def _contrastive(tau: float = 0.2, k_pos: int = 2, cluster_weight: float = 1.0, epochs: int = 30):  # type: ignore[no-untyped-def]
+    """RouterDC-style dual contrastive learning on the frozen embeddings: a learned projection
+    of the query and one vector per LLM; the sample-LLM loss pulls a query toward the ``k_pos``
+    LLMs that scored best on it (and away from the others), the sample-sample loss pulls
+    queries of the same task together (``cluster_weight``; RouterDC uses k-means clusters). The
+    router picks the LLM of highest similarity (returned as its "quality")."""
+
+    def make(data: Data, tr: np.ndarray, seed: int) -> Router:
+        def run(train: Dataset, xtr: F32, test: Dataset, xte: F32) -> F64:
+            import torch
+
+            torch.manual_seed(seed)
+            q = np.nan_to_num(np.asarray(train.quality, dtype=np.float64), nan=0.0)
+            order = np.argsort(-q + 1e-6 * np.random.default_rng(seed).random(q.shape), axis=1)
+            pos = np.zeros_like(q, dtype=bool)
+            np.put_along_axis(pos, order[:, :k_pos], True, axis=1)
+            keep = q.max(axis=1) > q.min(axis=1)  # rows where some LLM is better than another
+            tasks = np.unique([str(t) for t in train.tasks], return_inverse=True)[1]
+            x = torch.tensor(xtr, dtype=torch.float32)
+            d, n_llm = x.shape[1], q.shape[1]
+            proj = torch.nn.Linear(d, d)
+            with torch.no_grad():
+                proj.weight.copy_(torch.eye(d))
+                proj.bias.zero_()
+            llm = torch.nn.Parameter(0.01 * torch.randn(n_llm, d))
+            opt = torch.optim.Adam([*proj.parameters(), llm], lr=1e-3)
+            pos_t, keep_t = torch.tensor(pos), torch.tensor(keep)
+            task_t = torch.tensor(tasks)
+            rng = np.random.default_rng(seed)
+            for _ in range(epochs):
+                for rows in np.array_split(rng.permutation(len(x)), max(1, len(x) // 256)):
+                    r = torch.tensor(rows)
+                    z = torch.nn.functional.normalize(proj(x[r]), dim=1)
+                    e = torch.nn.functional.normalize(llm, dim=1)
+                    logits = z @ e.T / tau
+                    # sample-LLM: each positive against all negatives (RouterDC's form)
+                    neg = torch.where(pos_t[r], -torch.inf, logits).logsumexp(dim=1, keepdim=True)
+                    per = -(logits - torch.logaddexp(logits, neg))
+                    sl = (per * pos_t[r]).sum(1) / pos_t[r].sum(1)
+                    loss = sl[keep_t[r]].mean() if keep_t[r].any() else sl.sum() * 0
+                    if cluster_weight > 0:  # sample-sample: same task together
+                        sim = z @ z.T / tau
+                        same = task_t[r][:, None] == task_t[r][None, :]
+                        eye = torch.eye(len(r), dtype=torch.bool)
+                        sim = sim.masked_fill(eye, -torch.inf)
+                        logp = sim - sim.logsumexp(dim=1, keepdim=True)
+                        has = (same & ~eye).any(1)
+                        ss = -(
+                            logp.masked_fill(~(same & ~eye), 0).sum(1)
+                            / (same & ~eye).sum(1).clamp(min=1)
+                        )
+                        loss = loss + cluster_weight * ss[has].mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            with torch.no_grad():
+                z = torch.nn.functional.normalize(
+                    proj(torch.tensor(xte, dtype=torch.float32)), dim=1
+                )
+                sim = z @ torch.nn.functional.normalize(llm, dim=1).T
+            return sim.numpy().astype(np.float64)
+
+        return run
+
+    return make
+
+
 ROUTERS: dict[str, Callable[[Data, np.ndarray, int], Router]] = {
     "task prior blend": _prior(),
     "task prior blend, hard task": _prior(soft=False),
     "task prior blend, shrink 100": _prior(shrink=100.0),
+    "contrastive sample-LLM + sample-sample (RouterDC-style)": _contrastive(),
+    "contrastive sample-LLM only": _contrastive(cluster_weight=0.0),
     "per-task calibration (w = 1)": _prior(weights=(1.0,)),
     "quality on [x, task one-hot]": _onehot(1.0),
 }
