@@ -90,7 +90,7 @@ def _run_and_print(job: Any) -> None:
         reports = job(on_progress)
     out = Console()
     if not out.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
-        out.width = 150
+        out.width = 160
     for report, paths in reports:
         out.print(render_table(report))
         if report.targets:

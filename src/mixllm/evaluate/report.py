@@ -240,7 +240,9 @@ def _md_lam0(report: Report) -> list[str]:
     return [
         f"Each router's mean quality when cost does not count (λ = 0), and its gain over always "
         f"calling the best single LLM on the test split, {c.best_single} "
-        f"({c.best_single_quality:.3f}), paired over the same resamples.",
+        f"({c.best_single_quality:.3f}), paired over the same resamples. A router swept over "
+        "its own knob instead of λ (a cascade's threshold, a budget) counts with its run of "
+        "highest quality.",
         *by_task,
         "",
         *_md_table(header, rows),
@@ -350,7 +352,8 @@ def render_table(report: Report) -> Table:
         "LLM's cost to the reference's (a single LLM counts from its own cost on, so the "
         "reference scores 0). APGR: share of the cheapest-to-reference quality gap recovered "
         "(0 = cheapest, 1 = reference). Q@X%: quality at X% of the reference cost, in % of "
-        f"reference quality. Q@λ0: quality at λ = 0; gain: over {c.best_single or 'the best LLM'}. "
+        "reference quality. Q@λ0: quality at λ = 0 (a router swept over its own knob: its run "
+        f"of highest quality); gain: over {c.best_single or 'the best LLM'}. "
         f"{task_note}Cost to match: the lowest cost at which the router's frontier reaches the "
         "reference's quality, in % of the reference's cost. Single LLMs dimmed.",
         box=box.SIMPLE_HEAD,
