@@ -113,18 +113,14 @@ def _plan(
     specs: dict[str, _Spec] = {}
     notes: list[str] = []
     for r in [*routers, *(f"single:{m}" for m in llms)]:
-        if isinstance(r, BatchPolicy) or (isinstance(r, str) and is_batch_policy(r)):
-            batch = make_batch_policy(r, seed=seed) if isinstance(r, str) else r
-            if batch.name in specs:
-                raise ConfigError(
-                    f"two routers are named {batch.name!r}; give each a distinct name"
-                )
-            specs[batch.name] = _Spec(batch.name, "router", batch=batch)
-            continue
         name = r if isinstance(r, str) else r.name
         if name in specs:
             if not isinstance(r, str):
                 raise ConfigError(f"two routers are named {name!r}; give each a distinct name")
+            continue
+        if isinstance(r, BatchPolicy) or (isinstance(r, str) and is_batch_policy(r)):
+            batch = r if isinstance(r, BatchPolicy) else make_batch_policy(name, seed=seed)
+            specs[name] = _Spec(name, "router", batch=batch)
             continue
         if name == "mf" and len(llms) != 2:
             notes.append(
