@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _many_domains_core import ROUTERDC_TASKS, batch, load, realised, split, summary
 from mixllm.embed import make_embedder
 from mixllm.policy import KNNPredictor, MixLLMPredictor
+from mixllm.policy.task_best import TaskBestPredictor
 
 ROUTERS = {
     "mixllm (tags: task)": lambda: MixLLMPredictor(),
@@ -130,6 +131,19 @@ def main() -> None:
                 "| router | mean frozen | mean tuned | Δ mean | avg5 frozen | avg5 tuned | Δ avg5 |"
             )
             print("|---|---|---|---|---|---|---|")
+            train = ds.subset(tr)
+            fixed = {
+                "best single LLM (train's best)": np.tile(
+                    np.nanmean(train.quality, axis=0), (len(test), 1)
+                ),
+                "task-label router (told the task)": TaskBestPredictor()
+                .fit(train, batch(train, x_frozen[tr]))
+                .predict_tasks(batch(test, x_frozen[te]), [str(t) for t in test.tasks])
+                .quality,
+            }
+            for name, pred in fixed.items():
+                f = summary(test, realised(test, pred))
+                print(f"| {name} | {100 * f['mean']:.2f} | | | {100 * f['task-avg5']:.2f} | | |")
             for name in ROUTERS:
                 s0, s1 = summary(test, before[name]), summary(test, after[name])
                 print(
