@@ -40,9 +40,11 @@ def _unit_rows(m: NDArray[np.float32]) -> NDArray[np.float32]:
     return out
 
 
-def with_bias(f: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Features with a constant 1 appended (the online corrections' intercept)."""
-    return np.concatenate([f, np.ones((len(f), 1))], axis=1)
+def with_bias(f: NDArray[Any]) -> NDArray[np.float64]:
+    """Features (rows, or one row) as float64 rows with a constant 1 appended (the intercept of
+    the online corrections and of the linear bandits)."""
+    rows = np.atleast_2d(np.asarray(f, dtype=np.float64))
+    return np.concatenate([rows, np.ones((len(rows), 1))], axis=1)
 
 
 def one_query(embedding: NDArray[Any], prompt_tokens: float) -> QueryBatch:

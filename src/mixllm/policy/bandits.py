@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset
 from mixllm.errors import ConfigError, DataError, UnknownLLMError
+from mixllm.policy._features import with_bias
 from mixllm.policy.state import Arrays, BasePredictor, JSONValue
 from mixllm.predict.online import OnlineRidge
 from mixllm.types import LLM, Prediction, QueryBatch
@@ -39,12 +40,6 @@ from mixllm.types import LLM, Prediction, QueryBatch
 __all__ = ["EpsilonGreedyPredictor", "LinUCBPredictor", "ThompsonPredictor"]
 
 FloatArray = NDArray[np.float64]
-
-
-def _with_bias(x: NDArray[Any]) -> FloatArray:
-    x = np.asarray(x, dtype=np.float64)
-    x = x[None, :] if x.ndim == 1 else x
-    return np.hstack([x, np.ones((len(x), 1))])
 
 
 class _LinearBandit(BasePredictor):
@@ -70,7 +65,7 @@ class _LinearBandit(BasePredictor):
             raise ConfigError(
                 f"explore={self.explore!r}; expected a number from 0 to {self._max_explore}"
             )
-        x = _with_bias(self._check_train(train, queries))
+        x = with_bias(self._check_train(train, queries))
         quality = np.asarray(train.quality, dtype=np.float64)
         cost = np.asarray(train.cost_usd, dtype=np.float64)
         seen = np.isfinite(quality) & np.isfinite(cost)
@@ -85,7 +80,7 @@ class _LinearBandit(BasePredictor):
 
     def predict(self, queries: QueryBatch) -> Prediction:
         """Quality with this bandit's exploration, mean cost, and the posterior width."""
-        x = _with_bias(self._check_queries(queries))
+        x = with_bias(self._check_queries(queries))
         mean = self.model_.mean(x)
         width = self.model_.bonus(x)
         quality, cost = self._explore(mean[:, :, 0], np.maximum(mean[:, :, 1], 0.0), width, queries)
@@ -122,7 +117,7 @@ class _LinearBandit(BasePredictor):
             quality = float(bool(reward))
         if quality is None and cost_usd is None:
             return
-        x = _with_bias(embedding)
+        x = with_bias(embedding)
         pred = self.model_.mean(x)[0, j]
         y = np.array(
             [
@@ -145,7 +140,7 @@ class _LinearBandit(BasePredictor):
             for i, e in enumerate(np.asarray(queries.embeddings)):
                 q, c = seed.quality[i, col], seed.cost_usd[i, col]
                 if np.isfinite(q) and np.isfinite(c):
-                    self.model_.update(j, _with_bias(e)[0], np.array([q, c]))
+                    self.model_.update(j, with_bias(e)[0], np.array([q, c]))
 
     def remove_llm(self, name: str) -> None:
         """Drop an arm; the others keep what they learned."""

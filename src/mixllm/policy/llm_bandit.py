@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset
 from mixllm.errors import ConfigError, DataError, UnknownLLMError
+from mixllm.policy._features import with_bias
 from mixllm.policy._irt import fit_identity, fit_irt, probe_rows, sigmoid
 from mixllm.policy.state import Arrays, BasePredictor, JSONValue, cost_arrays, restore_cost
 from mixllm.predict.cost import MeanLengthCostModel
@@ -52,12 +53,6 @@ from mixllm.types import LLM, Prediction, QueryBatch
 __all__ = ["LLMBanditPredictor"]
 
 FloatArray = NDArray[np.float64]
-
-
-def _bias(x: NDArray[Any]) -> FloatArray:
-    x = np.asarray(x, dtype=np.float64)
-    x = x[None, :] if x.ndim == 1 else x
-    return np.hstack([x, np.ones((len(x), 1))])
 
 
 class LLMBanditPredictor(BasePredictor):
@@ -112,7 +107,7 @@ class LLMBanditPredictor(BasePredictor):
     def fit(self, train: Dataset, queries: QueryBatch) -> LLMBanditPredictor:
         """The IRT model on every logged outcome, the cost model, and the probe set."""
         self._check_params()
-        x = _bias(self._check_train(train, queries))
+        x = with_bias(self._check_train(train, queries))
         quality = np.asarray(train.quality, dtype=np.float64)
         irt = fit_irt(
             x, quality, dim=self.dim, l2=float(self.l2), max_iter=self.max_iter,
@@ -146,7 +141,7 @@ class LLMBanditPredictor(BasePredictor):
     def predict(self, queries: QueryBatch) -> Prediction:
         """P(good answer) per LLM, list-price cost, and the identity's Laplace standard error
         carried to the probability as uncertainty."""
-        x = _bias(self._check_queries(queries))
+        x = with_bias(self._check_queries(queries))
         p = sigmoid(self._logits(x))
         phi = self._phi(x)
         cov = np.linalg.inv(self.precision_)
@@ -209,7 +204,7 @@ class LLMBanditPredictor(BasePredictor):
             if len(queries) != len(seed):
                 raise DataError(f"{len(queries)} seed queries for {len(seed)} seed rows")
             col = seed.llm_index(llm.name)
-            x = _bias(np.asarray(queries.embeddings, dtype=np.float64))
+            x = with_bias(np.asarray(queries.embeddings, dtype=np.float64))
             ok = np.isfinite(seed.quality[:, col])
             phi, y, offset = self._phi(x)[ok], seed.quality[ok, col], (x @ self.v_)[ok]
             tokens = seed.output_tokens[:, col][np.isfinite(seed.output_tokens[:, col])]
@@ -246,7 +241,7 @@ class LLMBanditPredictor(BasePredictor):
             quality = float(bool(reward))
         if quality is None:
             return
-        x = _bias(embedding)
+        x = with_bias(embedding)
         phi = self._phi(x)[0]
         p = float(sigmoid(self._logits(x))[0, j])
         self.precision_[j] += p * (1 - p) * np.outer(phi, phi)

@@ -45,7 +45,8 @@ from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset
 from mixllm.errors import ConfigError
-from mixllm.policy.bandits import _LinearBandit, _with_bias
+from mixllm.policy._features import with_bias
+from mixllm.policy.bandits import _LinearBandit
 from mixllm.policy.state import Arrays, JSONValue, cost_arrays, restore_cost
 from mixllm.predict.cost import MeanLengthCostModel
 from mixllm.predict.online import OnlineRidge
@@ -109,7 +110,7 @@ class MetaLLMPredictor(_LinearBandit):
     def fit(self, train: Dataset, queries: QueryBatch) -> MetaLLMPredictor:
         """The cost model, then each arm's reward model from the logged outcomes."""
         self._check_params()
-        x = _with_bias(self._check_train(train, queries))
+        x = with_bias(self._check_train(train, queries))
         self.cost_model_ = MeanLengthCostModel().fit(train, queries.prompt_tokens)
         quality = np.asarray(train.quality, dtype=np.float64)
         cost = np.asarray(train.cost_usd, dtype=np.float64)
@@ -137,7 +138,7 @@ class MetaLLMPredictor(_LinearBandit):
     def predict(self, queries: QueryBatch) -> Prediction:
         """``quality = Q(x) + p·cost`` (so quality − p·cost is the predicted reward), the
         list-price cost, and the UCB width as uncertainty."""
-        x = _with_bias(self._check_queries(queries))
+        x = with_bias(self._check_queries(queries))
         reward = self.model_.mean(x)[:, :, 0]
         cost = self.cost_model_.predict(np.asarray(queries.prompt_tokens, dtype=np.float64))
         quality = reward + float(self.cost_scaling) * cost
@@ -170,7 +171,7 @@ class MetaLLMPredictor(_LinearBandit):
         if cost_usd is None:
             cost_usd = float(self.cost_model_.predict(np.array([prompt_tokens]))[0, j])
         target = np.array([quality - float(self.cost_scaling) * cost_usd])
-        self.model_.update(j, _with_bias(embedding)[0], target)
+        self.model_.update(j, with_bias(embedding)[0], target)
 
     def add_llm(
         self, llm: LLM, seed: Dataset | None = None, queries: QueryBatch | None = None
