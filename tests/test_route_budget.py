@@ -10,25 +10,14 @@ import pytest
 
 from mixllm.errors import ConfigError
 from mixllm.router import Router
-from tests.conftest import make_clustered
-from tests.test_cli import run, write_jsonl
+from tests.test_cli import long_rows, run, write_jsonl
 
 #: Costs exact in binary, the same for every query: predicted cost = recorded cost.
 SMALL, BIG = 2.0**-10, 2.0**-7
 
 
 def fixed_cost_rows(n: int = 40) -> list[dict[str, object]]:
-    ds = make_clustered(n)
-    return [
-        {
-            "query_id": o.query_id,
-            "prompt": o.prompt,
-            "llm": o.llm,
-            "quality": o.quality,
-            "cost_usd": SMALL if o.llm == "small" else BIG,
-        }
-        for o in ds.outcomes()
-    ]
+    return [{**r, "cost_usd": SMALL if r["llm"] == "small" else BIG} for r in long_rows(n)]
 
 
 @pytest.fixture
