@@ -49,6 +49,7 @@ def _mixllm(tags: Tags, **kwargs: object) -> Callable[[Data, np.ndarray, int], c
 
             labels = tags(data, tr, seed)
             p = MixLLMPredictor(tagged=labels is not None or kwargs.get("tagged", True),
+                                task_prior=bool(kwargs.get("task_prior", False)),
                                 seed=seed)  # fmt: skip
             p.fit(with_tags(train, labels), batch(train, xtr))
             return p.predict(batch(test, xte), uncertainty=False).quality
@@ -115,6 +116,7 @@ ROUTERS: dict[str, Callable[[Data, np.ndarray, int], core.Router]] = {
     "task-centroid router": _fixed(task_centroid),
     "MixLLM untagged": _mixllm(lambda d, tr, s: None, tagged=False),
     "MixLLM tags: task labels": _mixllm(_task_tags),
+    "MixLLM tags: task labels, task prior": _mixllm(_task_tags, task_prior=True),
     "MixLLM tags: cluster_id": _mixllm(
         lambda d, tr, s: core.cluster_tags(d.cluster_id[tr], _task_tags(d, tr, s))
     ),

@@ -22,6 +22,8 @@ __all__ = [
     "Params",
     "SavablePredictor",
     "cost_arrays",
+    "part_state",
+    "parts_state",
     "restore_cost",
 ]
 
@@ -177,3 +179,25 @@ def restore_cost(arrays: Mapping[str, Any]) -> MeanLengthCostModel:
     return MeanLengthCostModel.from_arrays(
         {k[len(_COST) :]: v for k, v in arrays.items() if k.startswith(_COST)}
     )
+
+
+def parts_state(parts: Mapping[str, Any]) -> tuple[dict[str, object], Arrays]:
+    """The states of fitted ``parts`` (each with ``get_state()``) under their keys: parameters
+    by key, arrays prefixed ``key.`` (read back with :func:`part_state`)."""
+    params: dict[str, object] = {}
+    arrays: Arrays = {}
+    for key, part in parts.items():
+        p, a = part.get_state()
+        params[key] = p
+        arrays.update({f"{key}.{k}": v for k, v in a.items()})
+    return params, arrays
+
+
+def part_state(
+    params: Mapping[str, Any], arrays: Mapping[str, Any], key: str
+) -> tuple[Any, dict[str, Any]]:
+    """The parameters and arrays that :func:`parts_state` saved for ``key``."""
+    if key not in params:
+        raise PersistError(f"saved state has no part {key!r}; parts: {sorted(params)}")
+    prefix = key + "."
+    return params[key], {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}

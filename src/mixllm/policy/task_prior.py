@@ -26,35 +26,24 @@ from numpy.typing import NDArray
 
 from mixllm.data.dataset import Dataset
 from mixllm.errors import ConfigError, DataError, PersistError
-from mixllm.policy.state import Arrays, BasePredictor, JSONValue, cost_arrays, restore_cost
+from mixllm.policy.state import (
+    Arrays,
+    BasePredictor,
+    JSONValue,
+    cost_arrays,
+    part_state,
+    parts_state,
+    restore_cost,
+)
 from mixllm.predict.cost import MeanLengthCostModel
-from mixllm.predict.features import column_means
 from mixllm.predict.quality import QualityModel
+from mixllm.predict.task_blend import BLEND_WEIGHTS, TaskBlend, fit_blend
 from mixllm.predict.threads import one_blas_thread
 from mixllm.types import Prediction, QueryBatch
 
 __all__ = ["TaskPriorPredictor"]
 
 FloatArray = NDArray[np.float64]
-WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
-
-
-def _softmax(z: FloatArray) -> FloatArray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    out: FloatArray = e / e.sum(axis=1, keepdims=True)
-    return out
-
-
-def _picked(quality: NDArray[Any], scores: FloatArray) -> float:
-    """Mean recorded quality of the argmax LLMs (a missing outcome counts as the row's mean)."""
-    q = np.asarray(quality, dtype=np.float64)
-    got = q[np.arange(len(q)), np.argmax(scores, axis=1)]
-    seen = np.isfinite(q)
-    counts = seen.sum(axis=1)
-    row_mean = np.where(seen, q, 0.0).sum(axis=1) / np.maximum(counts, 1)
-    filled = np.where(np.isfinite(got), got, np.where(counts > 0, row_mean, np.nan))
-    known = np.isfinite(filled)  # a row without any outcome says nothing
-    return float(filled[known].mean()) if known.any() else 0.0
 
 
 class TaskPriorPredictor(BasePredictor):
@@ -81,13 +70,11 @@ class TaskPriorPredictor(BasePredictor):
 
     Attributes
     ----------
-    tasks_:
-        The tasks (training labels, or ``cluster<i>``).
-    prior_, offset_, weight_:
-        ``μ_d`` and ``m_d`` (shape (n_tasks, L)) and ``w_d`` (n_tasks,).
-    oof_gain_:
-        Per task, quality of the chosen blend minus the prior's (``w = 0``) on the out-of-fold
-        picks of its training queries.
+    blend_:
+        The fitted :class:`~mixllm.predict.task_blend.TaskBlend` (its ``prior_``, ``offset_``
+        are ``μ_d`` and ``m_d``); ``tasks_`` (training labels, or ``cluster<i>``), ``weight_``
+        (``w_d`` per task) and ``oof_gain_`` (per task, quality of the chosen blend minus the
+        prior's, ``w = 0``, on the out-of-fold picks of its training queries) are read from it.
     """
 
     name = "task-prior"
@@ -100,7 +87,7 @@ class TaskPriorPredictor(BasePredictor):
         self,
         quality: str = "logistic",
         *,
-        weights: Sequence[float] = WEIGHTS,
+        weights: Sequence[float] = BLEND_WEIGHTS,
         cv: int = 5,
         n_clusters: int = 8,
         soft: bool = True,
@@ -132,37 +119,12 @@ class TaskPriorPredictor(BasePredictor):
         x = self._check_train(train, queries)
         q = np.asarray(train.quality, dtype=np.float64)
         labels = self._labels(train, x)
-        self.tasks_ = tuple(sorted(set(labels)))
-        ids = np.array([self.tasks_.index(t) for t in labels])
         with one_blas_thread("scipy.linalg"):
-            self._fit_classifier(x, ids)
-            oof = np.zeros_like(q)
-            folds = np.random.default_rng(self.seed).permutation(len(x)) % self.cv
-            for k in range(self.cv if max(self.weights) > 0 else 0):  # w = 0 needs no folds
-                fit, val = folds != k, folds == k
-                model = QualityModel(self.quality, seed=self.seed).fit(x[fit], q[fit])
-                oof[val] = model.predict(x[val])
+            self.blend_ = fit_blend(
+                self.quality, x, q, labels, weights=self.weights, shrink=self.shrink,
+                soft=self.soft, cv=self.cv, seed=self.seed,
+            )  # fmt: skip
             self.quality_ = QualityModel(self.quality, seed=self.seed).fit(x, q)
-        overall, weights = column_means(q, 0.0), sorted(self.weights)
-        prior, offset, weight, gain = [], [], [], []
-        for d in range(len(self.tasks_)):
-            rows = ids == d
-            seen = np.isfinite(q[rows])
-            total = np.where(seen, q[rows], 0.0).sum(axis=0) + self.shrink * overall
-            count = seen.sum(axis=0) + self.shrink
-            mu = np.where(count > 0, total / np.maximum(count, 1e-12), overall)
-            m = oof[rows].mean(axis=0)
-            scores = [_picked(q[rows], mu + w * (oof[rows] - m)) for w in weights]
-            best = int(np.argmax(scores))  # the smallest weight on ties
-            base = _picked(q[rows], np.broadcast_to(mu, oof[rows].shape))
-            prior.append(mu)
-            offset.append(m)
-            weight.append(weights[best])
-            gain.append(scores[best] - base)
-        self.prior_ = np.array(prior, dtype=np.float64)
-        self.offset_ = np.array(offset, dtype=np.float64)
-        self.weight_ = np.array(weight, dtype=np.float64)
-        self.oof_gain_ = np.array(gain, dtype=np.float64)
         self.cost_ = MeanLengthCostModel().fit(train, queries.prompt_tokens)
         self.llms_ = train.llms
         return self
@@ -176,28 +138,28 @@ class TaskPriorPredictor(BasePredictor):
         found = KMeans(k, n_init=3, random_state=self.seed).fit_predict(x)
         return [f"cluster{v}" for v in found.tolist()]
 
-    def _fit_classifier(self, x: FloatArray, ids: NDArray[np.int64]) -> None:
-        from sklearn.linear_model import LogisticRegression
+    @property
+    def tasks_(self) -> tuple[str, ...]:
+        """The tasks (training labels, or ``cluster<i>``)."""
+        return self.blend_.tasks_
 
-        n_tasks = len(self.tasks_)
-        self.coef_ = np.zeros((n_tasks, x.shape[1]))
-        self.intercept_ = np.zeros(n_tasks)
-        if n_tasks < 2:
-            return
-        clf = LogisticRegression(C=10.0, max_iter=500).fit(x, ids)
-        if n_tasks == 2:  # sklearn keeps one row for two classes: logits (0, z)
-            self.coef_[1], self.intercept_[1] = clf.coef_[0], clf.intercept_[0]
-        else:
-            self.coef_, self.intercept_ = clf.coef_.astype(np.float64), clf.intercept_
+    @property
+    def weight_(self) -> FloatArray:
+        """``w_d`` per task."""
+        return self.blend_.task_weight_
+
+    @property
+    def oof_gain_(self) -> FloatArray:
+        """Per task, the out-of-fold quality of the chosen blend minus the prior's."""
+        return self.blend_.gain_
 
     # -- predicting ----------------------------------------------------------------------------
     def _input_dim(self) -> int:
-        return int(self.coef_.shape[1])
+        return int(self.blend_.coef_.shape[1])
 
     def task_posterior(self, queries: QueryBatch) -> FloatArray:
         """P(task | query) from the embedding, shape (n, n_tasks) in ``tasks_`` order."""
-        x = self._check_queries(queries)
-        return _softmax(x @ self.coef_.T + self.intercept_)
+        return self.blend_.posterior(self._check_queries(queries))
 
     def predict(self, queries: QueryBatch) -> Prediction:
         """The blend under each query's predicted task."""
@@ -209,38 +171,28 @@ class TaskPriorPredictor(BasePredictor):
         if len(tasks) != len(queries):
             raise DataError(f"{len(tasks)} tasks for {len(queries)} queries; expected one each")
         x = self._check_queries(queries)
-        post = self.task_posterior(queries)
-        if not self.soft:
-            post = np.eye(len(self.tasks_))[post.argmax(axis=1)]
+        post = self.blend_.posterior(x)
         index = {t: d for d, t in enumerate(self.tasks_)}
         for i, t in enumerate(tasks):
             if t is not None and str(t) in index:
                 post[i] = 0.0
                 post[i, index[str(t)]] = 1.0
-        f = self.quality_.predict(x)
-        quality = np.zeros_like(f)
-        for d in range(len(self.tasks_)):
-            blend = self.prior_[d] + self.weight_[d] * (f - self.offset_[d])
-            quality += post[:, d : d + 1] * blend
+        quality = self.blend_.apply(self.quality_.predict(x), post)
         return self._prediction(quality, self.cost_.predict(queries.prompt_tokens))
 
     # -- state ---------------------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, object], Arrays]:
-        qp, qa = self.quality_.get_state()
-        arrays: Arrays = {
-            "prior": self.prior_, "offset": self.offset_, "weight": self.weight_,
-            "oof_gain": self.oof_gain_, "coef": self.coef_, "intercept": self.intercept_,
-            **{f"quality.{k}": v for k, v in qa.items()}, **cost_arrays(self.cost_),
-        }  # fmt: skip
-        return {"tasks": list(self.tasks_), "quality_model": qp}, arrays
+        bp, ba = self.blend_.get_state()
+        params, arrays = parts_state({"quality": self.quality_})
+        arrays.update({**ba, **cost_arrays(self.cost_)})
+        return {"tasks": bp.pop("tasks"), "quality_model": params["quality"], "blend": bp}, arrays
 
     def _restore(self, params: Mapping[str, JSONValue], arrays: Mapping[str, Any]) -> None:
-        tasks = params["tasks"]
-        if not isinstance(tasks, list):
-            raise PersistError(f"state of 'task-prior': 'tasks' is {tasks!r}, expected a list")
-        self.tasks_ = tuple(str(t) for t in tasks)
-        qa = {k[8:]: v for k, v in arrays.items() if k.startswith("quality.")}
+        blend = params.get("blend", {"weights": list(self.weights), "shrink": self.shrink})
+        if not isinstance(blend, dict):
+            raise PersistError(f"state of 'task-prior': 'blend' is {blend!r}, expected an object")
+        ba = {"gain": arrays.get("oof_gain"), **arrays}  # saved before the blend was a part
+        self.blend_ = TaskBlend.from_state({**blend, "tasks": params["tasks"]}, ba)
+        _, qa = part_state(params, arrays, "quality")
         self.quality_ = QualityModel.from_state(params["quality_model"], qa)  # type: ignore[arg-type]
-        for attr in ("prior", "offset", "weight", "oof_gain", "coef", "intercept"):
-            setattr(self, f"{attr}_", np.asarray(arrays[attr], dtype=np.float64))
         self.cost_ = restore_cost(arrays)
