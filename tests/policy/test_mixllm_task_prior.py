@@ -69,7 +69,7 @@ def test_without_two_labelled_tasks_it_is_the_paper_predictor() -> None:
 
 
 def test_state_round_trip_and_routers_saved_before_it() -> None:
-    train, qtrain, test, qtest = _set(signal=False, n=600)
+    train, qtrain, _test, qtest = _set(signal=False, n=600)
     p = MixLLMPredictor(seed=0).fit(train, qtrain)
     q = MixLLMPredictor.from_state(*p.get_state())
     assert q.task_prior is True and q.blend_ is not None
@@ -107,7 +107,7 @@ def test_an_llm_added_with_outcomes_gets_its_task_priors() -> None:
 
 
 def test_an_llm_added_without_data_keeps_its_own_predictions_and_can_be_removed() -> None:
-    train, qtrain, test, qtest = _set(signal=False, n=600)
+    train, qtrain, _test, qtest = _set(signal=False, n=600)
     p = MixLLMPredictor(seed=0).fit(train, qtrain)
     before = p.predict(qtest, uncertainty=False).quality
     p.add_llm(LLM("new", 1.0, 1.0))
@@ -123,7 +123,7 @@ def test_an_llm_added_without_data_keeps_its_own_predictions_and_can_be_removed(
 
 
 def test_feedback_corrects_the_blended_prediction() -> None:
-    train, qtrain, test, qtest = _set(signal=False, n=600)
+    train, qtrain, _test, qtest = _set(signal=False, n=600)
     p = MixLLMPredictor(seed=0).fit(train, qtrain)
     x, ptok = qtest.embeddings[0], float(qtest.prompt_tokens[0])
     start = float(p.predict(qtest, uncertainty=False).quality[0, 0])
@@ -134,7 +134,7 @@ def test_feedback_corrects_the_blended_prediction() -> None:
 
 
 def test_task_prior_routers_saved_with_per_task_weights_still_load() -> None:
-    train, qtrain, test, qtest = _set(signal=True, seed=1)
+    train, qtrain, _test, qtest = _set(signal=True, seed=1)
     p = TaskPriorPredictor(weights=(0.0, 1.0), cv=3, seed=0).fit(train, qtrain)
     params, arrays = p.get_state()
     # The layout before the blend was a part: one weight per task, "oof_gain", no "blend".
