@@ -20,7 +20,9 @@ Tag sources for the tag head (``MixLLMPredictor(tagged=True)`` reads the trainin
 labels; each source replaces them, and scores still use the true tasks): task labels;
 RouterDC's ``cluster_id`` (5 clusters on MMLU, CMMLU, ARC-C; ``none`` elsewhere) and task ×
 cluster_id; KMeans on the embeddings at K = 8, 16, 32, 64; task labels refined by KMeans(8)
-inside MMLU and CMMLU; character-n-gram TF-IDF topics (K = 32). ``--loto``: train on five
+inside MMLU and CMMLU; character-n-gram TF-IDF topics (K = 32). These rows are the paper's
+predictor (``task_prior=False``); "MixLLM default" is ``MixLLMPredictor()`` with the task
+labels: the tag head and the task prior blended into its quality predictions. ``--loto``: train on five
 tasks, test on the sixth (paired bootstrap over the held-out queries). ``--push``: the
 prototypes of ``benchmarks/_many_domains_push.py``.
 """
@@ -116,7 +118,7 @@ ROUTERS: dict[str, Callable[[Data, np.ndarray, int], core.Router]] = {
     "task-centroid router": _fixed(task_centroid),
     "MixLLM untagged": _mixllm(lambda d, tr, s: None, tagged=False),
     "MixLLM tags: task labels": _mixllm(_task_tags),
-    "MixLLM tags: task labels, task prior": _mixllm(_task_tags, task_prior=True),
+    "MixLLM default (task labels + task prior)": _mixllm(_task_tags, task_prior=True),
     "MixLLM tags: cluster_id": _mixllm(
         lambda d, tr, s: core.cluster_tags(d.cluster_id[tr], _task_tags(d, tr, s))
     ),

@@ -64,6 +64,8 @@ def test_fit_with_prices_and_domain_tags(folder: Path, prices: Path, tmp_path: P
     assert head.domains_ == ("fruit_train/c0", "fruit_train/c1", "physics_train/c0",
                              "physics_train/c1", "sums_train")  # fmt: skip
     assert router.prices_["big"].price_in_per_mtok == 0.4
+    assert predictor.task_prior and predictor.blend_ is not None  # three labelled tasks
+    assert predictor.blend_.tasks_ == ("fruit_train", "physics_train", "sums_train")
 
 
 def test_fit_tags_none_is_untagged(folder: Path, prices: Path, tmp_path: Path) -> None:
@@ -74,6 +76,20 @@ def test_fit_tags_none_is_untagged(folder: Path, prices: Path, tmp_path: Path) -
     assert code == 0, out
     predictor = Router.load(tmp_path / "r").predictor
     assert isinstance(predictor, MixLLMPredictor) and predictor.projection_ is None
+    assert predictor.blend_ is not None
+
+
+def test_fit_no_task_prior_is_the_papers_predictor(
+    folder: Path, prices: Path, tmp_path: Path
+) -> None:
+    code, out = run(
+        "fit", folder, "--prices", prices, "--no-task-prior", "--lam", 0,
+        "--out", tmp_path / "r", "--embedder", "hashing",
+    )  # fmt: skip
+    assert code == 0, out
+    predictor = Router.load(tmp_path / "r").predictor
+    assert isinstance(predictor, MixLLMPredictor) and predictor.tags == "task"
+    assert predictor.task_prior is False and predictor.blend_ is None
 
 
 @pytest.mark.parametrize(
@@ -82,6 +98,7 @@ def test_fit_tags_none_is_untagged(folder: Path, prices: Path, tmp_path: Path) -
         (("--tags", "clusters"), "tags='clusters'; expected 'task', 'domain', 'kmeans'"),
         (("--tags", "kmeans:1"), "tags='kmeans:1'; expected"),
         (("--tags", "task", "--router", "knn"), "--tags is an option of the mixllm router"),
+        (("--no-task-prior", "--router", "knn"), "--no-task-prior is an option of the mixllm"),
         (("--output-tokens", "10"), "--output-tokens without --prices"),
     ],
 )

@@ -32,6 +32,12 @@ DEFAULT_TARGET = ("cost_share", 0.5)
     help="mixllm router: the domains of its tag head: task, domain (the data's domain labels), "
     "kmeans, kmeans:K, or none.  [default: task]",
 )
+@click.option(
+    "--task-prior/--no-task-prior",
+    default=None,
+    help="mixllm router: blend each task's training means into its quality predictions "
+    "(needs task labels of >= 2 tasks).  [default: on]",
+)
 @price_options
 @target_options
 @click.option("--reference", metavar="NAME", help="LLM the targets are relative to [best].")
@@ -43,6 +49,7 @@ def fit(
     router_name: str,
     embedder: str,
     tags: str | None,
+    task_prior: bool | None,
     prices: Path | None,
     output_tokens: float | None,
     lam: float | None,
@@ -62,7 +69,8 @@ def fit(
 
     target = _target(targets, confidence, over, lam, reference)
     _check_names(router_name, embedder)
-    predictor = router_name if tags is None else _tagged(router_name, tags, seed)
+    plain = tags is None and task_prior is None
+    predictor = router_name if plain else _mixllm(router_name, tags, task_prior, seed)
     ds = _priced(_load(data), prices, output_tokens)
     if reference is not None and reference not in ds.llms:
         raise UnknownLLMError(f"--reference {reference!r}; known LLMs: {list(ds.llms)}")
@@ -102,16 +110,17 @@ def _priced(ds: Any, prices: Path | None, output_tokens: float | None) -> Any:
     return priced
 
 
-def _tagged(router_name: str, tags: str, seed: int) -> Any:
-    """The mixllm predictor with ``--tags`` (``none``: no tag head)."""
+def _mixllm(router_name: str, tags: str | None, task_prior: bool | None, seed: int) -> Any:
+    """The mixllm predictor with ``--tags`` (``none``: no tag head) and ``--task-prior``."""
     from mixllm.policy import MixLLMPredictor
     from mixllm.policy._tags import check_tags
 
     if router_name != "mixllm":
-        raise ConfigError(f"--tags is an option of the mixllm router, not of {router_name!r}")
-    value = None if tags.lower() == "none" else tags
+        given = "--tags" if tags is not None else f"--{'' if task_prior else 'no-'}task-prior"
+        raise ConfigError(f"{given} is an option of the mixllm router, not of {router_name!r}")
+    value = "task" if tags is None else None if tags.lower() == "none" else tags
     check_tags(value)
-    return MixLLMPredictor(tags=value, seed=seed)
+    return MixLLMPredictor(tags=value, task_prior=task_prior is not False, seed=seed)
 
 
 def _is_default(targets: dict[str, tuple[float, ...]], lam: float | None) -> bool:

@@ -5,6 +5,8 @@ a decision with the trade-off, bonus and latency terms of §3.3.
 
 Each part is its own object in :mod:`mixllm.predict` / :mod:`mixllm.embed`, so one LLM can be
 added or removed without refitting the others, and each is saved as parameters plus arrays.
+Beyond the paper, with task labels the quality predictions are blended with each task's
+training means (``task_prior``; :class:`~mixllm.predict.task_blend.TaskBlend`).
 
 **Learning online** (§3.4). Per LLM, one :class:`~mixllm.predict.OnlineRidge` on the features
 (plus a constant) holds LinUCB's A_l⁻¹, whose width is the uncertainty bonus, and a ridge
