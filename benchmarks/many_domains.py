@@ -22,8 +22,8 @@ RouterDC's ``cluster_id`` (5 clusters on MMLU, CMMLU, ARC-C; ``none`` elsewhere)
 cluster_id; KMeans on the embeddings at K = 8, 16, 32, 64; task labels refined by KMeans(8)
 inside MMLU and CMMLU; character-n-gram TF-IDF topics (K = 32). These rows are the paper's
 predictor (``task_prior=False``); "MixLLM default" is ``MixLLMPredictor()`` with the task
-labels: the tag head and the task prior blended into its quality predictions. ``--loto``: train on five
-tasks, test on the sixth (paired bootstrap over the held-out queries). ``--push``: the
+labels: the tag head and the task prior blended into its quality predictions. ``--loto``:
+train on five tasks, test on the sixth (paired bootstrap over the held-out queries). ``--push``: the
 prototypes of ``benchmarks/_many_domains_push.py``.
 """
 
