@@ -327,7 +327,7 @@ def _check_synopsis(block: Block) -> None:
         while isinstance(command, click.Group) and words and words[0] in command.commands:
             command = command.commands[words.pop(0)]
         assert not isinstance(command, click.Group), f"{synopsis!r}: no such mixllm command"
-        known = {opt for p in command.params for opt in p.opts}
+        known = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
         options = {
             w.strip("[]()|.,").split("=")[0] for w in words if w.lstrip("[(|").startswith("--")
         }

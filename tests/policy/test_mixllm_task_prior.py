@@ -31,17 +31,25 @@ def test_without_per_query_signal_each_task_gets_its_best_llm() -> None:
     train, qtrain, test, qtest = _set(signal=False, n=1500)
     p = MixLLMPredictor(seed=0).fit(train, qtrain)
     assert p.blend_ is not None and p.blend_.tasks_ == ("a", "b")
-    np.testing.assert_allclose(p.blend_.task_weight_, 0.0)  # noise never beats the prior
     want = _best_per_task(_tasks(test), train.quality, _tasks(train))
     picked = choose(p.predict(qtest, uncertainty=False), 0.0)
     assert (picked == want).mean() > 0.95  # the task is read off the features
-    # Each prior: the task's means shrunk towards the overall means by the pseudo-count.
-    rows = np.array(_tasks(train)) == "a"
-    n_a, overall = rows.sum(), np.nanmean(train.quality, axis=0)
-    mu_a = (np.nanmean(train.quality[rows], axis=0) * n_a + TASK_PRIOR_SHRINK * overall) / (
-        n_a + TASK_PRIOR_SHRINK
-    )
-    np.testing.assert_allclose(p.blend_.prior_[0], mu_a, atol=1e-9)
+
+
+def test_a_prior_used_alone_is_shrunk_and_a_blended_one_is_the_tasks_own() -> None:
+    train, qtrain, _, _ = _set(signal=False, n=600)
+    x, q = qtrain.embeddings.astype(np.float64), np.asarray(train.quality, np.float64)
+    labels = [str(t) for t in train.tasks]
+    rows = np.array(labels) == "a"
+    own, overall = np.nanmean(q[rows], axis=0), np.nanmean(q, axis=0)
+    alone = TaskBlend((0.0,), shrink=TASK_PRIOR_SHRINK).fit(x, labels, q, np.zeros_like(q))
+    want = (own * rows.sum() + TASK_PRIOR_SHRINK * overall) / (rows.sum() + TASK_PRIOR_SHRINK)
+    np.testing.assert_allclose(alone.prior_[0], want, atol=1e-12)
+    blended = TaskBlend((1.0,), shrink=TASK_PRIOR_SHRINK).fit(x, labels, q, np.zeros_like(q))
+    np.testing.assert_allclose(blended.prior_[0], own, atol=1e-12)
+    # Ties (here every weight picks alike: the out-of-fold model is flat) keep the model.
+    tied = TaskBlend(shrink=TASK_PRIOR_SHRINK).fit(x, labels, q, np.full_like(q, 0.5))
+    np.testing.assert_allclose(tied.task_weight_, 1.0)
 
 
 def test_per_query_signal_keeps_its_weight_and_beats_the_paper_predictor_or_ties() -> None:

@@ -62,9 +62,9 @@ class TaskPriorPredictor(BasePredictor):
     soft:
         Blend the tasks by the classifier's posterior (``True``) or use its most likely task.
     shrink:
-        Pseudo-count κ of the overall means in each task's prior:
+        Pseudo-count κ of the overall means in a task's prior used alone (``w_d = 0``):
         ``μ_d = (Σ_task q + κ · overall mean) / (n_d + κ)``; small tasks lean on the overall
-        best LLM (0: the task's own means).
+        best LLM (0: the task's own means). A blend (``w_d > 0``) uses the task's own means.
     seed:
         Seeds folds, KMeans and the quality model.
 
@@ -121,7 +121,7 @@ class TaskPriorPredictor(BasePredictor):
         labels = self._labels(train, x)
         with one_blas_thread("scipy.linalg"):
             self.blend_ = fit_blend(
-                self.quality, x, q, labels, weights=self.weights, shrink=self.shrink,
+                self.quality, x, q, labels, weights=self.weights, prefer=0.0, shrink=self.shrink,
                 soft=self.soft, cv=self.cv, seed=self.seed,
             )  # fmt: skip
             self.quality_ = QualityModel(self.quality, seed=self.seed).fit(x, q)

@@ -10,11 +10,13 @@ where ``μ_d`` is the task's mean training quality per LLM (the task-label route
 per-LLM quality model, ``m_d`` the task's mean of ``f``'s out-of-fold predictions, and ``w_d``
 the weight chosen per task from ``weights`` by the quality of the LLMs that the out-of-fold
 blend would have picked on the task's training queries (``w = 0``: the task-label router;
-``w = 1``: ``f`` corrected for its per-task bias), and ``μ_d`` is shrunk towards the overall
-means by ``shrink`` pseudo-observations, so that a small task leans on the overall best LLM
-rather than on a few noisy means. A query's task is not known when routing: a multinomial
-logistic classifier on the training tasks gives its posterior, and the prediction is the
-posterior-weighted blend.
+``w = 1``: ``f`` corrected for its per-task bias); ties go to the weight closest to
+``prefer`` (1 by default: the per-query model is kept unless the prior picks better). Used
+alone (``w = 0``), ``μ_d`` is shrunk towards the overall means by ``shrink``
+pseudo-observations, so that a small task leans on the overall best LLM rather than on a few
+noisy means; blended (``w > 0``), the task's own means correct the model's bias there. A
+query's task is not known when routing: a multinomial logistic classifier on the training
+tasks gives its posterior, and the prediction is the posterior-weighted blend.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def fit_blend(
     labels: Sequence[str],
     *,
     weights: Sequence[float] = BLEND_WEIGHTS,
+    prefer: float = 1.0,
     shrink: float = 0.0,
     soft: bool = True,
     cv: int = 5,
@@ -71,7 +74,7 @@ def fit_blend(
     def fit_predict(xf: FloatArray, qf: FloatArray, xv: FloatArray) -> FloatArray:
         return QualityModel(kind, seed=seed).fit(xf, qf).predict(xv)
 
-    blend = TaskBlend(weights, shrink=shrink, soft=soft)
+    blend = TaskBlend(weights, prefer=prefer, shrink=shrink, soft=soft)
     oof = np.zeros_like(quality)
     if max(blend.weights) > 0:
         oof = out_of_fold(fit_predict, x, quality, cv, seed)
@@ -102,9 +105,11 @@ class TaskBlend:
     Parameters
     ----------
     weights:
-        Candidate weights ``w_d``; ties go to the smaller weight (closer to the prior).
+        Candidate weights ``w_d``.
+    prefer:
+        The weight that ties go to (the candidate closest to it).
     shrink:
-        Pseudo-count κ of the overall means in each task's prior:
+        Pseudo-count κ of the overall means in a task's prior used alone (``w_d = 0``):
         ``μ_d = (Σ_task q + κ · overall mean) / (n_d + κ)``.
     soft:
         Blend the tasks by the classifier's posterior (``True``) or use its most likely task.
@@ -127,10 +132,12 @@ class TaskBlend:
         self,
         weights: Sequence[float] = BLEND_WEIGHTS,
         *,
+        prefer: float = 1.0,
         shrink: float = 0.0,
         soft: bool = True,
     ) -> None:
         self.weights = tuple(float(w) for w in weights)
+        self.prefer = float(prefer)
         self.shrink = shrink
         self.soft = soft
         if not self.weights or any(not (np.isfinite(w) and w >= 0) for w in self.weights):
@@ -157,15 +164,22 @@ class TaskBlend:
         for d in range(len(self.tasks_)):
             q, f = quality[ids == d], oof[ids == d]
             seen = np.isfinite(q)
-            total = np.where(seen, q, 0.0).sum(axis=0) + self.shrink * overall
-            count = seen.sum(axis=0) + self.shrink
-            mu = np.where(count > 0, total / np.maximum(count, 1e-12), overall)
+            total, count = np.where(seen, q, 0.0).sum(axis=0), seen.sum(axis=0)
+            alone = np.where(
+                count + self.shrink > 0,
+                (total + self.shrink * overall) / np.maximum(count + self.shrink, 1e-12),
+                overall,
+            )
+            own = np.where(count > 0, total / np.maximum(count, 1), overall)
+            mus = [alone if w == 0 else own for w in weights]
             m = f.mean(axis=0)
-            scores = [_picked(q, mu + w * (f - m)) for w in weights]
-            best = int(np.argmax(scores))  # the smallest weight on ties
-            self.prior_[d], self.offset_[d] = mu, m
+            scores = [_picked(q, mu + w * (f - m)) for mu, w in zip(mus, weights, strict=True)]
+            best = max(
+                range(len(weights)), key=lambda i: (scores[i], -abs(weights[i] - self.prefer))
+            )
+            self.prior_[d], self.offset_[d] = mus[best], m
             self.weight_[d] = self.task_weight_[d] = weights[best]
-            self.gain_[d] = scores[best] - _picked(q, np.broadcast_to(mu, f.shape))
+            self.gain_[d] = scores[best] - _picked(q, np.broadcast_to(alone, f.shape))
         return self
 
     def _fit_classifier(self, x: FloatArray, ids: NDArray[np.intp]) -> None:
@@ -217,7 +231,8 @@ class TaskBlend:
                 if n < 1.0:
                     continue
                 total = float((mass * np.where(seen, quality, 0.0)).sum())
-                prior[d] = (total + self.shrink * overall) / (n + self.shrink)
+                kappa = self.shrink if self.task_weight_[d] == 0 else 0.0
+                prior[d] = (total + kappa * overall) / (n + kappa)
                 offset[d] = float((mass * f).sum() / mass.sum())
                 weight[d] = self.task_weight_[d]
         self.prior_ = np.column_stack([self.prior_, prior])
@@ -233,7 +248,7 @@ class TaskBlend:
     def get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
         """JSON-able parameters and arrays (restored by :meth:`from_state`)."""
         params = {"tasks": list(self.tasks_), "weights": list(self.weights),
-                  "shrink": self.shrink, "soft": self.soft}  # fmt: skip
+                  "prefer": self.prefer, "shrink": self.shrink, "soft": self.soft}  # fmt: skip
         arrays = {
             "prior": self.prior_, "offset": self.offset_, "weight": self.weight_,
             "task_weight": self.task_weight_, "gain": self.gain_,
@@ -249,6 +264,7 @@ class TaskBlend:
             raise PersistError(f"state of a task blend: 'tasks' is {tasks!r}, expected a list")
         out = cls(
             params.get("weights", BLEND_WEIGHTS),
+            prefer=float(params.get("prefer", 0.0)),  # saved before the choice: the prior
             shrink=float(params.get("shrink", 0.0)),
             soft=bool(params.get("soft", True)),
         )
