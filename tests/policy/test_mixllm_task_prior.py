@@ -36,19 +36,19 @@ def test_without_per_query_signal_each_task_gets_its_best_llm() -> None:
     assert (picked == want).mean() > 0.95  # the task is read off the features
 
 
-def test_a_prior_used_alone_is_shrunk_and_a_blended_one_is_the_tasks_own() -> None:
+def test_a_prior_alone_shrinks_to_the_overall_means_a_blended_one_to_the_models() -> None:
     train, qtrain, _, _ = _set(signal=False, n=600)
     x, q = qtrain.embeddings.astype(np.float64), np.asarray(train.quality, np.float64)
     labels = [str(t) for t in train.tasks]
     rows = np.array(labels) == "a"
-    own, overall = np.nanmean(q[rows], axis=0), np.nanmean(q, axis=0)
-    alone = TaskBlend((0.0,), shrink=TASK_PRIOR_SHRINK).fit(x, labels, q, np.zeros_like(q))
-    want = (own * rows.sum() + TASK_PRIOR_SHRINK * overall) / (rows.sum() + TASK_PRIOR_SHRINK)
-    np.testing.assert_allclose(alone.prior_[0], want, atol=1e-12)
-    blended = TaskBlend((1.0,), shrink=TASK_PRIOR_SHRINK).fit(x, labels, q, np.zeros_like(q))
-    np.testing.assert_allclose(blended.prior_[0], own, atol=1e-12)
+    own, overall, n = np.nanmean(q[rows], axis=0), np.nanmean(q, axis=0), rows.sum()
+    k, oof = TASK_PRIOR_SHRINK, np.full_like(q, 0.3)
+    alone = TaskBlend((0.0,), shrink=k).fit(x, labels, q, oof)
+    np.testing.assert_allclose(alone.prior_[0], (own * n + k * overall) / (n + k), atol=1e-12)
+    blended = TaskBlend((1.0,), shrink=k).fit(x, labels, q, oof)
+    np.testing.assert_allclose(blended.prior_[0], (own * n + k * 0.3) / (n + k), atol=1e-12)
     # Ties (here every weight picks alike: the out-of-fold model is flat) keep the model.
-    tied = TaskBlend(shrink=TASK_PRIOR_SHRINK).fit(x, labels, q, np.full_like(q, 0.5))
+    tied = TaskBlend(shrink=k).fit(x, labels, q, oof)
     np.testing.assert_allclose(tied.task_weight_, 1.0)
 
 

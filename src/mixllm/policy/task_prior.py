@@ -62,9 +62,9 @@ class TaskPriorPredictor(BasePredictor):
     soft:
         Blend the tasks by the classifier's posterior (``True``) or use its most likely task.
     shrink:
-        Pseudo-count κ of the overall means in a task's prior used alone (``w_d = 0``):
-        ``μ_d = (Σ_task q + κ · overall mean) / (n_d + κ)``; small tasks lean on the overall
-        best LLM (0: the task's own means). A blend (``w_d > 0``) uses the task's own means.
+        Pseudo-count κ of each task's prior (:class:`~mixllm.predict.task_blend.TaskBlend`):
+        used alone (``w_d = 0``), ``μ_d = (Σ_task q + κ · overall mean) / (n_d + κ)``, so small
+        tasks lean on the overall best LLM (0: the task's own means).
     seed:
         Seeds folds, KMeans and the quality model.
 

@@ -11,12 +11,13 @@ per-LLM quality model, ``m_d`` the task's mean of ``f``'s out-of-fold prediction
 the weight chosen per task from ``weights`` by the quality of the LLMs that the out-of-fold
 blend would have picked on the task's training queries (``w = 0``: the task-label router;
 ``w = 1``: ``f`` corrected for its per-task bias); ties go to the weight closest to
-``prefer`` (1 by default: the per-query model is kept unless the prior picks better). Used
-alone (``w = 0``), ``μ_d`` is shrunk towards the overall means by ``shrink``
-pseudo-observations, so that a small task leans on the overall best LLM rather than on a few
-noisy means; blended (``w > 0``), the task's own means correct the model's bias there. A
-query's task is not known when routing: a multinomial logistic classifier on the training
-tasks gives its posterior, and the prediction is the posterior-weighted blend.
+``prefer`` (1 by default: the per-query model is kept unless the prior picks better).
+``μ_d`` is shrunk by ``shrink`` pseudo-observations towards ``(1 − w)`` × the overall means
+``+ w`` × ``m_d`` (``w`` capped at 1): used alone (``w = 0``), a small task's prior leans on
+the overall best LLM rather than on a few noisy means; blended (``w = 1``), its correction of
+the model's bias on the task, ``μ_d − m_d``, shrinks towards none. A query's task is not known
+when routing: a multinomial logistic classifier on the training tasks gives its posterior, and
+the prediction is the posterior-weighted blend.
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ class TaskBlend:
     prefer:
         The weight that ties go to (the candidate closest to it).
     shrink:
-        Pseudo-count κ of the overall means in a task's prior used alone (``w_d = 0``):
-        ``μ_d = (Σ_task q + κ · overall mean) / (n_d + κ)``.
+        Pseudo-count κ of each task's prior: ``μ_d = (Σ_task q + κ · t_d) / (n_d + κ)``, with
+        ``t_d = (1 − w) · overall mean + w · m_d`` (``w`` capped at 1).
     soft:
         Blend the tasks by the classifier's posterior (``True``) or use its most likely task.
 
@@ -165,14 +166,9 @@ class TaskBlend:
             q, f = quality[ids == d], oof[ids == d]
             seen = np.isfinite(q)
             total, count = np.where(seen, q, 0.0).sum(axis=0), seen.sum(axis=0)
-            alone = np.where(
-                count + self.shrink > 0,
-                (total + self.shrink * overall) / np.maximum(count + self.shrink, 1e-12),
-                overall,
-            )
-            own = np.where(count > 0, total / np.maximum(count, 1), overall)
-            mus = [alone if w == 0 else own for w in weights]
             m = f.mean(axis=0)
+            mus = [self._shrunk(total, count, overall, m, w) for w in weights]
+            alone = self._shrunk(total, count, overall, m, 0.0)
             scores = [_picked(q, mu + w * (f - m)) for mu, w in zip(mus, weights, strict=True)]
             best = max(
                 range(len(weights)), key=lambda i: (scores[i], -abs(weights[i] - self.prefer))
@@ -181,6 +177,17 @@ class TaskBlend:
             self.weight_[d] = self.task_weight_[d] = weights[best]
             self.gain_[d] = scores[best] - _picked(q, np.broadcast_to(alone, f.shape))
         return self
+
+    def _shrunk(
+        self, total: FloatArray, count: FloatArray, overall: FloatArray, m: FloatArray, w: float
+    ) -> FloatArray:
+        """A task's means (``total`` / ``count`` per LLM) shrunk towards the target of ``w``."""
+        target = (1.0 - min(w, 1.0)) * overall + min(w, 1.0) * m
+        kappa = self.shrink
+        out: FloatArray = np.where(
+            count + kappa > 0, (total + kappa * target) / np.maximum(count + kappa, 1e-12), target
+        )
+        return out
 
     def _fit_classifier(self, x: FloatArray, ids: NDArray[np.intp]) -> None:
         from sklearn.linear_model import LogisticRegression
@@ -224,17 +231,17 @@ class TaskBlend:
         weight = np.ones(len(self.tasks_))
         if x is not None and quality is not None and f is not None and len(x):
             post, seen = self.posterior(x), np.isfinite(quality)
-            overall = float(quality[seen].mean()) if seen.any() else 0.0
+            overall = np.array([quality[seen].mean() if seen.any() else 0.0])
             for d in range(len(self.tasks_)):
                 mass = post[:, d]
                 n = float(mass[seen].sum())
                 if n < 1.0:
                     continue
-                total = float((mass * np.where(seen, quality, 0.0)).sum())
-                kappa = self.shrink if self.task_weight_[d] == 0 else 0.0
-                prior[d] = (total + kappa * overall) / (n + kappa)
+                total = np.array([(mass * np.where(seen, quality, 0.0)).sum()])
                 offset[d] = float((mass * f).sum() / mass.sum())
-                weight[d] = self.task_weight_[d]
+                w = float(self.task_weight_[d])
+                prior[d] = self._shrunk(total, np.array([n]), overall, offset[d : d + 1], w)[0]
+                weight[d] = w
         self.prior_ = np.column_stack([self.prior_, prior])
         self.offset_ = np.column_stack([self.offset_, offset])
         self.weight_ = np.column_stack([self.weight_, weight])
