@@ -65,8 +65,8 @@ _PARTS = ("projection", "quality", "length", "uncertainty")
 
 
 TASK_PRIOR_SHRINK = 200.0
-"""Pseudo-count of the overall means in each task's prior (``task_prior``): a task with 200
-training queries leans half on the overall best LLMs (RouterDC's HumanEval has ~130)."""
+"""Pseudo-count of each task's prior (``task_prior``): used alone, a task with 200 training
+queries leans half on the overall best LLMs (RouterDC's HumanEval has ~130)."""
 
 STATISTICS = ("training", "feedback", "split")
 """What the LinUCB statistics hold: see :class:`MixLLMPredictor`'s ``statistics``."""
@@ -119,8 +119,8 @@ class MixLLMPredictor(BasePredictor):
     task_prior:
         Blend each task's training means per LLM into the quality predictions, per task with
         the weight that picks best out of fold (:class:`~mixllm.predict.task_blend.TaskBlend`;
-        each prior shrunk by :data:`TASK_PRIOR_SHRINK` pseudo-observations towards the overall
-        means; the task read from the query by a classifier on the features). Used when the
+        each prior shrunk by :data:`TASK_PRIOR_SHRINK` pseudo-observations; the task read from
+        the query by a classifier on the features). Used when the
         training split has task labels of ≥ 2 tasks. On RouterDC's six tasks it adds 1.2
         points of mean quality at λ = 0, on RouterBench's three it changes nothing measurable
         (docs/results.md, many domains); ``False`` is the paper's predictor.
