@@ -182,7 +182,7 @@ class MixLLMPredictor(BasePredictor):
             self.blend_ = None  # a task prior needs ≥ 2 labelled tasks
             if self.task_prior and train.has_tasks and len(train.task_names) >= 2:
                 labels, q = [str(t) for t in train.tasks], np.asarray(train.quality, np.float64)
-                self.blend_ = fit_blend(self.quality, f, q, labels, shrink=TASK_PRIOR_SHRINK)
+                self.blend_ = fit_blend(self.quality_, f, q, labels, shrink=TASK_PRIOR_SHRINK)
             seen = np.isfinite(train.quality)
             fa = _with_bias(f)
             self.online_ = OnlineRidge(self.ridge, n_targets=2, discount=self.discount)

@@ -57,7 +57,7 @@ def out_of_fold(
 
 
 def fit_blend(
-    kind: str,
+    kind: str | QualityModel,
     x: FloatArray,
     quality: FloatArray,
     labels: Sequence[str],
@@ -69,17 +69,40 @@ def fit_blend(
     cv: int = 5,
     seed: int = 0,
 ) -> TaskBlend:
-    """A :class:`TaskBlend` of a :class:`~mixllm.predict.QualityModel` of ``kind`` on ``x``,
-    its out-of-fold predictions from ``cv`` seeded folds (none needed when every weight is 0)."""
-
-    def fit_predict(xf: FloatArray, qf: FloatArray, xv: FloatArray) -> FloatArray:
-        return QualityModel(kind, seed=seed).fit(xf, qf).predict(xv)
-
+    """A :class:`TaskBlend` of a quality model on ``x``, from its out-of-fold predictions in
+    ``cv`` seeded folds (none needed when every weight is 0). ``kind``: a
+    :class:`~mixllm.predict.QualityModel` kind, tuned in each fold; or a model fitted on all of
+    ``x``, whose kind and per-LLM hyper-parameter each fold reuses (no tuning in the folds)."""
     blend = TaskBlend(weights, prefer=prefer, shrink=shrink, soft=soft)
     oof = np.zeros_like(quality)
     if max(blend.weights) > 0:
-        oof = out_of_fold(fit_predict, x, quality, cv, seed)
+        for cols, model in _fold_models(kind, quality.shape[1], seed):
+
+            def fit_predict(xf: FloatArray, qf: FloatArray, xv: FloatArray) -> FloatArray:
+                return model().fit(xf, qf).predict(xv)  # noqa: B023 (called in this loop)
+
+            oof[:, cols] = out_of_fold(fit_predict, x, quality[:, cols], cv, seed)
     return blend.fit(x, labels, quality, oof)
+
+
+def _fold_models(
+    kind: str | QualityModel, n_llms: int, seed: int
+) -> list[tuple[list[int], Callable[[], QualityModel]]]:
+    """The LLM columns that share a fold model, and how to make it: one tuned model of ``kind``
+    for all; or, from a fitted model, one per (kind, hyper-parameter) it chose."""
+    if isinstance(kind, str):
+        return [(list(range(n_llms)), lambda: QualityModel(kind, seed=seed))]
+    groups: dict[tuple[str, float], list[int]] = {}
+    for j, (used, value) in enumerate(zip(kind.kinds_, kind.values_, strict=True)):
+        key = (kind.kind_, float("nan")) if used == "constant" else (used, float(value))
+        groups.setdefault(key, []).append(j)
+
+    def make(used: str, value: float) -> Callable[[], QualityModel]:
+        if not np.isfinite(value):  # too few outcomes when fitted: tune as usual
+            return lambda: QualityModel(used, seed=seed)
+        return lambda: QualityModel(used, seed=seed, grids={used: (value,)})
+
+    return [(cols, make(*key)) for key, cols in groups.items()]
 
 
 def _picked(quality: FloatArray, scores: FloatArray) -> float:
