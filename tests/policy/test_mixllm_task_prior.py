@@ -12,7 +12,8 @@ from mixllm.policy import MixLLMPredictor, choose
 from mixllm.policy.mixllm import TASK_PRIOR_SHRINK
 from mixllm.policy.state import part_state
 from mixllm.policy.task_prior import TaskPriorPredictor
-from mixllm.predict.task_blend import TaskBlend
+from mixllm.predict.quality import QualityModel
+from mixllm.predict.task_blend import TaskBlend, fit_blend
 from mixllm.types import LLM
 from tests.policy.conftest import make_set, split
 from tests.policy.test_task_prior import _set, _tasks
@@ -153,3 +154,18 @@ def test_task_prior_routers_saved_with_per_task_weights_still_load() -> None:
     np.testing.assert_allclose(q.predict(qtest).quality, p.predict(qtest).quality)
     np.testing.assert_allclose(q.oof_gain_, p.oof_gain_)
     assert isinstance(q.blend_, TaskBlend)
+
+
+def test_folds_reuse_a_fitted_models_choices_even_for_an_llm_with_few_outcomes() -> None:
+    train, qtrain, _, _ = _set(signal=True, n=600)
+    x, q = qtrain.embeddings.astype(np.float64), np.asarray(train.quality, np.float64)
+    q = np.column_stack([q, np.full(len(q), np.nan)])
+    q[:6, 2] = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]  # too few to cross-validate: a constant head
+    labels = [str(t) for t in train.tasks]
+    fitted = QualityModel("logistic", seed=0).fit(x, q)
+    assert fitted.kinds_[:2] == ["logistic", "logistic"] and fitted.kinds_[2] == "constant"
+    reused = fit_blend(fitted, x, q, labels, shrink=TASK_PRIOR_SHRINK)
+    tuned = fit_blend("logistic", x, q, labels, shrink=TASK_PRIOR_SHRINK)
+    assert np.isfinite(reused.prior_).all() and np.isfinite(reused.offset_).all()
+    assert (reused.task_weight_ > 0).all() and (tuned.task_weight_ > 0).all()  # the signal
+    np.testing.assert_allclose(reused.offset_[:, :2], tuned.offset_[:, :2], atol=0.05)
