@@ -46,6 +46,7 @@ from mixllm.policy.budget import BudgetSolver
 from mixllm.policy.optllm import OptLLMPolicy
 from mixllm.policy.targets import parse_target
 from mixllm.types import Prediction
+from related_routers import t_mean  # the sibling script: run as a script
 
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
 SOURCE = DATA / "routerbench" / "routerbench_0shot_subset.csv"
@@ -113,18 +114,6 @@ def run_split(
     return out
 
 
-def t_interval(values: Sequence[float]) -> str:
-    from scipy import stats
-
-    v = np.asarray([x for x in values if np.isfinite(x)], dtype=np.float64)
-    if len(v) == 0:
-        return "n/a"
-    if len(v) < 2:
-        return f"{v.mean():.1f}"
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return f"{v.mean():.1f} [{v.mean() - half:.1f}, {v.mean() + half:.1f}]"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -149,11 +138,13 @@ def main() -> None:
             spend = [s[share][way][0] for s in splits]
             quality = [s[share][way][1] for s in splits]
             over = sum(x > 100 * share * (1 + 1e-12) for x in spend if np.isfinite(x))
-            print(f"| {way} | {t_interval(spend)} | {t_interval(quality)} | {over}/{n} |")
+            print(
+                f"| {way} | {t_mean(spend, digits=1)} | {t_mean(quality, digits=1)} | {over}/{n} |"
+            )
         print()
         for left, right in (("budget", "λ guessed"), ("budget", "λ matched"), ("optllm", "budget")):
             diff = [s[share][left][1] - s[share][right][1] for s in splits]
-            print(f"- quality {left} − {right}: {t_interval(diff)} points of GPT-4's quality")
+            print(f"- quality {left} − {right}: {t_mean(diff, digits=1)} points of GPT-4's quality")
         print()
 
 

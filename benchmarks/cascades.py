@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from mixllm.policy.cascade import CascadePolicy
 from mixllm.policy.cascade_router import CascadeRouterPolicy
 from mixllm.policy.cascade_vote import VoteCascadePolicy
 from mixllm.policy.uncertainty_small import SmallUncertaintyPolicy
+from related_routers import t_mean  # the sibling script: run as a script
 
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
 SETS = {
@@ -46,16 +46,6 @@ def routers(ds: Dataset) -> list[object]:
         CascadeRouterPolicy(n_first=min(2, ds.n_llms - 1)),
         SmallUncertaintyPolicy(),
     ]
-
-
-def t_interval(values: Sequence[float]) -> str:
-    from scipy import stats
-
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) < 2:
-        return f"{v.mean():.3f}"
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return f"{v.mean():.3f} [{v.mean() - half:.3f}, {v.mean() + half:.3f}]"
 
 
 def run_set(name: str, seeds: int, emb: MemoEmbedder) -> None:
@@ -93,17 +83,19 @@ def run_set(name: str, seeds: int, emb: MemoEmbedder) -> None:
     cols = ["AIQ", *(f"Q@{b:g}%" for b in BUDGETS)]
     print("| router | " + " | ".join(cols) + " |")
     print("|---|" + "---|" * len(cols))
-    print(f"| {ref} alone | quality {t_interval(refq)} | cost ${np.mean(refc):.6f} | | |")
+    print(f"| {ref} alone | quality {t_mean(refq, digits=3)} | cost ${np.mean(refc):.6f} | | |")
     for router, cells in table.items():
         if router.startswith("single:"):
             continue
-        print(f"| {router} | " + " | ".join(t_interval(cells[c]) for c in cols) + " |")
+        print(f"| {router} | " + " | ".join(t_mean(cells[c], digits=3) for c in cols) + " |")
     if VOTE in table:
         print(f"\npaired difference vs {VOTE} (same split), mean [95% t-interval]:")
         for router in ("cascade", "cascade-router", "small-uncertainty", "mixllm"):
             if router in table:
                 diffs = {c: np.subtract(table[router][c], table[VOTE][c]) for c in cols}
-                print(f"| {router} − vote | " + " | ".join(t_interval(diffs[c]) for c in cols))
+                print(
+                    f"| {router} − vote | " + " | ".join(t_mean(diffs[c], digits=3) for c in cols)
+                )
 
 
 def main() -> None:

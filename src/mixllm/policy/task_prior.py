@@ -103,14 +103,11 @@ class TaskPriorPredictor(BasePredictor):
         self.seed = seed
 
     def _check_params(self) -> None:
-        if not self.weights or any(not (np.isfinite(w) and w >= 0) for w in self.weights):
-            raise ConfigError(f"weights={self.weights!r}; expected numbers >= 0")
+        TaskBlend(self.weights, shrink=self.shrink)  # checks the weights and shrink
         if not (isinstance(self.cv, int) and self.cv >= 2):
             raise ConfigError(f"cv={self.cv!r}; expected an integer >= 2")
         if not (isinstance(self.n_clusters, int) and self.n_clusters >= 2):
             raise ConfigError(f"n_clusters={self.n_clusters!r}; expected an integer >= 2")
-        if not (isinstance(self.shrink, int | float) and 0 <= self.shrink < float("inf")):
-            raise ConfigError(f"shrink={self.shrink!r}; expected a number >= 0")
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, train: Dataset, queries: QueryBatch) -> TaskPriorPredictor:
