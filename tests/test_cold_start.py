@@ -15,7 +15,7 @@ from mixllm.data import Dataset
 from mixllm.errors import ConfigError
 from mixllm.persist import _sha256
 from mixllm.policy import MixLLMPredictor
-from mixllm.policy.newcomers import EXPLORE_NEW, MAX_DOMAINS, NEWCOMER_TRIES, newcomer_bonus
+from mixllm.policy.newcomers import EXPLORE_NEW, LEVEL_DEFAULT, MAX_DOMAINS
 from mixllm.types import LLM
 
 #: name → (quality, price per million tokens in and out); 100 tokens in and out per query, so a
@@ -120,8 +120,11 @@ def test_the_bonus_shrinks_with_feedback_and_respects_candidates_and_cost_limits
     bonus = first.scores["star"] - (
         first.predicted_quality["star"] - LAM * first.predicted_cost_usd["star"]
     )
-    # The prior's width: sqrt(|e|² / (ridge · COLD_START_PRIOR_WEIGHT)) = sqrt(2 / 0.25).
-    assert bonus == pytest.approx(0.3 * np.sqrt(8.0), rel=1e-6)
+    # The prior's standard deviation (overall and domain) in units of the answers' noise.
+    predictor = router.predictor_
+    assert isinstance(predictor, MixLLMPredictor)
+    noise, overall, domain = predictor.newcomers_.spread_
+    assert bonus == pytest.approx(0.3 * np.sqrt((overall + domain) / noise), rel=1e-6)
     assert first.llm == "star"
     narrowed = router.route_many([prompt], candidates=["mid", "star"])[0]
     assert narrowed.scores == {m: first.scores[m] for m in ("mid", "star")}
@@ -135,12 +138,10 @@ def test_the_bonus_shrinks_with_feedback_and_respects_candidates_and_cost_limits
     assert 0 < after < bonus / 3, (after, bonus)
     # With α at least explore_new, the router's own α·width is the newcomer's whole bonus.
     router.alpha = 0.3
-    predictor = router.predictor_
-    assert isinstance(predictor, MixLLMPredictor)
     assert predictor.newcomer_bonus(router._queries([prompt], None), alpha=0.3) is None
 
 
-def test_the_bonus_fades_where_the_newcomer_was_graded_and_only_there(
+def test_the_level_is_learned_where_the_newcomer_was_graded_as_a_bayesian_model(
     data: tuple[Dataset, Dataset],
 ) -> None:
     train, stream = data
@@ -148,25 +149,79 @@ def test_the_bonus_fades_where_the_newcomer_was_graded_and_only_there(
     router.add_llm(LLM("star", 5.0, 5.0))
     predictor = router.predictor_
     assert isinstance(predictor, MixLLMPredictor)
+    news = predictor.newcomers_
     topic = np.asarray(stream.tasks)
     fruit = [str(p) for p in stream.prompts[topic == "topic0"]]
     physics = [str(p) for p in stream.prompts[topic == "topic1"]]
     star = predictor.llms_.index("star")
-    for prompt in fruit[:40]:  # star is graded 40 times, on fruit only
+    noise, overall, domain = news.spread_
+    assert 0.15 < noise < 0.3 and overall > 0 and domain > 0  # 0/1 grades of 0.3 to 0.9
+    grades = np.tile([1.0, 1.0, 1.0, 0.0], 10)  # 40 grades, on fruit only
+    residuals = []
+    for prompt, grade in zip(fruit[:40], grades, strict=True):
         decision = router.route(prompt, candidates=["star"])
-        router.learn_one(decision, Feedback(quality=1.0, cost_usd=1e-3))
-    counts = predictor.newcomers_.counts_[star]
-    assert counts.sum() == pytest.approx(40.0) and np.count_nonzero(counts) == 1
-    for prompts, scale in ((fruit[40:60], NEWCOMER_TRIES / (NEWCOMER_TRIES + 40)), (physics, 1.0)):
-        queries = router._queries(prompts, None)
+        queries = router._queries([prompt], None)
         f = predictor._features(queries.embeddings)
-        width = newcomer_bonus(
-            predictor.online_.a_inv_, np.hstack([f, np.ones((len(f), 1))]),
-            predictor.newcomers_.flags_, predictor.explore_new,
-        )[:, star]  # fmt: skip
-        bonus = predictor.newcomer_bonus(queries)
-        assert bonus is not None and np.all(width > 0)
-        np.testing.assert_allclose(bonus[:, star], scale * width, rtol=1e-9)
+        offline, _, _ = predictor._offline(f, np.asarray(queries.prompt_tokens, np.float64))
+        residuals.append(grade - float(news.baseline(offline)[0]))
+        router.learn_one(decision, Feedback(quality=grade, cost_usd=1e-3))
+    counts = news.counts_[star]
+    assert counts.sum() == pytest.approx(40.0) and np.count_nonzero(counts) == 1
+    # The level is the posterior mean of a Gaussian model: the same as least squares on the
+    # prior's pseudo-rows and the grades, each scaled by its standard deviation.
+    d = int(np.flatnonzero(counts)[0])
+    k = len(counts)
+    prior_rows = np.diag(1.0 / np.sqrt(np.r_[overall, np.full(k, domain)]))
+    prior_targets = np.r_[news.prior_[star] / np.sqrt(overall), np.zeros(k)]
+    grade_rows = np.zeros((40, k + 1))
+    grade_rows[:, 0] = grade_rows[:, 1 + d] = 1.0 / np.sqrt(noise)
+    theta = np.linalg.lstsq(
+        np.vstack([prior_rows, grade_rows]),
+        np.r_[prior_targets, np.asarray(residuals) / np.sqrt(noise)],
+        rcond=None,
+    )[0]
+    f_fruit = predictor._features(router._queries(fruit[40:60], None).embeddings)
+    f_physics = predictor._features(router._queries(physics, None).embeddings)
+    mean, sd = news.levels(np.vstack([f_fruit, f_physics]))
+    np.testing.assert_allclose(mean[: len(f_fruit), star], theta[0] + theta[1 + d], atol=1e-9)
+    # Graded on fruit: narrower there than on physics, and more moved (3 of 4 answers right,
+    # above the prior of a newcomer priced like mid)
+    assert sd[0, star] < sd[-1, star] < np.sqrt(overall + domain)
+    assert mean[0, star] > mean[-1, star] > news.prior_[star]
+    bonus = predictor.newcomer_bonus(router._queries(fruit[40:41] + physics[:1], None))
+    assert bonus is not None
+    np.testing.assert_allclose(
+        bonus[:, star], predictor.explore_new * sd[[0, -1], star] / np.sqrt(noise), rtol=1e-9
+    )
+    np.testing.assert_array_equal(bonus[:, :star], 0.0)
+
+
+def test_one_answer_moves_the_level_by_what_it_weighs_against_the_prior(
+    data: tuple[Dataset, Dataset],
+) -> None:
+    train, stream = data
+    router = _router(train.select_llms(["cheap", "mid", "dear"]))
+    router.add_llm(LLM("star", 5.0, 5.0))
+    predictor = router.predictor_
+    assert isinstance(predictor, MixLLMPredictor)
+    fruit = [str(p) for p, t in zip(stream.prompts, stream.tasks, strict=True) if t == "topic0"]
+    queries = router._queries(fruit[:1], None)
+    before = predictor.newcomer_bonus(queries)
+    first = router.route(fruit[0])
+    router.learn_one(first, Feedback(quality=0.0, cost_usd=1e-3))
+    after = router.route(fruit[0])
+    # A wrong first answer moves star's predicted quality towards 0 by the weight one answer
+    # has against the prior (the prior's variance over the sum of it and the answers' noise
+    # variance, both measured on the training LLMs), and its bonus narrows as its standard
+    # deviation does, by sqrt(noise / (prior + noise)): not to nothing.
+    noise, overall, domain = predictor.newcomers_.spread_
+    prior = overall + domain
+    drop = first.predicted_quality["star"] - after.predicted_quality["star"]
+    assert drop == pytest.approx(prior / (prior + noise) * first.predicted_quality["star"])
+    narrowed = predictor.newcomer_bonus(queries)
+    assert before is not None and narrowed is not None
+    star = predictor.llms_.index("star")
+    assert narrowed[0, star] == pytest.approx(before[0, star] * np.sqrt(noise / (prior + noise)))
 
 
 def test_without_tasks_the_domains_are_clusters_of_the_training_queries(
@@ -226,8 +281,10 @@ def test_a_router_saved_before_the_knob_loads_with_the_default(
     assert isinstance(old.predictor_, MixLLMPredictor)
     assert old.predictor_.explore_new == EXPLORE_NEW
     assert not old.predictor_.newcomers_.flags_.any()
+    np.testing.assert_array_equal(old.predictor_.newcomers_.spread_, LEVEL_DEFAULT)
     old.add_llm(LLM("star", 5.0, 5.0))  # what a gateway does with an old router: explores
-    assert old.route(str(stream.prompts[0])).llm == "star"
+    bonus = old.predictor_.newcomer_bonus(old._queries([str(stream.prompts[0])], None))
+    assert bonus is not None and bonus[0, -1] > 0 and not bonus[0, :-1].any()
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "0.3", True])

@@ -198,12 +198,14 @@ class Router(RouterStateMixin):
         query_id: str | None = None,
         candidates: Sequence[str] | None = None,
         max_cost_usd: float | None = None,
+        explore_scale: float = 1.0,
     ) -> Decision:
         """Choose an LLM for one prompt."""
         ids = None if query_id is None else [query_id]
         return self.route_many(
-            [prompt], lam=lam, query_ids=ids, candidates=candidates, max_cost_usd=max_cost_usd
-        )[0]
+            [prompt], lam=lam, query_ids=ids, candidates=candidates,
+            max_cost_usd=max_cost_usd, explore_scale=explore_scale,
+        )[0]  # fmt: skip
 
     def route_many(
         self,
@@ -213,17 +215,25 @@ class Router(RouterStateMixin):
         query_ids: Sequence[str] | None = None,
         candidates: Sequence[str] | None = None,
         max_cost_usd: float | None = None,
+        explore_scale: float = 1.0,
     ) -> list[Decision]:
         """Choose an LLM for each prompt (batched; the same answers as :meth:`route` one by one).
 
         ``lam`` overrides the router's default; ``candidates`` restricts the choice to those
         LLMs; ``max_cost_usd`` excludes LLMs whose predicted cost is higher (if none is left,
-        the cheapest predicted one is chosen).
+        the cheapest predicted one is chosen). ``explore_scale`` multiplies MixLLM's bonus for
+        LLMs added without data (``explore_new``): 1 as fitted, less where few of the answers
+        served will be graded (the gateway passes its shadow judge's share).
         """
         lam = self.lam if lam is None else lam
         check_lam(lam)
         if max_cost_usd is not None and not (max_cost_usd >= 0):
             raise ConfigError(f"max_cost_usd={max_cost_usd!r}; expected a number >= 0 (USD)")
+        if isinstance(explore_scale, bool) or not (
+            isinstance(explore_scale, int | float) and math.isfinite(explore_scale)
+            and explore_scale >= 0
+        ):  # fmt: skip
+            raise ConfigError(f"explore_scale={explore_scale!r}; expected a finite number >= 0")
         self._fitted()
         queries = self._queries(prompts, query_ids)
         a, b, tau = self.alpha, self.beta, self.tau_s
@@ -236,7 +246,7 @@ class Router(RouterStateMixin):
                 pred, lam, alpha=a, beta=b, tau_s=tau, wait_s=wait, service_weight=weight
             )
             if explore is not None:  # MixLLM's bonus for LLMs added without data
-                total += explore
+                total += explore_scale * explore
             chosen = choose_from_scores(
                 pred, total, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd
             )

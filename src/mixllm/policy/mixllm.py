@@ -17,8 +17,9 @@ stays near 0 where the offline predictors already know. It is the same Bayesian 
 that the bonus assumes, updated in O(d²) per feedback, and old feedback can be discounted.
 Binary feedback (thumbs up/down) is a noisier label of the same quality: it enters as quality
 1 or 0 with weight ``binary_weight``. An LLM added without data starts from a prior set by its
-price tier (the training LLMs' mean quality against log price) with the widest uncertainty, and
-is explored through its own width even when the router's α is 0 (:mod:`mixllm.policy.newcomers`).
+price tier (the training LLMs' mean quality against log price), learns its level over the
+best fitted LLM per domain from its graded answers, and is explored even when the router's α
+is 0 (:mod:`mixllm.policy.newcomers`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,6 @@ __all__ = ["COLD_START_PRIOR_WEIGHT", "MixLLMPredictor"]
 
 FloatArray = NDArray[np.float64]
 _PARTS = ("projection", "quality", "length", "uncertainty")
-
 
 TASK_PRIOR_SHRINK = 200.0
 """Pseudo-count of each task's prior (``task_prior``): used alone, a task with 200 training
@@ -111,17 +111,16 @@ class MixLLMPredictor(BasePredictor):
         the corrections from feedback only (docs/results.md, streams).
     explore_new:
         Weight of the newcomer bonus: an LLM added without data (:meth:`add_llm`) scores
-        ``explore_new`` × its width (``sqrt(eᵀA⁻¹e)`` of its prior and feedback only) on top of
-        its predicted quality, or α × width when the router's α is larger; the width shrinks
-        with its feedback, and the bonus fades in each domain as its answers there are graded
-        (:class:`~mixllm.policy.newcomers.Newcomers`): it is tried on each task until it has
-        shown its quality there. 0 turns it off (α alone explores); other LLMs are unaffected.
+        ``explore_new`` × the standard deviation of its level in the query's domain (in units
+        of the answers' noise; :class:`~mixllm.policy.newcomers.Newcomers`) on top of its
+        predicted quality, so it is tried on each task until its answers there have shown its
+        quality. 0 turns it off (α alone explores); other LLMs are unaffected.
     task_prior:
         Blend each task's training means per LLM into the quality predictions, per task with
         the weight that picks best out of fold (:class:`~mixllm.predict.task_blend.TaskBlend`;
         each prior shrunk by :data:`TASK_PRIOR_SHRINK` pseudo-observations; the task read from
-        the query by a classifier on the features). Used when the
-        training split has task labels of ≥ 2 tasks. On RouterDC's six tasks it adds 1.2
+        the query by a classifier on the features). Used when the training split has task
+        labels of ≥ 2 tasks. On RouterDC's six tasks it adds 1.2
         points of mean quality at λ = 0, on RouterBench's three it changes nothing measurable
         (docs/results.md, many domains); ``False`` is the paper's predictor.
     seed:
@@ -194,9 +193,12 @@ class MixLLMPredictor(BasePredictor):
         self.corrected_ = False
         self.mean_quality_ = column_means(train.quality)
         tasks = [str(t) for t in train.tasks] if train.has_tasks else None
-        self.newcomers_ = Newcomers.fit(f, tasks, len(train.llms), seed=self.seed)
         self.cost_fallback_ = MeanLengthCostModel().fit(train, queries.prompt_tokens)
         self.price_in_, self.price_out_, self.from_tokens_ = price_arrays(train)
+        self.newcomers_ = Newcomers.fit(
+            f, tasks, quality=train.quality, price_in=self.price_in_, price_out=self.price_out_,
+            seed=self.seed,
+        )  # fmt: skip
         self.llms_ = train.llms
         return self
 
@@ -221,10 +223,12 @@ class MixLLMPredictor(BasePredictor):
             f, np.asarray(queries.prompt_tokens, dtype=np.float64)
         )
         fa = _with_bias(f) if self.corrected_ or uncertainty else f
+        offline = quality
         if self.corrected_:  # offline predictions are left bit for bit until feedback arrives
             corr = self.online_.mean(fa)
             quality = np.clip(quality + corr[:, :, 0], 0.0, 1.0)
             cost = cost + corr[:, :, 1]
+        quality = self.newcomers_.apply(offline, quality, f)
         return Prediction(
             llms=self.llms_,
             quality=quality,  # in [0, 1]
@@ -242,7 +246,7 @@ class MixLLMPredictor(BasePredictor):
         if not (self.newcomers_.flags_.any() and weight > 0):  # most routers have no newcomer
             return None
         f = self._features(self._check_queries(queries))
-        return self.newcomers_.bonus(self.online_.a_inv_, f, weight)
+        return self.newcomers_.bonus(f, weight)
 
     def _offline(
         self, f: FloatArray, ptok: FloatArray
@@ -293,7 +297,9 @@ class MixLLMPredictor(BasePredictor):
             ]
         )
         self.online_.update(j, fa[0], target, weight=weight)
-        self.newcomers_.observe(j, f[0], weight)
+        if quality is not None:
+            residual = quality - float(self.newcomers_.baseline(base_q)[0])
+            self.newcomers_.observe(j, f[0], residual, weight)
         if self.novelty_ is not None:
             self.novelty_.update(j, fa[0], np.zeros(0), weight=weight)
         self.corrected_ = True
@@ -303,13 +309,15 @@ class MixLLMPredictor(BasePredictor):
     ) -> None:
         """Add ``llm`` without refitting the others: from seed outcomes (``seed``, one column
         for it, with its row-aligned ``queries``) or, without them, from a price-tier prior
-        held with :data:`COLD_START_PRIOR_WEIGHT` (its bonus is twice the others' before any
-        feedback), explored with the newcomer bonus (``explore_new``)."""
+        (its LinUCB width held with :data:`COLD_START_PRIOR_WEIGHT`: twice the others'),
+        explored with the newcomer bonus (``explore_new``)."""
         self._check_fitted()
         if llm.name in self.llms_:
             raise ConfigError(f"LLM {llm.name!r} is already in the pool")
         d = self.online_.dim_ - 1
-        if seed is not None and queries is not None and len(seed):
+        new = seed is None or queries is None or not len(seed)
+        if not new:
+            assert seed is not None and queries is not None
             col = seed.llm_index(llm.name)
             f = self._features(self._check_queries(queries))
             q = np.asarray(seed.quality[:, col], dtype=np.float64)
@@ -325,33 +333,25 @@ class MixLLMPredictor(BasePredictor):
                 k = self.novelty_.add_llm()
                 for row in _with_bias(f)[np.isfinite(q)]:
                     self.novelty_.update(k, row, np.zeros(0))
-            mean_q = float(np.nanmean(q)) if np.isfinite(q).any() else self._tier_prior(llm)
+            mean_q = float(np.nanmean(q)) if np.isfinite(q).any() else np.nan
         else:
             self.quality_.add_llm(np.zeros((0, d)), np.zeros(0))
             if self.blend_ is not None:
                 self.blend_.add_llm()
             self.length_.add_llm(np.zeros((0, d)), np.zeros(0), np.zeros(0))
-            mean_q = self._tier_prior(llm)
-            offset = mean_q - float(self.quality_.predict(np.zeros((1, d)))[0, -1])
-            theta0 = np.zeros((2, d + 1))
-            theta0[0, -1] = offset  # the constant feature carries the prior
-            # A price tier says less than fitted predictors: a weaker prior, a wider bonus.
-            self.online_.add_llm(theta0, prior_weight=COLD_START_PRIOR_WEIGHT)
+            mean_q = tier_prior(self.mean_quality_, self.price_in_, self.price_out_, llm)
+            # A price tier says less than fitted predictors: a weaker prior, a wider width.
+            self.online_.add_llm(prior_weight=COLD_START_PRIOR_WEIGHT)
             if self.novelty_ is not None:
                 self.novelty_.add_llm(prior_weight=COLD_START_PRIOR_WEIGHT)
-            self.corrected_ = self.corrected_ or offset != 0.0
         self.cost_fallback_.add_llm(llm)
-        self.newcomers_.add(seed is None or queries is None or not len(seed))
+        self.newcomers_.add(new, mean_q, self.mean_quality_)
         self.mean_quality_ = np.append(self.mean_quality_, mean_q)
         self.price_in_ = np.append(self.price_in_, llm.price_in_per_mtok)
         self.price_out_ = np.append(self.price_out_, llm.price_out_per_mtok)
         priced = llm.price_in_per_mtok > 0 or llm.price_out_per_mtok > 0
         self.from_tokens_ = np.append(self.from_tokens_, priced and bool(self.from_tokens_.any()))
         self.llms_ = (*self.llms_, llm.name)
-
-    def _tier_prior(self, llm: LLM) -> float:
-        """Expected quality of an unseen LLM from its price (:func:`tier_prior`)."""
-        return tier_prior(self.mean_quality_, self.price_in_, self.price_out_, llm)
 
     def remove_llm(self, name: str) -> None:
         """Drop ``name``; the other LLMs keep everything they learned."""

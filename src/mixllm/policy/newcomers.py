@@ -1,21 +1,26 @@
-"""LLMs that join a fitted MixLLM router without data: where they start, and how they get tried.
+"""LLMs that join a fitted MixLLM router without data: what is expected of them, and how they
+get tried.
 
 An LLM added without outcomes starts from a **price-tier prior**: the training LLMs' mean
-quality regressed on log price (:func:`tier_prior`), held with :data:`COLD_START_PRIOR_WEIGHT`
-of a fitted LLM's prior weight, so its LinUCB width starts twice as wide as the others'.
+quality regressed on log price (:func:`tier_prior`). Its predicted quality at a query is the
+pool's baseline there (the fitted LLMs' mean prediction: how hard the query is) plus its
+**level** (:class:`Newcomers`): an offset over all domains and one per domain, a small Gaussian
+model whose prior spreads and answer noise are measured on the training LLMs
+(:func:`level_spread`), updated by each graded answer of the newcomer.
 
 A prior is a guess, and a router that never tries the newcomer never learns whether the guess
-was low. With the router's bonus weight α = 0 (the default) the width is not used at all, so a
-newcomer priced like the middle of the pool is never chosen. The **newcomer bonus** aims
-exploration at what is actually unknown: the newcomer's own width, ``sqrt(eᵀA⁻¹e)`` of its
-online statistics (the prior plus its feedback only), weighted by ``explore_new``
-(:data:`EXPLORE_NEW` by default) and added to its score even when α = 0. It shrinks along the
-queries the newcomer has answered, and, domain by domain, with the number of its answers graded
-there (:class:`Newcomers`: halved after :data:`NEWCOMER_TRIES`), so that once it has been
-learned the clients are sent to it by its predictions, not by the bonus. It exists only for
-LLMs added without data, so a router to which no such LLM was added routes exactly as before.
-With α >= ``explore_new`` it adds nothing: the newcomer's bonus is then α·width already, like
-every other LLM's.
+was low. With the router's bonus weight α = 0 (the default) no uncertainty is used at all, so a
+newcomer priced like the middle of the pool would never be chosen. The **newcomer bonus** aims
+exploration at what is actually unknown: ``explore_new`` (:data:`EXPLORE_NEW` by default) × the
+standard deviation of the newcomer's level in the query's domain, in units of the answers'
+noise (as LinUCB's width is), added to its score even when α = 0. It shrinks like one over the
+square root of the newcomer's graded answers in that domain, so a newcomer is tried afresh on
+each task it has not answered, a few unlucky grades move its level by what they show and no
+more, and once it has been learned the clients are sent to it by its predictions. It exists only
+for LLMs added without data, so a router to which no such LLM was added routes exactly as
+before. With α >= ``explore_new`` it adds nothing: the router's own α × width then explores the
+newcomer, whose LinUCB width in the feature space starts twice the others'
+(:data:`COLD_START_PRIOR_WEIGHT`) and is also what shadow traffic picks by.
 """
 
 from __future__ import annotations
@@ -26,17 +31,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mixllm.errors import ConfigError
-from mixllm.policy._features import with_bias
+from mixllm.predict.features import column_means
 from mixllm.types import LLM, Prediction
 
 __all__ = [
     "COLD_START_PRIOR_WEIGHT",
     "EXPLORE_NEW",
+    "LEVEL_DEFAULT",
+    "LEVEL_FLOOR",
     "MAX_DOMAINS",
-    "NEWCOMER_TRIES",
     "Newcomers",
     "check_explore_new",
-    "newcomer_bonus",
+    "level_spread",
     "tier_prior",
     "with_candidates",
 ]
@@ -47,7 +53,7 @@ COLD_START_PRIOR_WEIGHT = 0.25
 """Weight of an LLM's price-tier prior, added with no data, relative to the prior of an LLM
 with fitted predictors (A = weight·ridge·I: a bonus 1/sqrt(weight) = 2 times wider)."""
 
-EXPLORE_NEW = 0.3
+EXPLORE_NEW = 0.5
 """Default weight of the newcomer bonus (``MixLLMPredictor(explore_new=...)``): the least
 weight on the width of an LLM added without data, whatever the router's α."""
 
@@ -82,18 +88,6 @@ def tier_prior(
     return float(ys.mean())
 
 
-def newcomer_bonus(
-    a_inv: NDArray[np.float64], fa: FloatArray, newcomer: NDArray[np.bool_], weight: float
-) -> FloatArray:
-    """``weight``·sqrt(eᵀA_l⁻¹e) per row of ``fa`` (features with the constant) for the LLMs
-    flagged in ``newcomer``, 0 for the others: shape (n, L)."""
-    out = np.zeros((len(fa), len(newcomer)))
-    for j in np.flatnonzero(newcomer):
-        out[:, j] = np.sqrt(np.maximum(np.einsum("nd,nd->n", fa @ a_inv[j], fa), 0.0))
-    out *= weight
-    return out
-
-
 def with_candidates(
     pred: Prediction, bonus: FloatArray | None, candidates: Sequence[str] | None
 ) -> tuple[Prediction, FloatArray | None]:
@@ -107,46 +101,76 @@ def with_candidates(
     return chosen, bonus[:, [pred.llms.index(m) for m in chosen.llms]]
 
 
-NEWCOMER_TRIES = 50.0
-"""Graded answers of a newcomer in one domain after which its bonus there is halved
-(:class:`Newcomers`): the bonus is scaled by ``NEWCOMER_TRIES / (NEWCOMER_TRIES + n)``."""
+LEVEL_FLOOR = np.array([0.01, 0.0025, 0.0025])
+"""Least variances of :func:`level_spread` (noise, overall, domain): standard deviations of
+0.1, 0.05 and 0.05 in quality."""
+
+LEVEL_DEFAULT = np.array([0.2, 0.015, 0.01])
+"""The variances a router saved before the level model gets (those of binary grades and of
+RouterBench's LLMs, rounded)."""
 
 MAX_DOMAINS = 8
 """Domains a router without task labels splits its training queries into (KMeans), so that a
-newcomer's exploration is counted where it happened."""
+newcomer is learned where it was tried."""
 
 
 class Newcomers:
-    """Which LLMs were added without data, and how much of their exploration is spent where.
+    """Which LLMs were added without data, and what their answers have taught about them.
 
-    The training queries are split into domains (their task labels, or KMeans clusters of their
-    features without labels), kept as unit centres. A newcomer's graded answers are counted per
-    domain (its feedback weight, the nearest centre), and its bonus at a query is scaled by
-    ``tries / (tries + n)``, ``n`` its count in the query's domain. Its width alone shrinks
-    too slowly to stop the exploration once the newcomer has been learned (the clients then go
-    on being sent to it); a count over all its answers stops it too early where it has not been
-    tried (a newcomer that failed on code would never be tried on the next task). Counted by
-    domain, a newcomer is tried afresh on each task it has not answered yet, and then left to
-    its learned predictions.
+    A newcomer's quality at a query is the **pool's baseline** there (the mean of the fitted
+    LLMs' predictions: how hard the query is) plus the newcomer's **level**, an offset δ over
+    all domains plus one η_d per domain: a Gaussian model with a prior δ ~ N(δ₀, overall),
+    η_d ~ N(0, domain), δ₀ the price tier's guess over the pool's mean, and each graded answer
+    an observation of δ + η_d with the training answers' noise (:func:`level_spread`). A few
+    parameters, so a handful of answers per domain moves the level by what they show and no
+    more, and its standard deviation shrinks like one over the square root of the answers there.
+    The domains are the training queries' tasks (or KMeans clusters of their features without
+    tasks), kept as unit centres; a query belongs to the nearest.
 
     >>> f = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1]])
-    >>> n = Newcomers.fit(f, ["a", "b", "a"], n_llms=1)
-    >>> n.add(True); n.observe(1, f[0]); n.observe(1, f[0])
-    >>> n.flags_.tolist(), n.counts_.tolist(), n.scale(f, tries=2.0)[:, 1].tolist()
-    ([False, True], [[0.0, 0.0], [2.0, 0.0]], [0.5, 1.0, 0.5])
+    >>> q, price = np.array([[0.9, 0.2], [0.1, 0.8], [1.0, 0.3]]), np.ones(2)
+    >>> n = Newcomers.fit(f, ["a", "b", "a"], quality=q, price_in=price, price_out=price)
+    >>> n.add(True, expected=0.7, means=np.array([0.6, 0.5]))  # a third LLM, without data
+    >>> mean, sd = n.levels(f)
+    >>> mean[:, 2].round(2).tolist(), sd[:, 0].tolist()  # LLM 0 is no newcomer
+    ([0.1, 0.1, 0.1], [0.0, 0.0, 0.0])
+    >>> for _ in range(20):  # 20 answers on domain "a", each 0.5 above the pool's baseline
+    ...     n.observe(2, f[0], residual=0.5)
+    >>> later, narrower = n.levels(f)
+    >>> bool(later[0, 2] > later[1, 2] > 0.1), bool(narrower[0, 2] < narrower[1, 2] <= sd[1, 2])
+    (True, True)
     """
 
-    def __init__(self, centres: FloatArray, flags: NDArray[np.bool_], counts: FloatArray) -> None:
+    def __init__(
+        self,
+        centres: FloatArray,
+        flags: NDArray[np.bool_],
+        counts: FloatArray,
+        sums: FloatArray,
+        prior: FloatArray,
+        spread: FloatArray,
+    ) -> None:
         self.centres_ = centres
         self.flags_ = flags
         self.counts_ = counts
+        self.sums_ = sums
+        self.prior_ = prior
+        self.spread_ = spread
 
     @classmethod
     def fit(
-        cls, features: FloatArray, tasks: Sequence[str] | None, n_llms: int, seed: int = 0
+        cls,
+        features: FloatArray,
+        tasks: Sequence[str] | None,
+        *,
+        quality: FloatArray,
+        price_in: FloatArray,
+        price_out: FloatArray,
+        seed: int = 0,
     ) -> Newcomers:
         """Domain centres from the training ``features`` (rows of queries) and their ``tasks``
-        (``None``: KMeans, at most :data:`MAX_DOMAINS` clusters); no newcomer yet."""
+        (``None``: KMeans, at most :data:`MAX_DOMAINS` clusters), and the level model's scales
+        from the training ``quality`` (rows × LLMs) and the LLMs' prices; no newcomer yet."""
         if tasks is not None and len(set(tasks)) >= 2:
             labels = np.asarray([str(t) for t in tasks])
             centres = np.stack([features[labels == t].mean(axis=0) for t in np.unique(labels)])
@@ -154,7 +178,13 @@ class Newcomers:
             centres = _clusters(features, seed)
         norms = np.linalg.norm(centres, axis=1, keepdims=True)
         centres = centres / np.where(norms > 0, norms, 1.0)
-        return cls(centres, np.zeros(n_llms, dtype=bool), np.zeros((n_llms, len(centres))))
+        n_llms, n_dom = quality.shape[1], len(centres)
+        out = cls(
+            centres, np.zeros(n_llms, dtype=bool), np.zeros((n_llms, n_dom)),
+            np.zeros((n_llms, n_dom)), np.zeros(n_llms), LEVEL_FLOOR.copy(),
+        )  # fmt: skip
+        out.spread_ = level_spread(quality, out.domains(features), n_dom, price_in, price_out)
+        return out
 
     def domains(self, features: FloatArray) -> NDArray[np.intp]:
         """The nearest centre of each row (domain 0 for every row without centres)."""
@@ -162,34 +192,86 @@ class Newcomers:
             return np.zeros(len(features), dtype=np.intp)
         return np.asarray(np.argmax(features @ self.centres_.T, axis=1), dtype=np.intp)
 
-    def add(self, new: bool) -> None:
-        """One more LLM, a newcomer when ``new`` (added without data)."""
+    def add(self, new: bool, expected: float = 0.0, means: FloatArray | None = None) -> None:
+        """One more LLM, a newcomer when ``new`` (added without data), whose level starts at its
+        ``expected`` quality minus the best of the other LLMs' mean qualities ``means`` (those
+        that are not newcomers; ``expected`` itself without them)."""
         self.flags_ = np.append(self.flags_, bool(new))
-        self.counts_ = np.vstack([self.counts_, np.zeros((1, self.counts_.shape[1]))])
+        zeros = np.zeros((1, self.counts_.shape[1]))
+        self.counts_ = np.vstack([self.counts_, zeros])
+        self.sums_ = np.vstack([self.sums_, zeros])
+        self.prior_ = np.append(self.prior_, self._prior(expected, means) if new else 0.0)
+
+    def _prior(self, expected: float, means: FloatArray | None) -> float:
+        known = np.zeros(0) if means is None else means[: len(self.flags_) - 1]
+        known = known[~self.flags_[: len(known)] & np.isfinite(known)]
+        return float(expected - known.max()) if len(known) else float(expected)
 
     def remove(self, j: int) -> None:
         """Forget LLM ``j``."""
-        self.flags_ = np.delete(self.flags_, j)
-        self.counts_ = np.delete(self.counts_, j, axis=0)
+        for attr in ("flags_", "counts_", "sums_", "prior_"):
+            setattr(self, attr, np.delete(getattr(self, attr), j, axis=0))
 
-    def observe(self, j: int, features: FloatArray, weight: float = 1.0) -> None:
-        """A graded answer of LLM ``j`` to the query with ``features`` (one row)."""
+    def baseline(self, offline: FloatArray) -> FloatArray:
+        """The pool's baseline per row of ``offline`` predicted quality (rows × LLMs): the mean
+        over the LLMs that are not newcomers."""
+        known = ~self.flags_
+        return np.asarray(offline[:, known].max(axis=1) if known.any() else offline.max(axis=1))
+
+    def observe(self, j: int, features: FloatArray, residual: float, weight: float = 1.0) -> None:
+        """A graded answer of LLM ``j`` to the query with ``features`` (one row): its quality
+        minus the pool's baseline there, as an observation of weight ``weight``."""
         if self.flags_[j]:
-            self.counts_[j, self.domains(features[None, :])[0]] += weight
+            d = self.domains(features[None, :])[0]
+            self.counts_[j, d] += weight
+            self.sums_[j, d] += weight * residual
 
-    def scale(self, features: FloatArray, tries: float = NEWCOMER_TRIES) -> FloatArray:
-        """``tries / (tries + n)`` per row and newcomer, 1 for the other LLMs: shape (n, L)."""
-        out = np.ones((len(features), len(self.flags_)))
+    def levels(self, features: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Posterior mean and standard deviation of each newcomer's level at each row of
+        ``features`` (0 for the other LLMs): two arrays of shape (n, L)."""
+        mean, sd = np.zeros((2, len(features), len(self.flags_)))
         cols = np.flatnonzero(self.flags_)
-        if len(cols):
-            out[:, cols] = tries / (tries + self.counts_[cols][:, self.domains(features)].T)
+        if not len(cols):
+            return mean, sd
+        dom = self.domains(features)
+        for j in cols:
+            m, v = self._posterior(int(j))
+            mean[:, j], sd[:, j] = m[dom], np.sqrt(v[dom])
+        return mean, sd
+
+    def _posterior(self, j: int) -> tuple[FloatArray, FloatArray]:
+        """Per domain, the mean and variance of newcomer ``j``'s δ + η_d."""
+        noise, overall, domain = (float(v) for v in self.spread_)
+        n, s = self.counts_[j] / noise, self.sums_[j] / noise
+        k = len(n)
+        precision = np.diag(np.concatenate([[1.0 / overall], np.full(k, 1.0 / domain)]))
+        precision[0, 0] += n.sum()
+        precision[0, 1:] += n
+        precision[1:, 0] += n
+        precision[1:, 1:] += np.diag(n)
+        h = np.concatenate([[self.prior_[j] / overall + s.sum()], s])
+        cov = np.linalg.inv(precision)
+        theta = cov @ h
+        var = cov[0, 0] + np.diag(cov)[1:] + 2.0 * cov[0, 1:]
+        return theta[0] + theta[1:], np.maximum(var, 0.0)
+
+    def apply(self, offline: FloatArray, quality: FloatArray, features: FloatArray) -> FloatArray:
+        """``quality`` (rows × LLMs) with each newcomer's column replaced by the pool's baseline
+        (from the ``offline`` predictions) plus its level, within [0, 1]."""
+        cols = np.flatnonzero(self.flags_)
+        if not len(cols):
+            return quality
+        mean, _ = self.levels(features)
+        out = quality.copy()
+        out[:, cols] = np.clip(self.baseline(offline)[:, None] + mean[:, cols], 0.0, 1.0)
         return out
 
-    def bonus(self, a_inv: NDArray[np.float64], features: FloatArray, weight: float) -> FloatArray:
-        """``weight`` × width × :meth:`scale` per row of ``features`` (without the constant) and
-        LLM, 0 for the LLMs that are not newcomers: shape (n, L)."""
-        width = newcomer_bonus(a_inv, with_bias(features), self.flags_, weight)
-        return width * self.scale(features)
+    def bonus(self, features: FloatArray, weight: float) -> FloatArray:
+        """``weight`` × each newcomer's level standard deviation in units of the answers' noise,
+        per row of ``features``, 0 for the LLMs that are not newcomers: shape (n, L)."""
+        _, sd = self.levels(features)
+        out = weight * sd / np.sqrt(self.spread_[0])
+        return np.asarray(out)
 
     def arrays(self) -> dict[str, NDArray[np.generic]]:
         """The state to save (with :meth:`from_arrays`)."""
@@ -197,17 +279,31 @@ class Newcomers:
             "newcomer": self.flags_,
             "newcomer_centres": self.centres_,
             "newcomer_counts": self.counts_,
+            "newcomer_sums": self.sums_,
+            "newcomer_prior": self.prior_,
+            "newcomer_spread": self.spread_,
         }
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, NDArray[np.generic]], n_llms: int) -> Newcomers:
-        """The state saved by :meth:`arrays`; a router saved before the newcomer bonus has no
-        newcomer, one saved before the domains counts each newcomer's answers all together."""
+        """The state saved by :meth:`arrays`. A router saved before the level model has
+        :data:`LEVEL_DEFAULT` scales, and its newcomers restart their levels from their price
+        tier's prior (read from its per-LLM ``mean_quality``); one saved before the newcomer
+        bonus has no newcomer."""
         flags = np.asarray(arrays.get("newcomer", np.zeros(n_llms, dtype=bool)), dtype=bool)
         centres = np.asarray(arrays.get("newcomer_centres", np.zeros((1, 0))), dtype=np.float64)
-        default = np.zeros((n_llms, len(centres)))
-        counts = np.asarray(arrays.get("newcomer_counts", default), dtype=np.float64)
-        return cls(centres, flags, counts)
+        zeros = np.zeros((n_llms, len(centres)))
+        if "newcomer_sums" in arrays:
+            counts = np.asarray(arrays["newcomer_counts"], dtype=np.float64)
+            sums = np.asarray(arrays["newcomer_sums"], dtype=np.float64)
+            prior = np.asarray(arrays["newcomer_prior"], dtype=np.float64)
+            spread = np.asarray(arrays["newcomer_spread"], dtype=np.float64)
+            return cls(centres, flags, counts, sums, prior, spread)
+        mean_q = np.asarray(arrays.get("mean_quality", np.zeros(n_llms)), dtype=np.float64)
+        known = mean_q[~flags & np.isfinite(mean_q)]
+        best = float(known.max()) if len(known) else 0.0
+        prior = np.where(flags, np.nan_to_num(mean_q - best), 0.0)
+        return cls(centres, flags, zeros, zeros.copy(), prior, LEVEL_DEFAULT.copy())
 
 
 def _clusters(features: FloatArray, seed: int) -> FloatArray:
@@ -222,3 +318,45 @@ def _clusters(features: FloatArray, seed: int) -> FloatArray:
     return np.asarray(
         KMeans(k, n_init=1, random_state=seed).fit(rows).cluster_centers_, dtype=np.float64
     )
+
+
+def level_spread(
+    quality: FloatArray,
+    domains: NDArray[np.intp],
+    n_domains: int,
+    price_in: FloatArray,
+    price_out: FloatArray,
+) -> FloatArray:
+    """The scales of a newcomer's level model, measured on the training LLMs (``quality``:
+    rows × LLMs; ``domains``: each row's): ``[noise, overall, domain]`` variances.
+
+    *noise*: of one answer's quality around its LLM's mean on its domain; *overall*: of an
+    LLM's mean quality around what its price tier predicts from the other LLMs (each left out
+    in turn); *domain*: of an LLM's lead over the best LLM of a domain around its lead over all
+    domains, for the most specialised LLM (a newcomer may be as specialised as that one). Each
+    has a floor (:data:`LEVEL_FLOOR`), so that two LLMs or one domain still give a prior."""
+    q = np.asarray(quality, dtype=np.float64)
+    n_llms = q.shape[1]
+    means = np.full((n_llms, n_domains), np.nan)
+    sizes = np.array([np.count_nonzero(domains == d) for d in range(n_domains)], np.float64)
+    for d in np.flatnonzero(sizes):
+        means[:, d] = column_means(q[domains == d])
+    seen = np.isfinite(q)
+    noise = float(np.square(np.where(seen, q - means.T[domains], 0.0)).sum() / max(seen.sum(), 1))
+    lead = means - np.nanmax(means, axis=0, keepdims=True)
+    w = np.where(np.isfinite(lead), sizes[None, :], 0.0)
+    total = np.maximum(w.sum(axis=1), 1e-12)
+    lead = np.nan_to_num(lead)
+    overall_lead = (lead * w).sum(axis=1) / total
+    domain = float(np.max((w * (lead - overall_lead[:, None]) ** 2).sum(axis=1) / total))
+    mean_q = column_means(q)
+    errors = []
+    for j in range(n_llms):
+        rest = np.arange(n_llms) != j
+        if np.isfinite(mean_q[j]) and np.isfinite(mean_q[rest]).sum() >= 2:
+            llm = LLM(str(j), float(price_in[j]), float(price_out[j]))
+            errors.append(
+                tier_prior(mean_q[rest], price_in[rest], price_out[rest], llm) - mean_q[j]
+            )
+    overall = float(np.mean(np.square(errors))) if errors else float(LEVEL_FLOOR[1])
+    return np.asarray(np.maximum([noise, overall, domain], LEVEL_FLOOR), dtype=np.float64)

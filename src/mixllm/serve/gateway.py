@@ -148,7 +148,10 @@ class Gateway:
         scopes = self.pacing.scopes(profile, key)
         lam = request_lam(self.router, options, profile, self.pacing.lam(scopes))
         max_cost = options.get("max_cost_usd", profile.max_cost_usd)
-        decision = self.router.route(prompt, lam=lam, candidates=able, max_cost_usd=max_cost)
+        decision = self.router.route(
+            prompt, lam=lam, candidates=able, max_cost_usd=max_cost,
+            explore_scale=self.shadow.explore_scale,
+        )  # fmt: skip
         if max_cost is not None:  # refused, or only LLMs under the cap to stay on or fall back to
             decision = check_cost_cap(decision, max_cost)
         routed = decision.prompt_tokens

@@ -96,6 +96,19 @@ class Shadow:
             else:
                 self.template = grade.DEFAULT_JUDGE_TEMPLATE
 
+    @property
+    def explore_scale(self) -> float:
+        """What the router's bonus for LLMs added without data is scaled by on client requests
+        (:meth:`Router.route <mixllm.Router.route>`): the share of served answers that shadow
+        traffic grades. Off, 1 (the clients' feedback is what teaches a newcomer); with a judge,
+        ``share`` (the judge grades a served answer when the newcomer that gave it is the most
+        uncertain LLM, so exploring on clients teaches only that share of the time); without
+        one, 0 (the grader needs another LLM's answer: a newcomer is taught by shadow calls to
+        it, never by serving clients)."""
+        if not self.settings.on:
+            return 1.0
+        return float(self.settings.share) if self.settings.judge is not None else 0.0
+
     # -- hooks the app calls once the client has its answer --------------------------------------
     def task(self, body: ChatRequest, plan: Plan, llm: str, result: ChatResult | None) -> Any:
         """A response's background task that shadows the request (``None`` when off)."""
