@@ -14,7 +14,9 @@ it), stream the same ``--n`` test queries (seeded order), one at a time:
 - **cold + shadow**: fitted without the newcomer, which is then added with no data
   (``Router.add_llm``), the newcomer bonus off (``explore_new = 0``), with ``[shadow] share =
   --share`` and the recorded judge;
-- **cold + shadow (defaults)**: the same with the router's defaults (the newcomer bonus on);
+- **cold + shadow (defaults)**: the same with the router's defaults (the newcomer bonus on,
+  which the gateway scales by ``share`` on client requests: only that share of the answers
+  served is graded);
 - **cold, no shadow**: the cold router without the bonus, shadow off.
 
 With a judge, a shadow call goes to the most uncertain LLM for the query; when that is the LLM

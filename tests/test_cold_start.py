@@ -127,10 +127,17 @@ def test_the_bonus_shrinks_with_feedback_and_respects_candidates_and_cost_limits
     assert bonus == pytest.approx(0.3 * np.sqrt((overall + domain) / noise), rel=1e-6)
     assert first.llm == "star"
     narrowed = router.route_many([prompt], candidates=["mid", "star"])[0]
-    assert narrowed.scores == {m: first.scores[m] for m in ("mid", "star")}
+    assert set(narrowed.scores) == {"mid", "star"}
+    assert narrowed.scores["mid"] == first.scores["mid"]
+    # star's first answer is in flight: its bonus narrows as one graded answer would narrow it
+    in_flight = bonus * np.sqrt(noise / (overall + domain + noise))
+    assert narrowed.scores["star"] == pytest.approx(first.scores["star"] - bonus + in_flight)
     assert router.route(prompt, candidates=["mid", "cheap"]).llm == "mid"
     assert router.route(prompt, max_cost_usd=2e-4).llm == "cheap"  # star costs ~5e-4
-    _route_then_learn(router, stream.subset(np.arange(100)))
+    for i in range(100):  # star answers 100 queries, all graded
+        decision = router.route(str(stream.prompts[i]), candidates=["star"])
+        quality = float(stream.quality[i, stream.llm_index("star")])
+        router.learn_one(decision, Feedback(quality=quality, cost_usd=1e-3))
     later = router.route(prompt)
     after = later.scores["star"] - (
         later.predicted_quality["star"] - LAM * later.predicted_cost_usd["star"]
@@ -222,6 +229,34 @@ def test_one_answer_moves_the_level_by_what_it_weighs_against_the_prior(
     assert before is not None and narrowed is not None
     star = predictor.llms_.index("star")
     assert narrowed[0, star] == pytest.approx(before[0, star] * np.sqrt(noise / (prior + noise)))
+
+
+def test_queries_in_flight_narrow_the_bonus_until_their_grades_move_the_level(
+    data: tuple[Dataset, Dataset],
+) -> None:
+    train, stream = data
+    router = _router(train.select_llms(["cheap", "mid", "dear"]))
+    router.add_llm(LLM("star", 5.0, 5.0))
+    predictor = router.predictor_
+    assert isinstance(predictor, MixLLMPredictor)
+    fruit = [str(p) for p, t in zip(stream.prompts, stream.tasks, strict=True) if t == "topic0"]
+    probe = router._queries(fruit[:1], None)
+    f = predictor._features(probe.embeddings)
+    star = predictor.llms_.index("star")
+    mean0, sd0 = predictor.newcomers_.levels(f)
+    decisions = [router.route(p, candidates=["star"]) for p in fruit[1:6]]  # 5 in flight
+    mean1, sd1 = predictor.newcomers_.levels(f)
+    assert mean1[0, star] == mean0[0, star] and sd1[0, star] < sd0[0, star]  # the mean waits
+    for d in decisions:  # the grades come back: the same width, a moved mean
+        router.learn_one(d, Feedback(quality=1.0, cost_usd=1e-3))
+    mean2, sd2 = predictor.newcomers_.levels(f)
+    assert sd2[0, star] == pytest.approx(sd1[0, star]) and mean2[0, star] > mean1[0, star]
+    assert not predictor.newcomers_.pending_.any()
+    # A router that is not exploring (no newcomer) keeps no pending answers.
+    plain = _router(train)
+    plain.route_many(fruit[:10])
+    assert isinstance(plain.predictor_, MixLLMPredictor)
+    assert not plain.predictor_.newcomers_.pending_.any()
 
 
 def test_without_tasks_the_domains_are_clusters_of_the_training_queries(

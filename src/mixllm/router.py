@@ -30,7 +30,13 @@ from mixllm.policy import (
     make_predictor,
     scores,
 )
-from mixllm.policy.calibration import DEFAULT_FOLDS, Calibration, calibrate, predict_for_choice
+from mixllm.policy.calibration import (
+    DEFAULT_FOLDS,
+    Calibration,
+    calibrate,
+    note_routed,
+    predict_for_choice,
+)
 from mixllm.policy.targets import Target
 from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
 
@@ -250,6 +256,8 @@ class Router(RouterStateMixin):
             chosen = choose_from_scores(
                 pred, total, tau_s=tau, wait_s=wait, max_cost_usd=max_cost_usd
             )
+            if explore is not None:  # a newcomer's queries in flight narrow its bonus
+                note_routed(predictor, queries, [pred.llms[int(c)] for c in chosen])
             ids = [uuid.uuid4().hex for _ in queries.ids]
         return decisions(queries, ids, pred, chosen, total, lam=lam, wait=wait)
 

@@ -113,11 +113,16 @@ def test_a_cold_newcomer_is_the_most_uncertain_and_gets_the_shadow_calls(
 def test_clients_explore_a_newcomer_as_much_as_their_answers_are_graded(
     router_dir: Path, data: Dataset, tmp_path: Path, shadow: dict[str, Any], scale: float
 ) -> None:
-    router = Router.load(router_dir)
-    router.add_llm(LLM("newcomer", 1.0, 3.0))
+    def with_newcomer() -> Router:
+        router = Router.load(router_dir)
+        router.add_llm(LLM("newcomer", 1.0, 3.0))
+        return router
+
+    router = with_newcomer()
     backends = {**_backends(data), "newcomer": FakeBackend("newcomer", text="new answer")}
     prompt = PROMPTS[0]
-    full, none = router.route(prompt), router.route(prompt, explore_scale=0.0)
+    # each from a fresh router: a query sent to the newcomer narrows its bonus (in flight)
+    full, none = with_newcomer().route(prompt), with_newcomer().route(prompt, explore_scale=0.0)
     bonus = full.scores["newcomer"] - none.scores["newcomer"]
     assert bonus > 0 and all(full.scores[m] == none.scores[m] for m in LLMS)
 

@@ -247,6 +247,13 @@ def predict_for_choice(
     return with_candidates(pred, predictor.newcomer_bonus(queries, alpha=alpha), candidates)
 
 
+def note_routed(predictor: Predictor, queries: QueryBatch, llms: list[str]) -> None:
+    """Tell MixLLM's predictor which LLM each of ``queries`` was sent to (its newcomers'
+    pending answers); other predictors do not need it."""
+    if isinstance(predictor, MixLLMPredictor):
+        predictor.routed(queries, llms)
+
+
 def calibrate(
     make_predictor: Callable[[], Predictor],
     dataset: Dataset,

@@ -248,6 +248,11 @@ class MixLLMPredictor(BasePredictor):
         f = self._features(self._check_queries(queries))
         return self.newcomers_.bonus(f, weight)
 
+    def routed(self, queries: QueryBatch, llms: list[str]) -> None:
+        """``queries`` sent to ``llms`` (one each): pending answers (:meth:`Newcomers.routed`)."""
+        cols = [self.llms_.index(m) for m in llms]
+        self.newcomers_.routed(self._features(self._check_queries(queries)), cols)
+
     def _offline(
         self, f: FloatArray, ptok: FloatArray
     ) -> tuple[FloatArray, FloatArray, FloatArray]:

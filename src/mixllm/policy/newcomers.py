@@ -156,6 +156,7 @@ class Newcomers:
         self.sums_ = sums
         self.prior_ = prior
         self.spread_ = spread
+        self.pending_ = np.zeros_like(counts)  # routed, not graded yet: not saved
 
     @classmethod
     def fit(
@@ -200,6 +201,7 @@ class Newcomers:
         zeros = np.zeros((1, self.counts_.shape[1]))
         self.counts_ = np.vstack([self.counts_, zeros])
         self.sums_ = np.vstack([self.sums_, zeros])
+        self.pending_ = np.vstack([self.pending_, zeros])
         self.prior_ = np.append(self.prior_, self._prior(expected, means) if new else 0.0)
 
     def _prior(self, expected: float, means: FloatArray | None) -> float:
@@ -209,7 +211,7 @@ class Newcomers:
 
     def remove(self, j: int) -> None:
         """Forget LLM ``j``."""
-        for attr in ("flags_", "counts_", "sums_", "prior_"):
+        for attr in ("flags_", "counts_", "sums_", "prior_", "pending_"):
             setattr(self, attr, np.delete(getattr(self, attr), j, axis=0))
 
     def baseline(self, offline: FloatArray) -> FloatArray:
@@ -225,6 +227,18 @@ class Newcomers:
             d = self.domains(features[None, :])[0]
             self.counts_[j, d] += weight
             self.sums_[j, d] += weight * residual
+            self.pending_[j, d] = max(self.pending_[j, d] - 1.0, 0.0)
+
+    def routed(self, features: FloatArray, columns: Sequence[int]) -> None:
+        """Queries (rows of ``features``) sent to the LLMs ``columns`` (one each): a newcomer's
+        count as *pending* answers. The level's standard deviation, hence the bonus, narrows
+        with them as if graded (its variance does not depend on the grades), so the queries in
+        flight before the first grades come back are not all sent to an unknown newcomer; its
+        mean waits for the grades. An answer that is never graded stays pending."""
+        cols = np.asarray(columns, dtype=np.intp)
+        new = self.flags_[cols]
+        if new.any():
+            np.add.at(self.pending_, (cols[new], self.domains(features[new])), 1.0)
 
     def levels(self, features: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Posterior mean and standard deviation of each newcomer's level at each row of
@@ -242,16 +256,10 @@ class Newcomers:
     def _posterior(self, j: int) -> tuple[FloatArray, FloatArray]:
         """Per domain, the mean and variance of newcomer ``j``'s δ + η_d."""
         noise, overall, domain = (float(v) for v in self.spread_)
-        n, s = self.counts_[j] / noise, self.sums_[j] / noise
-        k = len(n)
-        precision = np.diag(np.concatenate([[1.0 / overall], np.full(k, 1.0 / domain)]))
-        precision[0, 0] += n.sum()
-        precision[0, 1:] += n
-        precision[1:, 0] += n
-        precision[1:, 1:] += np.diag(n)
+        s = self.sums_[j] / noise
         h = np.concatenate([[self.prior_[j] / overall + s.sum()], s])
-        cov = np.linalg.inv(precision)
-        theta = cov @ h
+        theta = _covariance(self.counts_[j] / noise, overall, domain) @ h
+        cov = _covariance((self.counts_[j] + self.pending_[j]) / noise, overall, domain)
         var = cov[0, 0] + np.diag(cov)[1:] + 2.0 * cov[0, 1:]
         return theta[0] + theta[1:], np.maximum(var, 0.0)
 
@@ -304,6 +312,18 @@ class Newcomers:
         best = float(known.max()) if len(known) else 0.0
         prior = np.where(flags, np.nan_to_num(mean_q - best), 0.0)
         return cls(centres, flags, zeros, zeros.copy(), prior, LEVEL_DEFAULT.copy())
+
+
+def _covariance(n: FloatArray, overall: float, domain: float) -> FloatArray:
+    """Posterior covariance of (δ, η_1..η_D) after ``n`` answers per domain (in units of
+    1/noise), the prior variances ``overall`` (δ) and ``domain`` (each η)."""
+    k = len(n)
+    precision = np.diag(np.concatenate([[1.0 / overall], np.full(k, 1.0 / domain)]))
+    precision[0, 0] += n.sum()
+    precision[0, 1:] += n
+    precision[1:, 0] += n
+    precision[1:, 1:] += np.diag(n)
+    return np.asarray(np.linalg.inv(precision), dtype=np.float64)
 
 
 def _clusters(features: FloatArray, seed: int) -> FloatArray:
