@@ -78,6 +78,19 @@ def _stream_one_by_one(router: Router, stream: Dataset) -> list[str]:
     return chosen
 
 
+def _with_star(train: Dataset) -> tuple[Router, MixLLMPredictor]:
+    """A router fitted without star (the defaults), star then added without data."""
+    router = _router(train.select_llms(["cheap", "mid", "dear"]))
+    router.add_llm(LLM("star", 5.0, 5.0))
+    predictor = router.predictor_
+    assert isinstance(predictor, MixLLMPredictor)
+    return router, predictor
+
+
+def _fruit(stream: Dataset) -> list[str]:
+    return [str(p) for p, t in zip(stream.prompts, stream.tasks, strict=True) if t == "topic0"]
+
+
 def test_a_newcomer_that_is_the_best_gets_its_fair_share_with_the_defaults(
     data: tuple[Dataset, Dataset],
 ) -> None:
@@ -152,10 +165,7 @@ def test_the_level_is_learned_where_the_newcomer_was_graded_as_a_bayesian_model(
     data: tuple[Dataset, Dataset],
 ) -> None:
     train, stream = data
-    router = _router(train.select_llms(["cheap", "mid", "dear"]))
-    router.add_llm(LLM("star", 5.0, 5.0))
-    predictor = router.predictor_
-    assert isinstance(predictor, MixLLMPredictor)
+    router, predictor = _with_star(train)
     news = predictor.newcomers_
     topic = np.asarray(stream.tasks)
     fruit = [str(p) for p in stream.prompts[topic == "topic0"]]
@@ -207,15 +217,14 @@ def test_one_answer_moves_the_level_by_what_it_weighs_against_the_prior(
     data: tuple[Dataset, Dataset],
 ) -> None:
     train, stream = data
-    router = _router(train.select_llms(["cheap", "mid", "dear"]))
-    router.add_llm(LLM("star", 5.0, 5.0))
-    predictor = router.predictor_
-    assert isinstance(predictor, MixLLMPredictor)
-    fruit = [str(p) for p, t in zip(stream.prompts, stream.tasks, strict=True) if t == "topic0"]
+    router, predictor = _with_star(train)
+    fruit = _fruit(stream)
     queries = router._queries(fruit[:1], None)
     before = predictor.newcomer_bonus(queries)
     first = router.route(fruit[0])
+    assert first.llm == "star"  # explored first
     router.learn_one(first, Feedback(quality=0.0, cost_usd=1e-3))
+    narrowed = predictor.newcomer_bonus(queries)  # before star is sent the query again
     after = router.route(fruit[0])
     # A wrong first answer moves star's predicted quality towards 0 by the weight one answer
     # has against the prior (the prior's variance over the sum of it and the answers' noise
@@ -225,7 +234,6 @@ def test_one_answer_moves_the_level_by_what_it_weighs_against_the_prior(
     prior = overall + domain
     drop = first.predicted_quality["star"] - after.predicted_quality["star"]
     assert drop == pytest.approx(prior / (prior + noise) * first.predicted_quality["star"])
-    narrowed = predictor.newcomer_bonus(queries)
     assert before is not None and narrowed is not None
     star = predictor.llms_.index("star")
     assert narrowed[0, star] == pytest.approx(before[0, star] * np.sqrt(noise / (prior + noise)))
@@ -235,11 +243,8 @@ def test_queries_in_flight_narrow_the_bonus_until_their_grades_move_the_level(
     data: tuple[Dataset, Dataset],
 ) -> None:
     train, stream = data
-    router = _router(train.select_llms(["cheap", "mid", "dear"]))
-    router.add_llm(LLM("star", 5.0, 5.0))
-    predictor = router.predictor_
-    assert isinstance(predictor, MixLLMPredictor)
-    fruit = [str(p) for p, t in zip(stream.prompts, stream.tasks, strict=True) if t == "topic0"]
+    router, predictor = _with_star(train)
+    fruit = _fruit(stream)
     probe = router._queries(fruit[:1], None)
     f = predictor._features(probe.embeddings)
     star = predictor.llms_.index("star")

@@ -53,7 +53,7 @@ COLD_START_PRIOR_WEIGHT = 0.25
 """Weight of an LLM's price-tier prior, added with no data, relative to the prior of an LLM
 with fitted predictors (A = weight·ridge·I: a bonus 1/sqrt(weight) = 2 times wider)."""
 
-EXPLORE_NEW = 0.5
+EXPLORE_NEW = 1.0
 """Default weight of the newcomer bonus (``MixLLMPredictor(explore_new=...)``): the least
 weight on the width of an LLM added without data, whatever the router's α."""
 
