@@ -278,8 +278,7 @@ class Newcomers:
         """``weight`` × each newcomer's level standard deviation in units of the answers' noise,
         per row of ``features``, 0 for the LLMs that are not newcomers: shape (n, L)."""
         _, sd = self.levels(features)
-        out = weight * sd / np.sqrt(self.spread_[0])
-        return np.asarray(out)
+        return np.asarray(weight * sd / np.sqrt(self.spread_[0]))
 
     def arrays(self) -> dict[str, NDArray[np.generic]]:
         """The state to save (with :meth:`from_arrays`)."""
