@@ -3,10 +3,10 @@ get tried.
 
 An LLM added without outcomes starts from a **price-tier prior**: the training LLMs' mean
 quality regressed on log price (:func:`tier_prior`). Its predicted quality at a query is the
-pool's baseline there (the fitted LLMs' mean prediction: how hard the query is) plus its
-**level** (:class:`Newcomers`): an offset over all domains and one per domain, a small Gaussian
-model whose prior spreads and answer noise are measured on the training LLMs
-(:func:`level_spread`), updated by each graded answer of the newcomer.
+best fitted LLM's predicted quality there plus its **level** (:class:`Newcomers`): an offset
+over all domains and one per domain, a small Gaussian model whose prior spreads and answer
+noise are measured on the training LLMs (:func:`level_spread`), updated by each graded answer
+of the newcomer.
 
 A prior is a guess, and a router that never tries the newcomer never learns whether the guess
 was low. With the router's bonus weight α = 0 (the default) no uncertainty is used at all, so a
@@ -54,8 +54,9 @@ COLD_START_PRIOR_WEIGHT = 0.25
 with fitted predictors (A = weight·ridge·I: a bonus 1/sqrt(weight) = 2 times wider)."""
 
 EXPLORE_NEW = 1.0
-"""Default weight of the newcomer bonus (``MixLLMPredictor(explore_new=...)``): the least
-weight on the width of an LLM added without data, whatever the router's α."""
+"""Default weight of the newcomer bonus (``MixLLMPredictor(explore_new=...)``): the weight on
+the standard deviation of the level of an LLM added without data (in units of the answers'
+noise) added to its score, whatever the router's α; measured in docs/results.md (cold start)."""
 
 
 def check_explore_new(value: object) -> float:
@@ -117,11 +118,12 @@ newcomer is learned where it was tried."""
 class Newcomers:
     """Which LLMs were added without data, and what their answers have taught about them.
 
-    A newcomer's quality at a query is the **pool's baseline** there (the mean of the fitted
-    LLMs' predictions: how hard the query is) plus the newcomer's **level**, an offset δ over
-    all domains plus one η_d per domain: a Gaussian model with a prior δ ~ N(δ₀, overall),
-    η_d ~ N(0, domain), δ₀ the price tier's guess over the pool's mean, and each graded answer
-    an observation of δ + η_d with the training answers' noise (:func:`level_spread`). A few
+    A newcomer's quality at a query is the **baseline** there (the best fitted LLM's predicted
+    quality, which follows how hard the query is for the LLMs it competes with) plus the
+    newcomer's **level**, an offset δ over all domains plus one η_d per domain: a Gaussian model
+    with a prior δ ~ N(δ₀, overall), η_d ~ N(0, domain), δ₀ the price tier's guess minus the
+    best fitted LLM's mean quality, and each graded answer an observation of δ + η_d with the
+    training answers' noise (:func:`level_spread`). A few
     parameters, so a handful of answers per domain moves the level by what they show and no
     more, and its standard deviation shrinks like one over the square root of the answers there.
     The domains are the training queries' tasks (or KMeans clusters of their features without
@@ -134,7 +136,7 @@ class Newcomers:
     >>> mean, sd = n.levels(f)
     >>> mean[:, 2].round(2).tolist(), sd[:, 0].tolist()  # LLM 0 is no newcomer
     ([0.1, 0.1, 0.1], [0.0, 0.0, 0.0])
-    >>> for _ in range(20):  # 20 answers on domain "a", each 0.5 above the pool's baseline
+    >>> for _ in range(20):  # 20 answers on domain "a", each 0.5 above the baseline
     ...     n.observe(2, f[0], residual=0.5)
     >>> later, narrower = n.levels(f)
     >>> bool(later[0, 2] > later[1, 2] > 0.1), bool(narrower[0, 2] < narrower[1, 2] <= sd[1, 2])
@@ -215,14 +217,14 @@ class Newcomers:
             setattr(self, attr, np.delete(getattr(self, attr), j, axis=0))
 
     def baseline(self, offline: FloatArray) -> FloatArray:
-        """The pool's baseline per row of ``offline`` predicted quality (rows × LLMs): the mean
-        over the LLMs that are not newcomers."""
+        """The baseline per row of ``offline`` predicted quality (rows × LLMs): the best of
+        the LLMs that are not newcomers."""
         known = ~self.flags_
         return np.asarray(offline[:, known].max(axis=1) if known.any() else offline.max(axis=1))
 
     def observe(self, j: int, features: FloatArray, residual: float, weight: float = 1.0) -> None:
         """A graded answer of LLM ``j`` to the query with ``features`` (one row): its quality
-        minus the pool's baseline there, as an observation of weight ``weight``."""
+        minus the baseline there, as an observation of weight ``weight``."""
         if self.flags_[j]:
             d = self.domains(features[None, :])[0]
             self.counts_[j, d] += weight
@@ -264,8 +266,8 @@ class Newcomers:
         return theta[0] + theta[1:], np.maximum(var, 0.0)
 
     def apply(self, offline: FloatArray, quality: FloatArray, features: FloatArray) -> FloatArray:
-        """``quality`` (rows × LLMs) with each newcomer's column replaced by the pool's baseline
-        (from the ``offline`` predictions) plus its level, within [0, 1]."""
+        """``quality`` (rows × LLMs) with each newcomer's column replaced by the baseline (from
+        the ``offline`` predictions) plus its level, within [0, 1]."""
         cols = np.flatnonzero(self.flags_)
         if not len(cols):
             return quality
