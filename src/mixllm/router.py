@@ -37,6 +37,7 @@ from mixllm.policy.calibration import (
     note_routed,
     predict_for_choice,
 )
+from mixllm.policy.newcomers import check_weight
 from mixllm.policy.targets import Target
 from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
 
@@ -235,11 +236,7 @@ class Router(RouterStateMixin):
         check_lam(lam)
         if max_cost_usd is not None and not (max_cost_usd >= 0):
             raise ConfigError(f"max_cost_usd={max_cost_usd!r}; expected a number >= 0 (USD)")
-        if isinstance(explore_scale, bool) or not (
-            isinstance(explore_scale, int | float) and math.isfinite(explore_scale)
-            and explore_scale >= 0
-        ):  # fmt: skip
-            raise ConfigError(f"explore_scale={explore_scale!r}; expected a finite number >= 0")
+        check_weight(explore_scale, "explore_scale")
         self._fitted()
         queries = self._queries(prompts, query_ids)
         a, b, tau = self.alpha, self.beta, self.tau_s

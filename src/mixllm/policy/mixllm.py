@@ -42,7 +42,7 @@ from mixllm.policy.newcomers import (
     COLD_START_PRIOR_WEIGHT,
     EXPLORE_NEW,
     Newcomers,
-    check_explore_new,
+    check_weight,
     tier_prior,
 )
 from mixllm.policy.state import (
@@ -120,9 +120,9 @@ class MixLLMPredictor(BasePredictor):
         the weight that picks best out of fold (:class:`~mixllm.predict.task_blend.TaskBlend`;
         each prior shrunk by :data:`TASK_PRIOR_SHRINK` pseudo-observations; the task read from
         the query by a classifier on the features). Used when the training split has task
-        labels of ≥ 2 tasks. On RouterDC's six tasks it adds 1.2
-        points of mean quality at λ = 0, on RouterBench's three it changes nothing measurable
-        (docs/results.md, many domains); ``False`` is the paper's predictor.
+        labels of ≥ 2 tasks. On RouterDC's six tasks it adds 1.2 points of mean quality at
+        λ = 0, on RouterBench's three nothing measurable (docs/results.md, many domains);
+        ``False`` is the paper's predictor.
     seed:
         Seeds every random choice of the parts.
     """
@@ -169,7 +169,7 @@ class MixLLMPredictor(BasePredictor):
             raise ConfigError(f"binary_weight={self.binary_weight!r}; expected a number > 0")
         if self.statistics not in STATISTICS:
             raise ConfigError(f"statistics={self.statistics!r}; expected one of {STATISTICS}")
-        check_explore_new(self.explore_new)
+        check_weight(self.explore_new)
         x = self._check_train(train, queries)
         with one_blas_thread("scipy.linalg"):
             self.projection_ = fit_projection(tags, train, x, self.seed)
@@ -242,11 +242,10 @@ class MixLLMPredictor(BasePredictor):
         <mixllm.policy.newcomers.Newcomers.bonus>` with weight ``explore_new`` − ``alpha``),
         shape (n, L); ``None`` when it adds nothing (no such LLM, or ``alpha`` >=
         ``explore_new``: the router's own α·width bonus covers them)."""
-        weight = check_explore_new(self.explore_new) - alpha
+        weight = check_weight(self.explore_new) - alpha
         if not (self.newcomers_.flags_.any() and weight > 0):  # most routers have no newcomer
             return None
-        f = self._features(self._check_queries(queries))
-        return self.newcomers_.bonus(f, weight)
+        return self.newcomers_.bonus(self._features(self._check_queries(queries)), weight)
 
     def routed(self, queries: QueryBatch, llms: list[str]) -> None:
         """``queries`` sent to ``llms`` (one each): pending answers (:meth:`Newcomers.routed`)."""
@@ -303,8 +302,7 @@ class MixLLMPredictor(BasePredictor):
         )
         self.online_.update(j, fa[0], target, weight=weight)
         if quality is not None:
-            residual = quality - float(self.newcomers_.baseline(base_q)[0])
-            self.newcomers_.observe(j, f[0], residual, weight)
+            self.newcomers_.observe(j, f[0], quality, base_q[0], weight)
         if self.novelty_ is not None:
             self.novelty_.update(j, fa[0], np.zeros(0), weight=weight)
         self.corrected_ = True
@@ -321,8 +319,7 @@ class MixLLMPredictor(BasePredictor):
             raise ConfigError(f"LLM {llm.name!r} is already in the pool")
         d = self.online_.dim_ - 1
         new = seed is None or queries is None or not len(seed)
-        if not new:
-            assert seed is not None and queries is not None
+        if seed is not None and queries is not None and not new:
             col = seed.llm_index(llm.name)
             f = self._features(self._check_queries(queries))
             q = np.asarray(seed.quality[:, col], dtype=np.float64)

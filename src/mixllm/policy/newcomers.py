@@ -41,7 +41,7 @@ __all__ = [
     "LEVEL_FLOOR",
     "MAX_DOMAINS",
     "Newcomers",
-    "check_explore_new",
+    "check_weight",
     "level_spread",
     "tier_prior",
     "with_candidates",
@@ -59,11 +59,12 @@ the standard deviation of the level of an LLM added without data (in units of th
 noise) added to its score, whatever the router's α; measured in docs/results.md (cold start)."""
 
 
-def check_explore_new(value: object) -> float:
-    """``value`` as a weight >= 0, or :class:`~mixllm.errors.ConfigError`."""
+def check_weight(value: object, name: str = "explore_new") -> float:
+    """``value`` as a finite weight >= 0, or :class:`~mixllm.errors.ConfigError` naming it
+    ``name`` (``explore_new``, or a router call's ``explore_scale``)."""
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not (ok and np.isfinite(float(value)) and float(value) >= 0):  # type: ignore[arg-type]
-        raise ConfigError(f"explore_new={value!r}; expected a finite number >= 0")
+        raise ConfigError(f"{name}={value!r}; expected a finite number >= 0")
     return float(value)  # type: ignore[arg-type]
 
 
@@ -136,8 +137,8 @@ class Newcomers:
     >>> mean, sd = n.levels(f)
     >>> mean[:, 2].round(2).tolist(), sd[:, 0].tolist()  # LLM 0 is no newcomer
     ([0.1, 0.1, 0.1], [0.0, 0.0, 0.0])
-    >>> for _ in range(20):  # 20 answers on domain "a", each 0.5 above the baseline
-    ...     n.observe(2, f[0], residual=0.5)
+    >>> for _ in range(20):  # 20 answers on domain "a", each 0.5 above the baseline (0.4)
+    ...     n.observe(2, f[0], quality=0.9, offline=np.array([0.4, 0.3, 0.0]))
     >>> later, narrower = n.levels(f)
     >>> bool(later[0, 2] > later[1, 2] > 0.1), bool(narrower[0, 2] < narrower[1, 2] <= sd[1, 2])
     (True, True)
@@ -182,18 +183,15 @@ class Newcomers:
         norms = np.linalg.norm(centres, axis=1, keepdims=True)
         centres = centres / np.where(norms > 0, norms, 1.0)
         n_llms, n_dom = quality.shape[1], len(centres)
-        out = cls(
-            centres, np.zeros(n_llms, dtype=bool), np.zeros((n_llms, n_dom)),
-            np.zeros((n_llms, n_dom)), np.zeros(n_llms), LEVEL_FLOOR.copy(),
-        )  # fmt: skip
-        out.spread_ = level_spread(quality, out.domains(features), n_dom, price_in, price_out)
-        return out
+        spread = level_spread(quality, _nearest(features, centres), n_dom, price_in, price_out)
+        flags, zeros = np.zeros(n_llms, dtype=bool), np.zeros((n_llms, n_dom))
+        return cls(centres, flags, zeros, zeros.copy(), np.zeros(n_llms), spread)
 
     def domains(self, features: FloatArray) -> NDArray[np.intp]:
         """The nearest centre of each row (domain 0 for every row without centres)."""
         if self.centres_.shape[1] != features.shape[1]:  # saved before domains were kept
             return np.zeros(len(features), dtype=np.intp)
-        return np.asarray(np.argmax(features @ self.centres_.T, axis=1), dtype=np.intp)
+        return _nearest(features, self.centres_)
 
     def add(self, new: bool, expected: float = 0.0, means: FloatArray | None = None) -> None:
         """One more LLM, a newcomer when ``new`` (added without data), whose level starts at its
@@ -204,12 +202,8 @@ class Newcomers:
         self.counts_ = np.vstack([self.counts_, zeros])
         self.sums_ = np.vstack([self.sums_, zeros])
         self.pending_ = np.vstack([self.pending_, zeros])
-        self.prior_ = np.append(self.prior_, self._prior(expected, means) if new else 0.0)
-
-    def _prior(self, expected: float, means: FloatArray | None) -> float:
-        known = np.zeros(0) if means is None else means[: len(self.flags_) - 1]
-        known = known[~self.flags_[: len(known)] & np.isfinite(known)]
-        return float(expected - known.max()) if len(known) else float(expected)
+        best = 0.0 if means is None else _best(means, self.flags_[: len(means)])
+        self.prior_ = np.append(self.prior_, expected - best if new else 0.0)
 
     def remove(self, j: int) -> None:
         """Forget LLM ``j``."""
@@ -222,10 +216,14 @@ class Newcomers:
         known = ~self.flags_
         return np.asarray(offline[:, known].max(axis=1) if known.any() else offline.max(axis=1))
 
-    def observe(self, j: int, features: FloatArray, residual: float, weight: float = 1.0) -> None:
-        """A graded answer of LLM ``j`` to the query with ``features`` (one row): its quality
-        minus the baseline there, as an observation of weight ``weight``."""
+    def observe(
+        self, j: int, features: FloatArray, quality: float, offline: FloatArray, weight: float = 1.0
+    ) -> None:
+        """A graded answer of ``quality`` by LLM ``j`` to the query with ``features`` (one row)
+        and ``offline`` predicted quality (one row × LLMs), of weight ``weight``: for a
+        newcomer, an observation of its level, the quality minus the baseline there."""
         if self.flags_[j]:
+            residual = quality - float(self.baseline(offline[None, :])[0])
             d = self.domains(features[None, :])[0]
             self.counts_[j, d] += weight
             self.sums_[j, d] += weight * residual
@@ -309,10 +307,20 @@ class Newcomers:
             spread = np.asarray(arrays["newcomer_spread"], dtype=np.float64)
             return cls(centres, flags, counts, sums, prior, spread)
         mean_q = np.asarray(arrays.get("mean_quality", np.zeros(n_llms)), dtype=np.float64)
-        known = mean_q[~flags & np.isfinite(mean_q)]
-        best = float(known.max()) if len(known) else 0.0
-        prior = np.where(flags, np.nan_to_num(mean_q - best), 0.0)
+        prior = np.where(flags, np.nan_to_num(mean_q - _best(mean_q, flags)), 0.0)
         return cls(centres, flags, zeros, zeros.copy(), prior, LEVEL_DEFAULT.copy())
+
+
+def _nearest(features: FloatArray, centres: FloatArray) -> NDArray[np.intp]:
+    """The index of the nearest unit centre (largest dot product) of each row of ``features``."""
+    return np.asarray(np.argmax(features @ centres.T, axis=1), dtype=np.intp)
+
+
+def _best(means: FloatArray, newcomers: NDArray[np.bool_]) -> float:
+    """The best of the mean qualities ``means`` of the LLMs that are not ``newcomers`` (0
+    without any)."""
+    known = means[~newcomers & np.isfinite(means)]
+    return float(known.max()) if len(known) else 0.0
 
 
 def _covariance(n: FloatArray, overall: float, domain: float) -> FloatArray:
