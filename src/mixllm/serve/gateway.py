@@ -141,17 +141,14 @@ class Gateway:
         media = self.settings.tokens_per_image * body.media_parts()
         wanted = options.get("candidates") or profile.candidates
         windows = any(self.capabilities(m).context_tokens for m in self.backends)
-        # the prompt's tokens: counted here when a context window must be checked, else the
-        # router's own count (it counts them to predict the cost)
+        # the prompt's tokens: counted here if a context window is checked, else by the router
         counted = float(count_tokens([prompt])[0]) + media if windows else None
         able = self._able(body, wanted, counted or 0.0)
         scopes = self.pacing.scopes(profile, key)
         lam = request_lam(self.router, options, profile, self.pacing.lam(scopes))
         max_cost = options.get("max_cost_usd", profile.max_cost_usd)
-        decision = self.router.route(
-            prompt, lam=lam, candidates=able, max_cost_usd=max_cost,
-            explore_scale=self.shadow.explore_scale,
-        )  # fmt: skip
+        decision = self.router.route(prompt, lam=lam, candidates=able, max_cost_usd=max_cost,
+                                     explore_scale=self.shadow.explore_scale)  # fmt: skip
         if max_cost is not None:  # refused, or only LLMs under the cap to stay on or fall back to
             decision = check_cost_cap(decision, max_cost)
         routed = decision.prompt_tokens
