@@ -20,6 +20,13 @@ part, the test batch is routed four ways from the same predictions:
 Printed per share: realised spend and quality as % of GPT-4's on the same test part (mean and
 95% t-interval over the seeds), paired differences in quality points, and how many splits
 spent more than B.
+
+``--batch-sizes 10,25,50,100`` adds small batches, where one query's choice weighs most: the
+test part is cut into batches of each size (seeded order), each routed within B = share × its
+GPT-4 cost, against the per-query λ that spends the most without spending more than the budgeted
+assignment did (a λ strictly between two switch points, so a choice λ routing can make: no
+interpolation between two λ). Both on the recorded costs as known costs, and both on predicted
+costs (spend compared as realised).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import contextlib
 import math
 import os
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,10 +75,59 @@ def matched_quality(test: Dataset, pred: Prediction, spend: float) -> float:
     return float(np.interp(spend, costs, qualities))
 
 
+def step_choices(pred: Prediction) -> list[NDArray[np.int64]]:
+    """Every choice per-query λ routing can make on ``pred``, from λ = ∞ (all cheapest) down to
+    0: λ routing at each midpoint between consecutive switch points Δquality / Δcost."""
+    slopes = np.unique(BudgetSolver(pred).slopes_)[::-1]
+    lams = [2 * slopes[0] + 1.0] if len(slopes) else [1.0]
+    lams += [*((slopes[:-1] + slopes[1:]) / 2).tolist(), 0.0]
+    return [choose(pred, float(lam)) for lam in lams]
+
+
+def at_most(test: Dataset, choices: list[NDArray[np.int64]], spend: float) -> tuple[float, float]:
+    """(spend, quality) of the λ choice that spends the most without passing ``spend``."""
+    points = [realised(test, c) for c in choices]
+    within = [p for p in points if p[0] <= spend * (1 + 1e-12)] or [min(points)]
+    return max(within)
+
+
+def small_batches(
+    test: Dataset, pred: Prediction, sizes: Sequence[int], shares: Sequence[float], seed: int
+) -> dict[tuple[int, float, str], list[float]]:
+    """Per (size, share, costs): budgeted − per-query λ quality, in points of GPT-4's quality on
+    each batch, the λ spending at most what the budgeted assignment spent."""
+    out: dict[tuple[int, float, str], list[float]] = {}
+    order = np.random.default_rng(seed).permutation(len(test))
+    g = test.llm_index(GPT4)
+    for size in sizes:
+        for start in range(0, len(order) - size + 1, size):
+            rows = np.sort(order[start : start + size])
+            part = test.subset(rows)
+            ref_q = float(np.nanmean(part.quality[:, g]))
+            if ref_q <= 0:
+                continue
+            sub = Prediction(pred.llms, pred.quality[rows], pred.cost_usd[rows])
+            known = Prediction(pred.llms, sub.quality, np.asarray(part.cost_usd, dtype=np.float64))
+            for costs, p in (("known", known), ("predicted", sub)):
+                solver, choices = BudgetSolver(p), step_choices(p)
+                for share in shares:
+                    budget = share * math.fsum(part.cost_usd[:, g])
+                    if budget < solver.min_spend_usd:
+                        continue
+                    a = realised(part, solver.assign(budget))
+                    lam = at_most(part, choices, a[0])
+                    diff = 100 * (a[1] - lam[1]) / ref_q
+                    out.setdefault((size, share, costs), []).append(diff)
+                    over = float(a[0] > budget * (1 + 1e-12))
+                    out.setdefault((size, share, f"{costs}, over"), []).append(over)
+    return out
+
+
 def run_split(
-    ds: Dataset, seed: int, shares: Sequence[float], emb: MemoEmbedder
-) -> dict[float, dict[str, tuple[float, float]]]:
-    """Per share, per way: (spend % of GPT-4's, quality % of GPT-4's) on split ``seed``."""
+    ds: Dataset, seed: int, shares: Sequence[float], emb: MemoEmbedder, sizes: Sequence[int] = ()
+) -> tuple[dict[float, dict[str, tuple[float, float]]], dict[tuple[int, float, str], list[float]]]:
+    """Per share, per way: (spend % of GPT-4's, quality % of GPT-4's) on split ``seed``; and
+    :func:`small_batches` for ``sizes``."""
     train, test = split_random(ds, seed=seed)
     target = parse_target("cost_share", shares[0])
     router = Router("mixllm", embedder=emb, target=target, reference=GPT4, seed=seed)
@@ -111,21 +168,26 @@ def run_split(
             for way, (spend, quality) in cells.items()
         }
         out[share]["_budget"] = (100 * share, math.nan)
-    return out
+    return out, small_batches(test, pred, sizes, shares, seed)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--shares", default="0.1,0.25,0.33,0.5")
+    parser.add_argument("--batch-sizes", default="", help="e.g. 10,25,50,100 (default: none)")
     args = parser.parse_args()
     shares = [float(s) for s in args.shares.split(",")]
+    sizes = [int(s) for s in args.batch_sizes.split(",") if s]
     ds = load_dataset(SOURCE)
     emb = MemoEmbedder(make_embedder(DEFAULT_EMBEDDER))
     started = time.perf_counter()
-    splits = []
+    splits, small = [], defaultdict(list)
     for seed in range(args.seeds):
-        splits.append(run_split(ds, seed, shares, emb))
+        whole, batches = run_split(ds, seed, shares, emb, sizes)
+        splits.append(whole)
+        for key, diffs in batches.items():
+            small[key] += diffs
         print(f"split {seed} done ({time.perf_counter() - started:.0f} s)", flush=True)
     n = len(splits)
     print(f"\n### RouterBench subset, {n} seeded 80/20 splits, static embedder")
@@ -146,6 +208,26 @@ def main() -> None:
             diff = [s[share][left][1] - s[share][right][1] for s in splits]
             print(f"- quality {left} − {right}: {t_mean(diff, digits=1)} points of GPT-4's quality")
         print()
+    if sizes:
+        print_small(small, sizes, shares)
+
+
+def print_small(
+    small: dict[tuple[int, float, str], list[float]], sizes: Sequence[int], shares: Sequence[float]
+) -> None:
+    """The small-batch table: budgeted − per-query λ at no more spend, per size and share."""
+    print("#### Small batches: budgeted − per-query λ spending at most as much (points of GPT-4's")
+    print("quality per batch; mean [95% t-interval] over batches of all splits)\n")
+    print("| batch size | costs | " + " | ".join(f"{100 * s:g}%" for s in shares) + " |")
+    print("|---|---|" + "---|" * len(shares))
+    for size in sizes:
+        for costs in ("known", "predicted"):
+            cells = [t_mean(small.get((size, s, costs), []), digits=2) for s in shares]
+            n = len(small.get((size, shares[0], costs), []))
+            print(f"| {size} ({n} batches) | {costs} | " + " | ".join(cells) + " |")
+    for costs in ("known", "predicted"):
+        over = [x for key, xs in small.items() if key[2] == f"{costs}, over" for x in xs]
+        print(f"\n{costs} costs: spent more than the budget in {sum(over):.0f} of {len(over)} runs")
 
 
 if __name__ == "__main__":
