@@ -52,6 +52,7 @@ from mixllm.evaluate._memo import MemoEmbedder
 from mixllm.policy import choose, lambda_grid
 from mixllm.policy.budget import BudgetSolver
 from mixllm.policy.optllm import OptLLMPolicy
+from mixllm.policy.spend import SpendErrors, hold_within_budget
 from mixllm.policy.targets import parse_target
 from mixllm.types import Prediction
 from related_routers import t_mean  # the sibling script: run as a script
@@ -59,7 +60,11 @@ from related_routers import t_mean  # the sibling script: run as a script
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
 SOURCE = DATA / "routerbench" / "routerbench_0shot_subset.csv"
 GPT4 = "gpt-4-1106-preview"
-WAYS = ("budget", "budget, known costs", "λ guessed", "λ matched", "optllm")
+HELD = (0.9, 0.95)
+WAYS = (
+    "budget", "budget, known costs", *(f"budget, held {c:.0%}" for c in HELD),
+    "λ guessed", "λ matched", "optllm",
+)  # fmt: skip
 
 
 def realised(test: Dataset, choice: NDArray[np.int64]) -> tuple[float, float]:
@@ -92,7 +97,12 @@ def at_most(test: Dataset, choices: list[NDArray[np.int64]], spend: float) -> tu
 
 
 def small_batches(
-    test: Dataset, pred: Prediction, sizes: Sequence[int], shares: Sequence[float], seed: int
+    test: Dataset,
+    pred: Prediction,
+    sizes: Sequence[int],
+    shares: Sequence[float],
+    seed: int,
+    spend: SpendErrors,
 ) -> dict[tuple[int, float, str], list[float]]:
     """Per (size, share, costs): budgeted − per-query λ quality, in points of GPT-4's quality on
     each batch, the λ spending at most what the budgeted assignment spent."""
@@ -120,6 +130,19 @@ def small_batches(
                     out.setdefault((size, share, costs), []).append(diff)
                     over = float(a[0] > budget * (1 + 1e-12))
                     out.setdefault((size, share, f"{costs}, over"), []).append(over)
+                    if costs == "known":
+                        continue
+                    for c in HELD:
+                        with contextlib.suppress(ConfigError):  # cannot be held: not counted
+                            held = realised(
+                                part, hold_within_budget(p, budget, spend, confidence=c).choice
+                            )
+                            key = f"held {c:.0%}"
+                            out.setdefault((size, share, f"{key}, over"), []).append(
+                                float(held[0] > budget * (1 + 1e-12))
+                            )
+                            diff = 100 * (held[1] - a[1]) / ref_q
+                            out.setdefault((size, share, f"{key} − budget"), []).append(diff)
     return out
 
 
@@ -148,6 +171,8 @@ def run_split(
     test_q = query_batch(emb, prompts, [str(q) for q in test.query_ids],
                          prompt_tokens=test.prompt_tokens)  # fmt: skip
     solver, solver_known = BudgetSolver(pred), BudgetSolver(known)
+    assert router.calibration_ is not None and router.calibration_.spend is not None
+    spend = router.calibration_.spend
     out: dict[float, dict[str, tuple[float, float]]] = {}
     for share in shares:
         budget = share * ref_cost
@@ -155,6 +180,9 @@ def run_split(
         a = realised(test, solver.assign(budget))
         cells["budget"] = a
         cells["budget, known costs"] = realised(test, solver_known.assign(budget))
+        for c in HELD:
+            held = hold_within_budget(pred, budget, spend, confidence=c)
+            cells[f"budget, held {c:.0%}"] = realised(test, held.choice)
         try:
             lam = router.lam_for(parse_target("cost_share", share))
             cells["λ guessed"] = realised(test, choose(pred, lam))
@@ -168,7 +196,7 @@ def run_split(
             for way, (spend, quality) in cells.items()
         }
         out[share]["_budget"] = (100 * share, math.nan)
-    return out, small_batches(test, pred, sizes, shares, seed)
+    return out, small_batches(test, pred, sizes, shares, seed, spend)
 
 
 def main() -> None:
@@ -225,9 +253,14 @@ def print_small(
             cells = [t_mean(small.get((size, s, costs), []), digits=2) for s in shares]
             n = len(small.get((size, shares[0], costs), []))
             print(f"| {size} ({n} batches) | {costs} | " + " | ".join(cells) + " |")
-    for costs in ("known", "predicted"):
+    for costs in ("known", "predicted", *(f"held {c:.0%}" for c in HELD)):
         over = [x for key, xs in small.items() if key[2] == f"{costs}, over" for x in xs]
-        print(f"\n{costs} costs: spent more than the budget in {sum(over):.0f} of {len(over)} runs")
+        print(f"\n{costs}: spent more than the budget in {sum(over):.0f} of {len(over)} runs")
+    for c in HELD:
+        print(f"\nheld {c:.0%} − budget on predicted costs, quality points per batch:\n")
+        for size in sizes:
+            cells = [t_mean(small.get((size, s, f"held {c:.0%} − budget"), []), 2) for s in shares]
+            print(f"| {size} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

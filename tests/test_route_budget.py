@@ -95,3 +95,55 @@ def test_budget_excludes_lam_and_sweep(
         )
         assert code == 2
         assert "one of --lam, --sweep or --budget-usd" in out
+
+
+def test_confidence_holds_the_budget_on_what_is_spent(
+    fitted: tuple[Path, Path, list[str]], tmp_path: Path
+) -> None:
+    """Here the predicted costs are the recorded ones, so the cross-fitted errors are nil and a
+    budget held at any confidence routes as the plain one; the saved router keeps them."""
+    router_dir, queries, prompts = fitted
+    router = Router.load(router_dir)
+    assert router.calibration_ is not None and router.calibration_.spend is not None
+    assert router.calibration_.spend.by_llm == {
+        "big": pytest.approx((1.0, 0.0, 0.0)),
+        "small": pytest.approx((1.0, 0.0, 0.0)),
+    }
+    budget = 20 * SMALL + 7 * (BIG - SMALL)
+    plain = router.route_within_budget(prompts, budget)
+    held = router.route_within_budget(prompts, budget, confidence=0.99)
+    assert [d.llm for d in held] == [d.llm for d in plain]
+    code, out = run(
+        "route", router_dir, queries, "--out", tmp_path / "o.jsonl",
+        "--budget-usd", budget, "--confidence", "0.95",
+    )  # fmt: skip
+    assert code == 0, out
+    spend = 20 * SMALL + 7 * (BIG - SMALL)
+    assert f"expected spend ${spend:.6g}, at most ${spend:.6g} with probability 0.95" in out
+
+
+def test_confidence_needs_a_calibrated_router(fitted: tuple[Path, Path, list[str]]) -> None:
+    from mixllm.data import load_dataset
+
+    router = Router("mixllm", embedder="hashing", lam=1.0)
+    router.fit(load_dataset(fitted[0].parent / "train.jsonl"))
+    assert router.route_within_budget(fitted[2], 1.0)  # the plain budget needs none
+    with pytest.raises(ConfigError, match=r"confidence=0\.9 needs the router's measure"):
+        router.route_within_budget(fitted[2], 1.0, confidence=0.9)
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (("--confidence", "0.9"), "--confidence goes with --budget-usd X"),
+        (("--budget-usd", "1", "--confidence", "1.5"), "confidence=1.5; expected a probability"),
+    ],
+)
+def test_bad_confidence_exits_with_the_message(
+    fitted: tuple[Path, Path, list[str]], tmp_path: Path, args: tuple[str, ...], expect: str
+) -> None:
+    router_dir, queries, _ = fitted
+    code, out = run("route", router_dir, queries, "--out", tmp_path / "o", *args)
+    assert code == 2
+    assert expect in out
+    assert not (tmp_path / "o").exists()

@@ -38,7 +38,7 @@ from mixllm.policy.calibration import (
     predict_for_choice,
 )
 from mixllm.policy.newcomers import check_weight
-from mixllm.policy.targets import Target
+from mixllm.policy.targets import Target, check_confidence
 from mixllm.types import LLM, Decision, Feedback, Prediction, QueryBatch
 
 __all__ = ["PENALTY_SCALES", "Router"]
@@ -265,25 +265,44 @@ class Router(RouterStateMixin):
         *,
         query_ids: Sequence[str] | None = None,
         candidates: Sequence[str] | None = None,
+        confidence: float | None = None,
     ) -> list[Decision]:
         """One LLM per prompt for the whole batch: the highest total predicted quality whose
         total predicted cost is at most ``budget_usd`` (see :mod:`mixllm.policy.budget`).
 
-        Each decision's ``lam`` is the multiplier that binds the budget. No uncertainty bonus
-        or latency penalty: the budget is on predicted quality and cost only.
-        :class:`~mixllm.errors.ConfigError` for a budget that is not a number ≥ 0 or is below
-        the cheapest assignment.
+        With ``confidence`` C (between 0 and 1), the budget holds on what the answers will
+        cost, with probability about C, rather than on the predicted costs: the plan uses the
+        calibration's measure of recorded against predicted costs (a router fitted with a
+        target has one; see :mod:`mixllm.policy.spend`). Each decision's ``lam`` is the
+        multiplier that binds the (planned) budget. No uncertainty bonus or latency penalty:
+        the budget is on predicted quality and cost only. :class:`~mixllm.errors.ConfigError`
+        for a budget that is not a number ≥ 0, one below the cheapest assignment, a bad
+        ``confidence``, or a ``confidence`` for a router without a calibration.
         """
         from mixllm.policy.budget import BudgetSolver, check_budget
+        from mixllm.policy.spend import hold_within_budget
 
         check_budget(budget_usd)
+        if confidence is not None:
+            check_confidence(confidence)
         self._fitted()
+        calibration: Calibration | None = getattr(self, "calibration_", None)
+        if confidence is not None and (calibration is None or calibration.spend is None):
+            raise ConfigError(
+                f"confidence={confidence!r} needs the router's measure of recorded against "
+                "predicted costs, which fitting with a target makes (Router(..., target=...) "
+                "or `mixllm fit`); this router has none"
+            )
         queries = self._queries(prompts, query_ids)
         with self._lock:
             pred, _ = predict_for_choice(self._fitted(), queries, candidates=candidates)
             ids = [uuid.uuid4().hex for _ in queries.ids]
-        solver = BudgetSolver(pred)
-        chosen, lam = solver.assign(budget_usd), solver.multiplier(budget_usd)
+        if confidence is None or calibration is None or calibration.spend is None:
+            solver = BudgetSolver(pred)
+            chosen, lam = solver.assign(budget_usd), solver.multiplier(budget_usd)
+        else:
+            held = hold_within_budget(pred, budget_usd, calibration.spend, confidence=confidence)
+            chosen, lam = held.choice, held.lam
         return decisions(queries, ids, pred, chosen, scores(pred, lam), lam=lam, wait=None)
 
     def _service_weight(

@@ -335,6 +335,10 @@ def test_calibration_round_trips_through_json(calibrated: Calibrated) -> None:
     assert again.reference == cal.reference and again.folds == 5
     for target in (parse_target("cost_share", 0.5), parse_target("min_quality_share", 0.7)):
         assert again.lam_for(target) == cal.lam_for(target)
+    assert cal.spend is not None and again.spend == cal.spend  # the budgets' cost errors
+    assert len(cal.spend.selection) == len(cal.lams)
+    older = {k: v for k, v in cal.to_dict().items() if k != "spend"}  # saved before them
+    assert Calibration.from_dict(older).spend is None
     broken = {**cal.to_dict(), "cost_usd": [1.0]}
     with pytest.raises(ValueError, match="differ in length"):
         Calibration.from_dict(broken)

@@ -31,6 +31,13 @@ __all__ = ["route"]
     help="Route the whole file within X USD of predicted cost, best total quality.",
 )
 @click.option(
+    "--confidence",
+    type=float,
+    default=None,
+    metavar="C",
+    help="With --budget-usd: hold X on what the answers will cost, with probability about C.",
+)
+@click.option(
     "--explain",
     is_flag=True,
     help="Add the predicted quality and cost of the chosen LLM and of the others.",
@@ -44,13 +51,15 @@ def route(
     lams: tuple[float, ...],
     sweep: int | None,
     budget: str | None,
+    confidence: float | None,
     explain: bool,
 ) -> None:
     """Route every query in QUERIES (CSV/JSONL with prompt and sample_id/id) with a saved router.
 
     Without --lam or --sweep, the router's saved λ (its target's, when fitted with one).
     With --budget-usd X, one LLM per query for the whole file: the highest total predicted
-    quality whose total predicted cost is at most X.
+    quality whose total predicted cost is at most X; with --confidence C, whose spend stays
+    within X with probability about C (from the router's measure of its cost errors).
     """
     from mixllm.data.queries import read_queries
     from mixllm.router import Router
@@ -62,10 +71,14 @@ def route(
         raise ConfigError("give one of --lam X [X ...] or --sweep N, not both")
     if budget is not None and (lam_values or sweep is not None):
         raise ConfigError("give one of --lam, --sweep or --budget-usd, not several")
+    if confidence is not None and budget is None:
+        raise ConfigError("--confidence goes with --budget-usd X (the budget it holds)")
     if sweep is not None and sweep < 1:
         raise ConfigError(f"--sweep {sweep}; expected a positive number of λ values")
     if budget is not None:
-        _route_within_budget(router_dir, queries, out, _budget_arg(budget), explain=explain)
+        _route_within_budget(
+            router_dir, queries, out, _budget_arg(budget), confidence, explain=explain
+        )
         return
     router = Router.load(router_dir)
     ids, prompts = read_queries(queries)
@@ -87,16 +100,25 @@ def route(
 
 
 def _route_within_budget(
-    router_dir: Path, queries: Path, out: Path, budget: float, *, explain: bool
+    router_dir: Path,
+    queries: Path,
+    out: Path,
+    budget: float,
+    confidence: float | None,
+    *,
+    explain: bool,
 ) -> None:
     from mixllm.data.queries import read_queries
     from mixllm.policy.budget import check_budget
+    from mixllm.policy.targets import check_confidence
     from mixllm.router import Router
 
     check_budget(budget)
+    if confidence is not None:
+        check_confidence(confidence)
     router = Router.load(router_dir)
     ids, prompts = read_queries(queries)
-    chosen = router.route_within_budget(prompts, budget, query_ids=ids)
+    chosen = router.route_within_budget(prompts, budget, query_ids=ids, confidence=confidence)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f:
         for d in chosen:
@@ -109,6 +131,15 @@ def _route_within_budget(
         f"routed {len(chosen)} queries within ${budget:.6g}: predicted spend ${spend:.6g}, "
         f"predicted mean quality {quality:.4f} (λ = {lam:.6g} binds the budget)"
     )
+    calibration = getattr(router, "calibration_", None)
+    spend_errors = calibration.spend if calibration is not None else None
+    if confidence is not None and spend_errors is not None:
+        costs = [d.predicted_cost_usd[d.llm] for d in chosen]
+        mean, upper = spend_errors.bound([d.llm for d in chosen], costs, confidence, lam)
+        click.echo(
+            f"expected spend ${mean:.6g}, at most ${upper:.6g} with probability {confidence:g} "
+            "(from the router's cross-fitted cost errors)"
+        )
     click.echo(f"wrote {len(chosen)} decisions to {out}")
 
 

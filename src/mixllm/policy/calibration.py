@@ -21,7 +21,7 @@ Both assume the queries, those calibrated on and those to come, are i.i.d. draws
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +33,7 @@ from mixllm.policy.base import Predictor, choose_from_scores, lambda_grid, score
 from mixllm.policy.bounds import bernstein_lower_bound, horizon_lower_bound
 from mixllm.policy.mixllm import MixLLMPredictor
 from mixllm.policy.newcomers import with_candidates
+from mixllm.policy.spend import SpendErrors, spend_errors
 from mixllm.policy.targets import DEFAULT_CONFIDENCE, Target
 from mixllm.types import Prediction, QueryBatch
 
@@ -76,7 +77,9 @@ class Calibration:
 
     ``reference`` is the LLM targets are relative to, with its mean cost and quality on the
     training data; ``quality_range`` the smallest and largest quality recorded (the range the
-    bound needs). Arrays are per λ, ``lams`` ascending.
+    bound needs). Arrays are per λ, ``lams`` ascending. ``spend``: how recorded costs relate to
+    the out-of-fold predicted ones, per LLM (``None`` in calibrations saved before it was kept),
+    for budgets that hold on what is spent (:mod:`mixllm.policy.spend`).
     """
 
     reference: str
@@ -86,6 +89,7 @@ class Calibration:
     n_queries: int
     quality_range: tuple[float, float]
     arrays: Mapping[str, FloatArray] = field(repr=False)
+    spend: SpendErrors | None = field(default=None, repr=False)
 
     @property
     def lams(self) -> FloatArray:
@@ -194,6 +198,7 @@ class Calibration:
             "n_queries": self.n_queries,
             "quality_range": list(self.quality_range),
             **{k: [float(x) for x in self.arrays[k]] for k in _ARRAYS},
+            **({"spend": self.spend.to_dict()} if self.spend is not None else {}),
         }
 
     @classmethod
@@ -211,6 +216,7 @@ class Calibration:
             n_queries=int(data["n_queries"]),
             quality_range=(float(lo), float(hi)),
             arrays=arrays,
+            spend=SpendErrors.from_dict(data["spend"]) if "spend" in data else None,
         )
 
 
@@ -282,7 +288,9 @@ def calibrate(
     pred = _stack([p for _, p in parts], np.argsort(order))
     lams = lambda_grid(pred, n_lambdas)
     chosen = np.stack([choose_from_scores(pred, scores(pred, lam, alpha=alpha)) for lam in lams])
-    return _summarise(dataset, ref, chosen, lams, folds)
+    calibration = _summarise(dataset, ref, chosen, lams, folds)
+    spend = spend_errors(pred.cost_usd, dataset.cost_usd, dataset.llms, chosen=chosen, lams=lams)
+    return replace(calibration, spend=spend)
 
 
 def _summarise(

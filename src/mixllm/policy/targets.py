@@ -28,7 +28,10 @@ from dataclasses import dataclass
 
 from mixllm.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_HORIZON", "TARGET_KINDS", "Target", "parse_target"]
+__all__ = [
+    "DEFAULT_CONFIDENCE", "DEFAULT_HORIZON", "TARGET_KINDS", "Target", "check_confidence",
+    "parse_target",
+]  # fmt: skip
 
 #: The kinds of target, in the order the CLI lists them.
 TARGET_KINDS = ("cost_share", "budget_per_query", "strong_share", "min_quality_share")
@@ -131,14 +134,7 @@ def parse_target(
     conf: float | None = None
     over: int | None = None
     if kind == "min_quality_share":
-        expected = "a probability in (0, 1), e.g. 0.9"
-        conf = (
-            DEFAULT_CONFIDENCE
-            if confidence is None
-            else _number(f"confidence={confidence!r}", confidence, expected)
-        )
-        if not 0 < conf < 1:
-            raise ConfigError(f"confidence={confidence!r}; expected {expected}")
+        conf = DEFAULT_CONFIDENCE if confidence is None else check_confidence(confidence)
         over = _horizon(horizon)
     elif confidence is not None:
         raise ConfigError(
@@ -170,6 +166,22 @@ def _horizon(horizon: object) -> int | None:
     if not (number >= 1 and number == int(number)):
         raise ConfigError(f"horizon={horizon!r}; expected {expected}")
     return int(number)
+
+
+def check_confidence(confidence: object) -> float:
+    """``confidence`` as a float; :class:`~mixllm.errors.ConfigError`, naming it, unless it is
+    a probability strictly between 0 and 1.
+
+    >>> check_confidence(1.0)
+    Traceback (most recent call last):
+    ...
+    mixllm.errors.ConfigError: confidence=1.0; expected a probability in (0, 1), e.g. 0.9
+    """
+    expected = "a probability in (0, 1), e.g. 0.9"
+    conf = _number(f"confidence={confidence!r}", confidence, expected)
+    if not 0 < conf < 1:
+        raise ConfigError(f"confidence={confidence!r}; expected {expected}")
+    return conf
 
 
 def _number(label: str, value: object, expected: str, *, finite: bool = True) -> float:
