@@ -55,7 +55,7 @@ __all__ = ["Held", "SpendErrors", "hold_within_budget", "spend_errors"]
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-#: Halvings of the planned budget's search (the bound is then within 2⁻⁴⁰ of the budget).
+#: Most halvings of the planned budget's search (it stops once within 1e-9 of it).
 _SEARCH_STEPS = 40
 
 
@@ -210,18 +210,20 @@ def hold_within_budget(
         mean, upper = _bound(pred.cost_usd[rows, choice], choice, stats, z, factor)
         return Held(choice, mean, upper, lam)
 
-    low, high = solver.min_spend_usd, min(budget, solver.max_spend_usd)
-    best = bound(low) if low <= budget else None
-    if best is None or best.upper_usd > budget:
-        floor = best.upper_usd if best is not None else low
+    low, high = solver.min_spend_usd, max(solver.min_spend_usd, min(budget, solver.max_spend_usd))
+    best = bound(low)
+    if best.upper_usd > budget:
         raise ConfigError(
             f"budget_usd={budget:.6g} cannot be held at confidence={confidence:g}: sending each "
-            f"of the {len(solver)} queries to its cheapest LLM may cost up to ${floor:.6g}"
+            f"of the {len(solver)} queries to its cheapest LLM may cost up to "
+            f"${best.upper_usd:.6g}"
         )
     top = bound(high)
     if top.upper_usd <= budget:
         return top
     for _ in range(_SEARCH_STEPS):  # the largest planned budget whose bound holds
+        if high - low <= 1e-9 * high:
+            break
         mid = (low + high) / 2
         trial = bound(mid)
         if trial.upper_usd <= budget:
