@@ -23,7 +23,6 @@ and the quality of the whole stream routed by the reference (no LLM added) with 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ from mixllm.simulate.arrivals import Poisson
 from mixllm.simulate.queues import Service
 from mixllm.simulate.stream import PoolEvent, Step, StreamConfig, run_stream
 from mixllm.types import LLM
+from related_routers import t_mean  # the sibling script: run as a script
 
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
 IDLE = Service(ttft_s=0.5, tokens_per_s=50.0, concurrency=1_000)  # as the pool scenario's
@@ -69,23 +69,6 @@ def shares(steps: Sequence[Step], llm: str, start: int, window: int, n: int) -> 
 
 def quality_cost(steps: Sequence[Step]) -> tuple[float, float]:
     return float(np.mean([s.quality for s in steps])), float(np.mean([s.cost_usd for s in steps]))
-
-
-def ci(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over seeds."""
-    from scipy.stats import t  # type: ignore[import-untyped]
-
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) < 2:
-        return float(v.mean()), math.nan, math.nan
-    half = float(t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return float(v.mean()), float(v.mean()) - half, float(v.mean()) + half
-
-
-def fmt(values: Sequence[float], digits: int = 2, scale: float = 1.0) -> str:
-    m, lo, hi = (x * scale for x in ci(values))
-    text = f"{m:.{digits}f}"
-    return text if math.isnan(lo) else f"{text} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def main() -> None:
@@ -149,10 +132,12 @@ def main() -> None:
         "| --- | --- |" + " --- |" * len(explores),
     ]
     for k in range(nw):
-        cells = [fmt([f[k] for f in fair])] + [fmt([c[k] for c in curve[e]]) for e in explores]
+        cells = [t_mean([f[k] for f in fair], 2)] + [
+            t_mean([c[k] for c in curve[e]], 2) for e in explores
+        ]
         lines.append(f"| {k * w + 1}-{(k + 1) * w} | " + " | ".join(cells) + " |")
     total = {e: [float(np.mean(c)) for c in curve[e]] for e in explores}
-    cells = [fmt([float(np.mean(f)) for f in fair])] + [fmt(total[e]) for e in explores]
+    cells = [t_mean([float(np.mean(f)) for f in fair], 2)] + [t_mean(total[e], 2) for e in explores]
     lines.append(f"| **1-{nw * w}** | " + " | ".join(cells) + " |")
     lines += ["", f"Per seed, share over the {nw * w} queries after the join:", ""]
     lines.append("| seed | fair share | " + " | ".join(f"{e:g}" for e in explores) + " |")
@@ -164,7 +149,7 @@ def main() -> None:
     lines += ["| run | quality | cost (mUSD/query) |", "| --- | --- | --- |"]
     for name, v in after.items():
         q, c = [x[0] for x in v], [x[1] for x in v]
-        lines.append(f"| {name} | {fmt(q, 3)} | {fmt(c, 3, 1e3)} |")
+        lines.append(f"| {name} | {t_mean(q, 3)} | {t_mean(c, 3, 1e3)} |")
     base = np.array(whole[explores[0]])
     lines += [
         "",
@@ -176,7 +161,7 @@ def main() -> None:
     ]
     for e in explores:
         diff = (np.array(whole[e]) - base).tolist()
-        lines.append(f"| {e:g} | {fmt(whole[e], 3)} | {fmt(diff, 2, 100.0)} |")
+        lines.append(f"| {e:g} | {t_mean(whole[e], 3)} | {t_mean(diff, 2, 100.0)} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out is not None:

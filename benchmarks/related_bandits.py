@@ -17,7 +17,6 @@ t-intervals over seeds.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -32,22 +31,12 @@ from mixllm.evaluate._memo import MemoEmbedder
 from mixllm.policy import LLMBanditPredictor, MetaLLMPredictor
 from mixllm.policy.pickllm import PickLLMAutomatonPolicy, PickLLMPolicy, PickLLMQPolicy
 from mixllm.types import QueryBatch
+from related_routers import t_interval  # the sibling script: run as a script
 
 DATA = Path(os.environ.get("MIXLLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
 GPT4 = "gpt-4-1106-preview"
 #: The LLM that joins LLM Bandit late (the best single LLM after gpt-4 on these rows).
 NEWCOMER = "claude-v2"
-
-
-def t_interval(values: list[float | None]) -> tuple[float, float]:
-    """Mean and half-width of the 95% t-interval."""
-    from scipy import stats
-
-    a = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if len(a) < 2:
-        return (float(a.mean()) if len(a) else math.nan), math.nan
-    half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))
-    return float(a.mean()), float(half)
 
 
 def _cost_at_max(row: Any) -> float:
@@ -133,8 +122,8 @@ def main() -> None:
     for name, got in rows.items():
         cells = []
         for k in keys:
-            mean, half = t_interval(got.get(k, []))
-            cells.append(f"{mean:.4g} ± {half:.2g}")
+            mean, low, high = t_interval(got.get(k, []))
+            cells.append(f"{mean:.4g} ± {(high - low) / 2:.2g}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)

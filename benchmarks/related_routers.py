@@ -18,6 +18,7 @@ import argparse
 import math
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,17 +32,27 @@ from mixllm.evaluate.run import DEMO_SAMPLES
 BUDGETS = (10.0, 25.0, 50.0)
 
 
-def t_mean(values: list[float], digits: int = 3) -> str:
-    """``mean [low, high]`` of a 95% t-interval (just the mean with one value)."""
+def t_interval(values: Sequence[float | None]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval (low, high) of the finite ``values``: NaN bounds with fewer
+    than two, all NaN with none."""
     from scipy import stats
 
     a = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if len(a) == 0:
-        return "—"
     if len(a) < 2:
-        return f"{a.mean():.{digits}f}"
-    half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))
-    return f"{a.mean():.{digits}f} [{a.mean() - half:.{digits}f}, {a.mean() + half:.{digits}f}]"
+        return (float(a.mean()) if len(a) else math.nan), math.nan, math.nan
+    half = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
+    return float(a.mean()), float(a.mean()) - half, float(a.mean()) + half
+
+
+def t_mean(values: Sequence[float | None], digits: int = 3, scale: float = 1.0) -> str:
+    """``mean [low, high]`` of a 95% t-interval (just the mean with one value), times
+    ``scale``."""
+    mean, low, high = (x * scale for x in t_interval(values))
+    if math.isnan(mean):
+        return "—"
+    if math.isnan(low):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def run_set(name: str, seeds: list[int]) -> str:
