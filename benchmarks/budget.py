@@ -1,15 +1,19 @@
 """A budget for the whole test batch: budgeted assignment vs per-query λ, and OptLLM.
 
-Run: ``.venv/bin/python benchmarks/budget.py [--seeds 5] [--shares 0.1,0.25,0.33,0.5]``.
+Run: ``.venv/bin/python benchmarks/budget.py [--seeds 5] [--shares 0.1,0.25,0.33,0.5]
+[--batch-sizes 10,25,50,100]``.
 
 On each seeded 80/20 split of the RouterBench subset (static embedder), the default router
 (``mixllm``) is fitted on the training part with a ``cost_share`` target, which cross-fits it
 and keeps the calibration. For each budget B = share × GPT-4's total recorded cost on the test
-part, the test batch is routed four ways from the same predictions:
+part, the test batch is routed these ways from the same predictions:
 
 * (a) ``budget``: :class:`~mixllm.policy.budget.BudgetSolver` on the predicted quality and cost,
   within B of *predicted* cost (``budget, known costs``: the same with the recorded costs as
   the costs, which must never spend more than B);
+* ``budget, held 90%``/``95%``: :func:`~mixllm.policy.spend.hold_within_budget`, planned on
+  the expected costs from the calibration's cost errors so that the *recorded* spend stays
+  within B with that probability;
 * (b) ``λ guessed``: per-query λ routing at the λ the calibration gives for ``cost_share``
   = share (the λ that meets the budget on the training split, out of fold);
 * (c) ``λ matched``: per-query λ tuned after the fact to (a)'s realised spend (quality
@@ -26,7 +30,8 @@ test part is cut into batches of each size (seeded order), each routed within B 
 GPT-4 cost, against the per-query λ that spends the most without spending more than the budgeted
 assignment did (a λ strictly between two switch points, so a choice λ routing can make: no
 interpolation between two λ). Both on the recorded costs as known costs, and both on predicted
-costs (spend compared as realised).
+costs (spend compared as realised); the held budgets on predicted costs too: how often they
+pass the budget, and what holding costs in quality.
 """
 
 from __future__ import annotations
