@@ -287,7 +287,8 @@ class Router(RouterStateMixin):
             check_confidence(confidence)
         self._fitted()
         calibration: Calibration | None = getattr(self, "calibration_", None)
-        if confidence is not None and (calibration is None or calibration.spend is None):
+        errors = None if calibration is None else calibration.spend
+        if confidence is not None and errors is None:
             raise ConfigError(
                 f"confidence={confidence!r} needs the router's measure of recorded against "
                 "predicted costs, which fitting with a target makes (Router(..., target=...) "
@@ -297,11 +298,11 @@ class Router(RouterStateMixin):
         with self._lock:
             pred, _ = predict_for_choice(self._fitted(), queries, candidates=candidates)
             ids = [uuid.uuid4().hex for _ in queries.ids]
-        if confidence is None or calibration is None or calibration.spend is None:
+        if confidence is None or errors is None:
             solver = BudgetSolver(pred)
             chosen, lam = solver.assign(budget_usd), solver.multiplier(budget_usd)
         else:
-            held = hold_within_budget(pred, budget_usd, calibration.spend, confidence=confidence)
+            held = hold_within_budget(pred, budget_usd, errors, confidence=confidence)
             chosen, lam = held.choice, held.lam
         return decisions(queries, ids, pred, chosen, scores(pred, lam), lam=lam, wait=None)
 
